@@ -1,0 +1,49 @@
+using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Outbox;
+
+namespace Thrivestack.EfCore.Interception;
+
+/// <summary>
+/// A change that needs an identify event. The event is built from the entries when it is written, so a
+/// store-generated key can be read after the insert.
+/// </summary>
+internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry? Membership, MembershipMap? MembershipMap)
+{
+    public OutboxEventKind Kind => Membership is null ? OutboxEventKind.UserTraits : OutboxEventKind.Membership;
+
+    /// <summary>True while an id this event needs is still a temporary value EF will replace with the database's key.</summary>
+    public bool HasTemporaryId =>
+        (User is not null && User.Property(UserMap!.UserId.Property).IsTemporary)
+        || (Membership is not null
+            && (Membership.Property(MembershipMap!.UserId.Property).IsTemporary || Membership.Property(MembershipMap.GroupId.Property).IsTemporary));
+
+    public OutboxMessage? ToMessage(DateTime timestampUtc)
+    {
+        var userId = Membership is not null
+            ? MembershipMap!.UserId.Format(Membership.Property(MembershipMap.UserId.Property).CurrentValue)
+            : UserMap!.UserId.Format(User!.Property(UserMap.UserId.Property).CurrentValue);
+        if (userId is null)
+        {
+            return null;
+        }
+
+        var groupId = Membership is null ? null : MembershipMap!.GroupId.Format(Membership.Property(MembershipMap.GroupId.Property).CurrentValue);
+        var writer = IdentifyEventWriter.Start(userId, timestampUtc);
+        if (User is not null)
+        {
+            foreach (var trait in UserMap!.Traits)
+            {
+                var value = TraitReader.CurrentValue(User, trait);
+                if (value is not null && trait.Converter is not null)
+                {
+                    value = trait.Converter.ConvertToProvider(value);
+                }
+
+                writer.Trait(trait.Key, trait.ValueKind, value);
+            }
+        }
+
+        return writer.Finish(userId, groupId, timestampUtc, Kind);
+    }
+}

@@ -1,0 +1,168 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Outbox;
+
+namespace Thrivestack.EfCore.Interception;
+
+/// <summary>
+/// One pass over the tracked entries (after one DetectChanges) that finds the changes needing identify
+/// events. Unmapped entries cost a dictionary lookup each; nothing is allocated for them.
+/// </summary>
+internal sealed class ChangeScanner(ModelMap map)
+{
+    private List<EntityEntry>? users;
+    private List<Capture>? userCaptures;
+    private List<Capture>? membershipCaptures;
+    private List<(EntityEntry Entry, OwnedTraitMap Map)>? dirtyOwned;
+
+    public List<EntityEntry> Leftovers { get; } = [];
+
+    public List<OutboxMessage> ManualRows { get; } = [];
+
+    public void Scan(ChangeTracker tracker)
+    {
+        var outboxType = map.Outbox?.EntityType;
+        foreach (var entry in tracker.Entries())
+        {
+            var type = entry.Metadata;
+            if (type == outboxType)
+            {
+                if (entry.State == EntityState.Added)
+                {
+                    var message = (OutboxMessage)entry.Entity;
+                    if (message.Captured)
+                    {
+                        Leftovers.Add(entry);
+                    }
+                    else
+                    {
+                        ManualRows.Add(message);
+                    }
+                }
+
+                continue;
+            }
+
+            if (map.Users.TryGetValue(type, out var userMap))
+            {
+                (users ??= []).Add(entry);
+                if (entry.State == EntityState.Added
+                    || (entry.State == EntityState.Modified && TraitReader.AnyChanged(entry, userMap.DirectTraits, userMap.NonKeyProperties)))
+                {
+                    (userCaptures ??= []).Add(new Capture(entry, userMap, null, null));
+                }
+            }
+
+            if (map.Memberships.TryGetValue(type, out var membershipMap) && IsMembershipChange(entry, membershipMap))
+            {
+                (membershipCaptures ??= []).Add(new Capture(null, null, entry, membershipMap));
+            }
+
+            if (map.OwnedTraits.Count > 0 && map.OwnedTraits.TryGetValue(type, out var ownedMap) && IsOwnedChange(entry, ownedMap))
+            {
+                (dirtyOwned ??= []).Add((entry, ownedMap));
+            }
+        }
+    }
+
+    /// <summary>The events of this save: owned changes folded into their owners, memberships joined with tracked users.</summary>
+    public List<Capture> Captures()
+    {
+        var captures = new List<Capture>();
+        var captured = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        foreach (var capture in userCaptures ?? [])
+        {
+            captured.Add(capture.User!.Entity);
+        }
+
+        foreach (var (entry, ownedMap) in dirtyOwned ?? [])
+        {
+            var owner = users?.Find(u => ownedMap.Owner.EntityType.IsAssignableFrom(u.Metadata) && SameKey(u, entry, ownedMap));
+            if (owner is { State: EntityState.Unchanged or EntityState.Modified } && captured.Add(owner.Entity))
+            {
+                (userCaptures ??= []).Add(new Capture(owner, ownedMap.Owner, null, null));
+            }
+        }
+
+        if (membershipCaptures is null)
+        {
+            captures.AddRange(userCaptures ?? []);
+            return captures;
+        }
+
+        var usersById = new Dictionary<string, EntityEntry>();
+        foreach (var user in users ?? [])
+        {
+            var userMap = map.Users[user.Metadata];
+            if (user.State != EntityState.Deleted && userMap.UserId.Format(user.Property(userMap.UserId.Property).CurrentValue) is { } id)
+            {
+                usersById.TryAdd(id, user);
+            }
+        }
+
+        var coveredUsers = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        foreach (var membership in membershipCaptures)
+        {
+            var mm = membership.MembershipMap!;
+            var userId = mm.UserId.Format(membership.Membership!.Property(mm.UserId.Property).CurrentValue);
+            if (userId is not null && usersById.TryGetValue(userId, out var user))
+            {
+                captures.Add(membership with { User = user, UserMap = map.Users[user.Metadata] });
+                coveredUsers.Add(user.Entity);
+            }
+            else
+            {
+                captures.Add(membership);
+            }
+        }
+
+        // A user who joins a group in the same save gets one event with traits and group id, not two.
+        captures.AddRange((userCaptures ?? []).Where(c => !coveredUsers.Contains(c.User!.Entity)));
+        return captures;
+    }
+
+    private static bool IsMembershipChange(EntityEntry entry, MembershipMap map)
+    {
+        if (entry.State == EntityState.Added)
+        {
+            return true;
+        }
+
+        if (entry.State != EntityState.Modified)
+        {
+            return false;
+        }
+
+        return Changed(entry.Property(map.UserId.Property)) || Changed(entry.Property(map.GroupId.Property));
+
+        static bool Changed(PropertyEntry property) =>
+            property.IsModified && !property.Metadata.GetValueComparer().Equals(property.OriginalValue, property.CurrentValue);
+    }
+
+    private static bool IsOwnedChange(EntityEntry entry, OwnedTraitMap map) => entry.State switch
+    {
+        EntityState.Added or EntityState.Deleted => true,
+        EntityState.Modified => TraitReader.AnyChanged(entry, map.Traits, map.NonKeyProperties),
+        _ => false,
+    };
+
+    private static bool SameKey(EntityEntry owner, EntityEntry owned, OwnedTraitMap map)
+    {
+        var ownerKey = owner.Metadata.FindPrimaryKey()!.Properties;
+        if (ownerKey.Count != map.Key.Count)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < ownerKey.Count; i++)
+        {
+            if (!Equals(owner.Property(ownerKey[i]).CurrentValue, owned.Property(map.Key[i]).CurrentValue))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,13 @@
+namespace Thrivestack.EfCore.Interception;
+
+/// <summary>Where rows with store-generated ids are written, so that they share the change's transaction.</summary>
+internal enum DeferredWrite
+{
+    None,
+
+    /// <summary>In EF's own SaveChanges transaction, just before it commits (keys are known by then).</summary>
+    AtCommit,
+
+    /// <summary>In the application's open transaction, right after SaveChanges returns.</summary>
+    AfterSave,
+}

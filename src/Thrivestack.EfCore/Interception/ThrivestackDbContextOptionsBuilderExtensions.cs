@@ -1,0 +1,39 @@
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Thrivestack.EfCore.Interception;
+
+namespace Microsoft.EntityFrameworkCore;
+
+/// <summary>Registers the ThriveStack identify interceptor on a <see cref="DbContextOptionsBuilder"/>.</summary>
+public static class ThrivestackDbContextOptionsBuilderExtensions
+{
+    /// <summary>
+    /// Adds the interceptor that writes identify events for mapped users and memberships into the outbox,
+    /// in the same transaction as the change. Calling it more than once registers one interceptor.
+    /// Works with <c>AddDbContext</c>, <c>AddDbContextPool</c> and contexts created with <c>new</c>.
+    /// </summary>
+    /// <param name="optionsBuilder">The context's options builder.</param>
+    /// <returns>The same builder, so calls can be chained.</returns>
+    /// <remarks>Event timestamps come from the application's registered <see cref="TimeProvider"/>, else <see cref="TimeProvider.System"/>.</remarks>
+    public static DbContextOptionsBuilder AddThrivestackIdentifyInterceptor(this DbContextOptionsBuilder optionsBuilder) =>
+        AddExtension(optionsBuilder, null);
+
+    /// <summary>
+    /// Adds the identify interceptor with the clock that stamps events (tests pass a fake one).
+    /// Calling it more than once registers one interceptor.
+    /// </summary>
+    /// <param name="optionsBuilder">The context's options builder.</param>
+    /// <param name="timeProvider">The clock for event timestamps.</param>
+    /// <returns>The same builder, so calls can be chained.</returns>
+    public static DbContextOptionsBuilder AddThrivestackIdentifyInterceptor(this DbContextOptionsBuilder optionsBuilder, TimeProvider timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        return AddExtension(optionsBuilder, timeProvider);
+    }
+
+    private static DbContextOptionsBuilder AddExtension(DbContextOptionsBuilder optionsBuilder, TimeProvider? timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(optionsBuilder);
+        ((IDbContextOptionsBuilderInfrastructure)optionsBuilder).AddOrUpdateExtension(new ThrivestackIdentifyOptionsExtension(timeProvider));
+        return optionsBuilder;
+    }
+}

@@ -1,0 +1,361 @@
+using System.Data.Common;
+using System.Runtime.CompilerServices;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Thrivestack.EfCore.Dispatch;
+using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Outbox;
+
+namespace Thrivestack.EfCore.Interception;
+
+/// <summary>
+/// Writes identify events into the outbox inside the transaction of the change that caused them.
+/// Stateless and shared by every context of a service provider (pooling included); per-save state lives
+/// beside each context.
+/// </summary>
+internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, IDbTransactionInterceptor
+{
+    private static readonly ConditionalWeakTable<DbContext, SaveState> States = new();
+
+    public InterceptionResult<int> SavingChanges(DbContextEventData eventData, InterceptionResult<int> result)
+    {
+        if (eventData.Context is { } context)
+        {
+            Capture(context);
+        }
+
+        return result;
+    }
+
+    public ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+    {
+        if (eventData.Context is { } context)
+        {
+            Capture(context);
+        }
+
+        return ValueTask.FromResult(result);
+    }
+
+    public int SavedChanges(SaveChangesCompletedEventData eventData, int result)
+    {
+        if (eventData.Context is { } context && Active(context) is { } state)
+        {
+            try
+            {
+                if (state.Mode == DeferredWrite.AfterSave)
+                {
+                    var (table, transaction, rows) = DeferredRows(context, state);
+                    OutboxRowWriter.Insert(context, table, transaction, rows);
+                }
+
+                Complete(context, state);
+            }
+            finally
+            {
+                End(context, state);
+            }
+        }
+
+        return result;
+    }
+
+    public async ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
+    {
+        if (eventData.Context is { } context && Active(context) is { } state)
+        {
+            try
+            {
+                if (state.Mode == DeferredWrite.AfterSave)
+                {
+                    var (table, transaction, rows) = DeferredRows(context, state);
+                    await OutboxRowWriter.InsertAsync(context, table, transaction, rows, cancellationToken).ConfigureAwait(false);
+                }
+
+                Complete(context, state);
+            }
+            finally
+            {
+                End(context, state);
+            }
+        }
+
+        return result;
+    }
+
+    public void SaveChangesFailed(DbContextErrorEventData eventData) => Abandon(eventData.Context);
+
+    public Task SaveChangesFailedAsync(DbContextErrorEventData eventData, CancellationToken cancellationToken = default)
+    {
+        Abandon(eventData.Context);
+        return Task.CompletedTask;
+    }
+
+    public void SaveChangesCanceled(DbContextEventData eventData) => Abandon(eventData.Context);
+
+    public Task SaveChangesCanceledAsync(DbContextEventData eventData, CancellationToken cancellationToken = default)
+    {
+        Abandon(eventData.Context);
+        return Task.CompletedTask;
+    }
+
+    // EF calls neither SaveChangesFailed nor SaveChangesCanceled for a concurrency conflict (efcore#32750).
+    public InterceptionResult ThrowingConcurrencyException(ConcurrencyExceptionEventData eventData, InterceptionResult result)
+    {
+        Abandon(eventData.Context);
+        return result;
+    }
+
+    public ValueTask<InterceptionResult> ThrowingConcurrencyExceptionAsync(ConcurrencyExceptionEventData eventData, InterceptionResult result, CancellationToken cancellationToken = default)
+    {
+        Abandon(eventData.Context);
+        return ValueTask.FromResult(result);
+    }
+
+    public InterceptionResult TransactionCommitting(DbTransaction transaction, TransactionEventData eventData, InterceptionResult result)
+    {
+        if (eventData.Context is { } context && Active(context) is { Mode: DeferredWrite.AtCommit } state)
+        {
+            var table = ModelMap.For(context.Model).RequireOutbox();
+            OutboxRowWriter.Insert(context, table, transaction, BuildDeferred(state));
+        }
+
+        return result;
+    }
+
+    public async ValueTask<InterceptionResult> TransactionCommittingAsync(DbTransaction transaction, TransactionEventData eventData, InterceptionResult result, CancellationToken cancellationToken = default)
+    {
+        if (eventData.Context is { } context && Active(context) is { Mode: DeferredWrite.AtCommit } state)
+        {
+            var table = ModelMap.For(context.Model).RequireOutbox();
+            await OutboxRowWriter.InsertAsync(context, table, transaction, BuildDeferred(state), cancellationToken).ConfigureAwait(false);
+        }
+
+        return result;
+    }
+
+    public void TransactionCommitted(DbTransaction transaction, TransactionEndEventData eventData) => NudgeIfCommitted(eventData.Context);
+
+    public Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
+    {
+        NudgeIfCommitted(eventData.Context);
+        return Task.CompletedTask;
+    }
+
+    public void TransactionRolledBack(DbTransaction transaction, TransactionEndEventData eventData) => ForgetNudge(eventData.Context);
+
+    public Task TransactionRolledBackAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
+    {
+        ForgetNudge(eventData.Context);
+        return Task.CompletedTask;
+    }
+
+    internal static SaveState StateOf(DbContext context) => States.GetValue(context, static _ => new SaveState());
+
+    internal static void Nudge(DbContext context) =>
+        ApplicationServices(context)?.GetService<OutboxSignal>()?.Notify();
+
+    internal static TimeProvider Clock(DbContext context)
+    {
+        var options = context.GetService<IDbContextOptions>();
+        return options.FindExtension<ThrivestackIdentifyOptionsExtension>()?.TimeProvider
+            ?? options.FindExtension<CoreOptionsExtension>()?.ApplicationServiceProvider?.GetService<TimeProvider>()
+            ?? TimeProvider.System;
+    }
+
+    private static IServiceProvider? ApplicationServices(DbContext context) =>
+        context.GetService<IDbContextOptions>().FindExtension<CoreOptionsExtension>()?.ApplicationServiceProvider;
+
+    private static SaveState? Active(DbContext context) =>
+        States.TryGetValue(context, out var state) && state.InProgress ? state : null;
+
+    private static void Capture(DbContext context)
+    {
+        if (States.TryGetValue(context, out var previous) && previous.InProgress)
+        {
+            // The previous save ended without any callback we could see; start clean.
+            Abandon(context);
+        }
+
+        var map = ModelMap.For(context.Model);
+        if (map.Outbox is null)
+        {
+            return;
+        }
+
+        var tracker = context.ChangeTracker;
+        var autoDetect = tracker.AutoDetectChangesEnabled;
+        var scanner = new ChangeScanner(map);
+        try
+        {
+            // EF detects changes only after SaveChanges interceptors ran (efcore#35989): do it once here.
+            if (autoDetect)
+            {
+                tracker.DetectChanges();
+                tracker.AutoDetectChangesEnabled = false;
+            }
+
+            scanner.Scan(tracker);
+            foreach (var leftover in scanner.Leftovers)
+            {
+                leftover.State = EntityState.Detached;
+            }
+
+            var captures = scanner.Captures();
+            if (captures.Count == 0 && scanner.ManualRows.Count == 0)
+            {
+                return;
+            }
+
+            var state = StateOf(context);
+            state.InProgress = true;
+            state.Timestamp = Clock(context).GetUtcNow().UtcDateTime;
+            state.Tracked.AddRange(scanner.ManualRows);
+            foreach (var capture in captures)
+            {
+                if (capture.HasTemporaryId)
+                {
+                    (state.Deferred ??= []).Add(capture);
+                }
+                else if (capture.ToMessage(state.Timestamp) is { } message)
+                {
+                    message.Captured = true;
+                    context.Add(message);
+                    state.Tracked.Add(message);
+                }
+            }
+
+            if (state.Deferred is not null)
+            {
+                ChooseDeferredWrite(context, state);
+            }
+        }
+        catch
+        {
+            Abandon(context);
+            throw;
+        }
+        finally
+        {
+            tracker.AutoDetectChangesEnabled = autoDetect;
+        }
+    }
+
+    private static void ChooseDeferredWrite(DbContext context, SaveState state)
+    {
+        var database = context.Database;
+        if (database.CurrentTransaction is not null)
+        {
+            state.Mode = DeferredWrite.AfterSave;
+            return;
+        }
+
+        if (System.Transactions.Transaction.Current is not null)
+        {
+            throw new NotSupportedException(
+                "Thrivestack.EfCore cannot write identify events for store-generated user ids inside an ambient System.Transactions scope. "
+                + "Use context.Database.BeginTransaction() instead of TransactionScope, or give users client-generated keys (Guid).");
+        }
+
+        if (database.AutoTransactionBehavior == AutoTransactionBehavior.Never)
+        {
+            throw new InvalidOperationException(
+                "Thrivestack.EfCore cannot write identify events atomically for store-generated user ids when Database.AutoTransactionBehavior is Never: "
+                + "no transaction would hold the change and its event. Use AutoTransactionBehavior.WhenNeeded (the default) or Always, or open a transaction with context.Database.BeginTransaction().");
+        }
+
+        // A single-command save runs without a transaction and so without TransactionCommitting: ask EF for one.
+        state.PreviousBehavior = database.AutoTransactionBehavior;
+        database.AutoTransactionBehavior = AutoTransactionBehavior.Always;
+        state.Mode = DeferredWrite.AtCommit;
+    }
+
+    private static List<OutboxMessage> BuildDeferred(SaveState state)
+    {
+        var rows = new List<OutboxMessage>(state.Deferred!.Count);
+        foreach (var capture in state.Deferred)
+        {
+            if (capture.HasTemporaryId)
+            {
+                throw new InvalidOperationException(
+                    $"The key of '{(capture.User ?? capture.Membership)!.Metadata.DisplayName()}' was still temporary when its identify event was written. Please report this with the model that produced it.");
+            }
+
+            if (capture.ToMessage(state.Timestamp) is { } message)
+            {
+                rows.Add(message);
+            }
+        }
+
+        return rows;
+    }
+
+    private static (OutboxTable Table, DbTransaction Transaction, List<OutboxMessage> Rows) DeferredRows(DbContext context, SaveState state) =>
+        (ModelMap.For(context.Model).RequireOutbox(), context.Database.CurrentTransaction!.GetDbTransaction(), BuildDeferred(state));
+
+    private static void Complete(DbContext context, SaveState state)
+    {
+        foreach (var message in state.Tracked)
+        {
+            context.Entry(message).State = EntityState.Detached;
+        }
+
+        if (context.Database.CurrentTransaction is null)
+        {
+            Nudge(context);
+        }
+        else
+        {
+            state.NudgeOnCommit = true;
+        }
+    }
+
+    private static void End(DbContext context, SaveState state)
+    {
+        if (state.PreviousBehavior is { } previous)
+        {
+            context.Database.AutoTransactionBehavior = previous;
+        }
+
+        state.Reset();
+    }
+
+    private static void Abandon(DbContext? context)
+    {
+        if (context is null || !States.TryGetValue(context, out var state) || !state.InProgress)
+        {
+            return;
+        }
+
+        foreach (var message in state.Tracked)
+        {
+            var entry = context.Entry(message);
+            if (message.Captured && entry.State == EntityState.Added)
+            {
+                entry.State = EntityState.Detached;
+            }
+        }
+
+        End(context, state);
+    }
+
+    private static void NudgeIfCommitted(DbContext? context)
+    {
+        if (context is not null && States.TryGetValue(context, out var state) && state.NudgeOnCommit)
+        {
+            state.NudgeOnCommit = false;
+            Nudge(context);
+        }
+    }
+
+    private static void ForgetNudge(DbContext? context)
+    {
+        if (context is not null && States.TryGetValue(context, out var state))
+        {
+            state.NudgeOnCommit = false;
+        }
+    }
+}

@@ -1,0 +1,49 @@
+using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Thrivestack.EfCore.Mapping;
+
+namespace Thrivestack.EfCore.Interception;
+
+/// <summary>Reads trait values and trait changes from tracked entries, through owned references where mapped so.</summary>
+internal static class TraitReader
+{
+    public static object? CurrentValue(EntityEntry user, TraitMap trait)
+    {
+        var entry = user;
+        foreach (var navigation in trait.Navigations)
+        {
+            entry = entry.Reference(navigation).TargetEntry;
+            if (entry is null)
+            {
+                return null;
+            }
+        }
+
+        return entry.Property(trait.Property).CurrentValue;
+    }
+
+    /// <summary>
+    /// True when a mapped trait of the Modified <paramref name="entry"/> really changed. An entity attached with
+    /// Update() has every property marked modified and no real originals: then its traits are sent in full.
+    /// </summary>
+    public static bool AnyChanged(EntityEntry entry, IReadOnlyList<TraitMap> traits, IReadOnlyList<Microsoft.EntityFrameworkCore.Metadata.IProperty> allProperties)
+    {
+        var modifiedButEqual = false;
+        foreach (var trait in traits)
+        {
+            var property = entry.Property(trait.Property);
+            if (!property.IsModified)
+            {
+                continue;
+            }
+
+            if (!trait.Comparer.Equals(property.OriginalValue, property.CurrentValue))
+            {
+                return true;
+            }
+
+            modifiedButEqual = true;
+        }
+
+        return modifiedButEqual && allProperties.All(p => entry.Property(p).IsModified);
+    }
+}

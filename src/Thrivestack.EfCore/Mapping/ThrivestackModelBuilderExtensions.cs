@@ -1,0 +1,159 @@
+using System.Linq.Expressions;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Thrivestack.EfCore;
+using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Outbox;
+
+namespace Microsoft.EntityFrameworkCore;
+
+/// <summary>
+/// Maps an application's model for ThriveStack identify: the outbox table, user entities and their
+/// traits, and membership entities that tie a user to a workspace (<c>context.group_id</c>).
+/// </summary>
+public static class ThrivestackModelBuilderExtensions
+{
+    /// <summary>The default name of the outbox table.</summary>
+    public const string DefaultOutboxTableName = "thrivestack_outbox";
+
+    /// <summary>
+    /// Adds the identify outbox table to the model, so that <c>dotnet ef migrations add</c> creates it
+    /// with the application's own tables.
+    /// </summary>
+    /// <param name="modelBuilder">The application's model builder.</param>
+    /// <param name="tableName">The table name. The default is <c>thrivestack_outbox</c>.</param>
+    /// <param name="schema">The schema, or <see langword="null"/> for the default schema.</param>
+    /// <returns>The same model builder, so calls can be chained.</returns>
+    public static ModelBuilder AddThrivestackOutbox(this ModelBuilder modelBuilder, string tableName = DefaultOutboxTableName, string? schema = null)
+    {
+        ArgumentNullException.ThrowIfNull(modelBuilder);
+        ArgumentException.ThrowIfNullOrWhiteSpace(tableName);
+        OutboxModelConfiguration.Configure(modelBuilder.Entity<OutboxMessage>(), tableName, schema);
+        return modelBuilder;
+    }
+
+    /// <summary>
+    /// Maps <typeparamref name="TEntity"/> as a ThriveStack user whose id is the property selected by
+    /// <paramref name="userId"/>. An insert sends an identify event with the mapped traits; an update
+    /// sends one when a mapped trait changed.
+    /// </summary>
+    /// <typeparam name="TEntity">The user entity type.</typeparam>
+    /// <typeparam name="TKey">The id type: <see cref="Guid"/>, <see cref="int"/>, <see cref="long"/>, <see cref="string"/> (or a type with a value converter to one of them).</typeparam>
+    /// <param name="builder">The entity type builder.</param>
+    /// <param name="userId">The property that holds the user id, such as <c>u =&gt; u.Id</c>.</param>
+    /// <returns>A builder to map traits with <c>HasTrait</c>.</returns>
+    public static ThrivestackUserBuilder<TEntity> ToThrivestackUser<TEntity, TKey>(
+        this EntityTypeBuilder<TEntity> builder,
+        Expression<Func<TEntity, TKey>> userId)
+        where TEntity : class
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(userId);
+        return builder.ToThrivestackUser(MemberPath.From(userId));
+    }
+
+    /// <summary>
+    /// Maps <typeparamref name="TEntity"/> as a ThriveStack user whose id is the (possibly shadow) property <paramref name="userIdProperty"/>.
+    /// </summary>
+    /// <typeparam name="TEntity">The user entity type.</typeparam>
+    /// <param name="builder">The entity type builder.</param>
+    /// <param name="userIdProperty">The name of the property that holds the user id.</param>
+    /// <returns>A builder to map traits with <c>HasTrait</c>.</returns>
+    public static ThrivestackUserBuilder<TEntity> ToThrivestackUser<TEntity>(this EntityTypeBuilder<TEntity> builder, string userIdProperty)
+        where TEntity : class
+    {
+        SetUser(builder, userIdProperty);
+        return new ThrivestackUserBuilder<TEntity>(builder);
+    }
+
+    /// <summary>
+    /// Maps the entity type as a ThriveStack user whose id is the (possibly shadow) property <paramref name="userIdProperty"/>.
+    /// </summary>
+    /// <param name="builder">The entity type builder.</param>
+    /// <param name="userIdProperty">The name of the property that holds the user id.</param>
+    /// <returns>A builder to map traits with <c>HasTrait</c>.</returns>
+    public static ThrivestackUserBuilder ToThrivestackUser(this EntityTypeBuilder builder, string userIdProperty)
+    {
+        SetUser(builder, userIdProperty);
+        return new ThrivestackUserBuilder(builder);
+    }
+
+    /// <summary>
+    /// Maps <typeparamref name="TEntity"/> as a membership: inserting one sends an identify event for
+    /// the member's user id with <c>context.group_id</c> set to the workspace/account id.
+    /// </summary>
+    /// <typeparam name="TEntity">The membership entity type.</typeparam>
+    /// <typeparam name="TUserId">The type of the user id.</typeparam>
+    /// <typeparam name="TGroupId">The type of the workspace/account id.</typeparam>
+    /// <param name="builder">The entity type builder.</param>
+    /// <param name="userId">The property that holds the member's user id, such as <c>m =&gt; m.UserId</c>.</param>
+    /// <param name="groupId">The property that holds the workspace/account id, such as <c>m =&gt; m.WorkspaceId</c>.</param>
+    /// <returns>The same entity type builder, so calls can be chained.</returns>
+    public static EntityTypeBuilder<TEntity> ToThrivestackMembership<TEntity, TUserId, TGroupId>(
+        this EntityTypeBuilder<TEntity> builder,
+        Expression<Func<TEntity, TUserId>> userId,
+        Expression<Func<TEntity, TGroupId>> groupId)
+        where TEntity : class
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(userId);
+        ArgumentNullException.ThrowIfNull(groupId);
+        SetMembership(builder, MemberPath.From(userId), MemberPath.From(groupId));
+        return builder;
+    }
+
+    /// <summary>
+    /// Maps the entity type as a membership, naming its (possibly shadow) user id and group id properties.
+    /// </summary>
+    /// <param name="builder">The entity type builder.</param>
+    /// <param name="userIdProperty">The name of the property that holds the member's user id.</param>
+    /// <param name="groupIdProperty">The name of the property that holds the workspace/account id.</param>
+    /// <returns>The same entity type builder, so calls can be chained.</returns>
+    public static EntityTypeBuilder ToThrivestackMembership(this EntityTypeBuilder builder, string userIdProperty, string groupIdProperty)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        SetMembership(builder, userIdProperty, groupIdProperty);
+        return builder;
+    }
+
+    internal static void AddTrait(EntityTypeBuilder builder, string propertyPath, string traitKey)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(propertyPath);
+        ArgumentException.ThrowIfNullOrWhiteSpace(traitKey);
+        var entityType = builder.Metadata;
+        var traits = TraitAnnotation.Parse(entityType.FindAnnotation(ThrivestackAnnotationNames.Traits)?.Value as string).ToList();
+        var existing = traits.Find(t => t.Key == traitKey);
+        if (existing is not null && existing.Path != propertyPath)
+        {
+            throw new InvalidOperationException(
+                $"The trait '{traitKey}' of '{entityType.DisplayName()}' is mapped twice, to '{existing.Path}' and to '{propertyPath}'. Map each trait key once.");
+        }
+
+        if (existing is null)
+        {
+            traits.Add(new TraitAnnotation(traitKey, propertyPath));
+        }
+
+        builder.HasAnnotation(ThrivestackAnnotationNames.Traits, TraitAnnotation.Format(traits));
+    }
+
+    private static void SetUser(EntityTypeBuilder builder, string userIdProperty)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrWhiteSpace(userIdProperty);
+        if (builder.Metadata.IsOwned())
+        {
+            throw new InvalidOperationException(
+                $"'{builder.Metadata.DisplayName()}' is an owned type and cannot be a ThriveStack user. Map its owner with ToThrivestackUser and the owned properties with HasTrait(u => u.Owned.Property, key).");
+        }
+
+        builder.HasAnnotation(ThrivestackAnnotationNames.UserId, userIdProperty);
+    }
+
+    private static void SetMembership(EntityTypeBuilder builder, string userIdProperty, string groupIdProperty)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(userIdProperty);
+        ArgumentException.ThrowIfNullOrWhiteSpace(groupIdProperty);
+        builder.HasAnnotation(ThrivestackAnnotationNames.MembershipUserId, userIdProperty);
+        builder.HasAnnotation(ThrivestackAnnotationNames.MembershipGroupId, groupIdProperty);
+    }
+}
