@@ -1,0 +1,80 @@
+using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Interception;
+using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Outbox;
+
+namespace Microsoft.EntityFrameworkCore;
+
+/// <summary>
+/// Enqueues identify events by hand, for changes that never pass through the change tracker
+/// (<c>ExecuteUpdate</c>, <c>ExecuteDelete</c>, raw SQL, bulk libraries).
+/// </summary>
+public static class ThrivestackDbContextExtensions
+{
+    /// <summary>
+    /// Enqueues an identify event. Inside an open transaction (<c>Database.BeginTransaction</c>) the row is
+    /// written into that transaction at once, so it commits or rolls back with it. Otherwise it joins the
+    /// next <c>SaveChanges</c> of this context, in that save's transaction; a failed save keeps it for the retry.
+    /// </summary>
+    /// <param name="context">The application's context; its model must include <c>AddThrivestackOutbox()</c>.</param>
+    /// <param name="userId">The user id, as ThriveStack should see it.</param>
+    /// <param name="traits">Traits to send (strings, numbers, booleans, dates, Guids, enums, string collections); null values are left out.</param>
+    /// <param name="groupId">The workspace/account id sent as <c>context.group_id</c>, if any.</param>
+    public static void EnqueueThrivestackIdentify(this DbContext context, string userId, IReadOnlyDictionary<string, object?>? traits = null, string? groupId = null)
+    {
+        var (message, table) = Prepare(context, userId, traits, groupId);
+        if (context.Database.CurrentTransaction is { } transaction)
+        {
+            OutboxRowWriter.Insert(context, table, transaction.GetDbTransaction(), [message]);
+            ThrivestackIdentifyInterceptor.StateOf(context).NudgeOnCommit = true;
+        }
+        else
+        {
+            context.Add(message);
+        }
+    }
+
+    /// <summary>
+    /// Enqueues an identify event; see <see cref="EnqueueThrivestackIdentify"/>. Inside an open transaction the
+    /// row is written asynchronously into it.
+    /// </summary>
+    /// <param name="context">The application's context; its model must include <c>AddThrivestackOutbox()</c>.</param>
+    /// <param name="userId">The user id, as ThriveStack should see it.</param>
+    /// <param name="traits">Traits to send; null values are left out.</param>
+    /// <param name="groupId">The workspace/account id sent as <c>context.group_id</c>, if any.</param>
+    /// <param name="cancellationToken">Cancels the write.</param>
+    /// <returns>A task that completes when the row is written or tracked.</returns>
+    public static async Task EnqueueThrivestackIdentifyAsync(
+        this DbContext context,
+        string userId,
+        IReadOnlyDictionary<string, object?>? traits = null,
+        string? groupId = null,
+        CancellationToken cancellationToken = default)
+    {
+        var (message, table) = Prepare(context, userId, traits, groupId);
+        if (context.Database.CurrentTransaction is { } transaction)
+        {
+            await OutboxRowWriter.InsertAsync(context, table, transaction.GetDbTransaction(), [message], cancellationToken).ConfigureAwait(false);
+            ThrivestackIdentifyInterceptor.StateOf(context).NudgeOnCommit = true;
+        }
+        else
+        {
+            context.Add(message);
+        }
+    }
+
+    private static (OutboxMessage Message, OutboxTable Table) Prepare(DbContext context, string userId, IReadOnlyDictionary<string, object?>? traits, string? groupId)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentException.ThrowIfNullOrEmpty(userId);
+        var table = ModelMap.For(context.Model).RequireOutbox();
+        var now = ThrivestackIdentifyInterceptor.Clock(context).GetUtcNow().UtcDateTime;
+        var writer = IdentifyEventWriter.Start(userId, now);
+        foreach (var (key, value) in traits ?? new Dictionary<string, object?>())
+        {
+            writer.Trait(key, value);
+        }
+
+        return (writer.Finish(userId, string.IsNullOrEmpty(groupId) ? null : groupId, now, OutboxEventKind.Manual), table);
+    }
+}

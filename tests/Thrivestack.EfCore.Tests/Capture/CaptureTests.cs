@@ -1,0 +1,672 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Time.Testing;
+using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Tests.Infrastructure;
+
+namespace Thrivestack.EfCore.Tests.Capture;
+
+/// <summary>
+/// The capture guarantees, written once and run on every provider (SQLite here, PostgreSQL in the
+/// integration suite): what produces an event, what it carries, and that it shares the change's transaction.
+/// </summary>
+public abstract class CaptureTests : IAsyncLifetime
+{
+    protected static readonly DateTimeOffset Now = new(2026, 11, 28, 9, 30, 15, 123, TimeSpan.Zero);
+
+    protected FakeTimeProvider Clock { get; } = new(Now);
+
+    protected TestDatabase Database { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Database = await CreateDatabaseAsync();
+        await Database.CreateSchemaAsync();
+    }
+
+    public async Task DisposeAsync() => await Database.DisposeAsync();
+
+    protected abstract Task<TestDatabase> CreateDatabaseAsync();
+
+    protected TestDbContext NewContext() => Database.CreateContext(Clock);
+
+    protected static AppUser NewUser(string email = "ada@example.com") => new()
+    {
+        Id = Guid.NewGuid(),
+        Email = email,
+        FirstName = "Ada",
+        Phones = ["+1234567890", "+0987654321"],
+        Age = 36,
+        Verified = true,
+        ActiveAt = new DateTime(2026, 1, 2, 3, 4, 5, DateTimeKind.Utc),
+        Address = new Address { City = "London", Street = "1 Analytical Way" },
+    };
+
+    [Fact]
+    public async Task SaveChanges_NewUser_WritesOneEventWithTraitsInTheirJsonTypes()
+    {
+        var user = NewUser();
+        await using (var context = NewContext())
+        {
+            context.Users.Add(user);
+            context.Entry(user).Property("Plan").CurrentValue = "pro";
+            await context.SaveChangesAsync();
+        }
+
+        var row = Assert.Single(await OutboxReader.RowsAsync(Database));
+        var json = OutboxReader.Json(row);
+        Assert.Equal(user.Id.ToString("D"), json.GetProperty("user_id").GetString());
+        Assert.Equal("2026-11-28T09:30:15.123000Z", json.GetProperty("timestamp").GetString());
+        var traits = json.GetProperty("traits");
+        Assert.Equal("ada@example.com", traits.GetProperty("email").GetString());
+        Assert.Equal("Ada", traits.GetProperty(ThrivestackTraits.FirstName).GetString());
+        Assert.Equal(JsonValueKind.Array, traits.GetProperty(ThrivestackTraits.Phone).ValueKind);
+        Assert.Equal(["+1234567890", "+0987654321"], traits.GetProperty(ThrivestackTraits.Phone).EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(36, traits.GetProperty("age").GetInt32());
+        Assert.Equal(JsonValueKind.True, traits.GetProperty("verified").ValueKind);
+        Assert.Equal("2026-01-02T03:04:05.0000000Z", traits.GetProperty(ThrivestackTraits.ActiveAt).GetString());
+        Assert.Equal("London", traits.GetProperty(ThrivestackTraits.City).GetString());
+        Assert.Equal("pro", traits.GetProperty("plan").GetString());
+        Assert.False(traits.TryGetProperty(ThrivestackTraits.LastName, out _), "null traits are left out");
+        Assert.False(json.TryGetProperty("context", out _));
+        Assert.Equal(System.Text.Encoding.UTF8.GetByteCount(row.Payload), row.PayloadBytes);
+        Assert.Equal(user.Id.ToString("D"), row.UserId);
+        Assert.Equal(OutboxRowState.Pending, row.State);
+        Assert.Equal(Now.UtcDateTime, row.CreatedAt);
+    }
+
+    [Fact]
+    public async Task SaveChanges_ChangedMappedTrait_WritesEventWithCurrentTraits()
+    {
+        var user = await SeedUserAsync();
+        await using (var context = NewContext())
+        {
+            var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
+            loaded.LastName = "Lovelace";
+            await context.SaveChangesAsync();
+        }
+
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Equal(2, rows.Count);
+        var traits = OutboxReader.Traits(rows[1]);
+        Assert.Equal("Lovelace", traits.GetProperty(ThrivestackTraits.LastName).GetString());
+        Assert.Equal("ada@example.com", traits.GetProperty("email").GetString());
+        Assert.Equal("London", traits.GetProperty(ThrivestackTraits.City).GetString());
+    }
+
+    [Fact]
+    public async Task SaveChanges_OnlyUnmappedPropertyChanged_WritesNoEvent()
+    {
+        var user = await SeedUserAsync();
+        await using (var context = NewContext())
+        {
+            var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
+            loaded.LoginCount++;
+            loaded.Address!.Street = "2 Difference Engine Road";
+            Assert.Equal(1, await context.SaveChangesAsync());
+        }
+
+        Assert.Single(await OutboxReader.RowsAsync(Database));
+    }
+
+    [Fact]
+    public async Task SaveChanges_TraitSetBackToOriginalValue_WritesNoEvent()
+    {
+        var user = await SeedUserAsync();
+        await using (var context = NewContext())
+        {
+            var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
+            loaded.FirstName = "Augusta";
+            loaded.FirstName = "Ada";
+            loaded.Phones = ["+1234567890", "+0987654321"];
+            loaded.LoginCount = 5;
+            await context.SaveChangesAsync();
+        }
+
+        Assert.Single(await OutboxReader.RowsAsync(Database));
+    }
+
+    [Fact]
+    public async Task SaveChanges_UpdateOfDetachedEntity_WritesOneEventWithTraits()
+    {
+        var user = await SeedUserAsync();
+        await using (var context = NewContext())
+        {
+            var detached = NewUser();
+            detached.Id = user.Id;
+            detached.FirstName = "Ada";
+            context.Users.Update(detached);
+            await context.SaveChangesAsync();
+        }
+
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Equal(2, rows.Count);
+        Assert.Equal("Ada", OutboxReader.Traits(rows[1]).GetProperty(ThrivestackTraits.FirstName).GetString());
+    }
+
+    [Fact]
+    public async Task SaveChanges_OwnedTraitChanged_WritesEventForOwner()
+    {
+        var user = await SeedUserAsync();
+        await using (var context = NewContext())
+        {
+            var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
+            loaded.Address!.City = "Paris";
+            await context.SaveChangesAsync();
+        }
+
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Equal(2, rows.Count);
+        Assert.Equal(user.Id.ToString("D"), rows[1].UserId);
+        Assert.Equal("Paris", OutboxReader.Traits(rows[1]).GetProperty(ThrivestackTraits.City).GetString());
+    }
+
+    [Fact]
+    public async Task SaveChanges_OwnedInstanceReplaced_WritesEventForOwner()
+    {
+        var user = await SeedUserAsync();
+        await using (var context = NewContext())
+        {
+            var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
+            loaded.Address = new Address { City = "Rome", Street = "Via Appia" };
+            await context.SaveChangesAsync();
+        }
+
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Equal(2, rows.Count);
+        Assert.Equal("Rome", OutboxReader.Traits(rows[1]).GetProperty(ThrivestackTraits.City).GetString());
+    }
+
+    [Fact]
+    public async Task SaveChanges_DeletedUser_WritesNoEvent()
+    {
+        var user = await SeedUserAsync();
+        await using (var context = NewContext())
+        {
+            context.Users.Remove(await context.Users.SingleAsync(u => u.Id == user.Id));
+            await context.SaveChangesAsync();
+        }
+
+        Assert.Single(await OutboxReader.RowsAsync(Database));
+    }
+
+    [Fact]
+    public async Task SaveChanges_NewMembershipOfTrackedUser_WritesEventWithGroupIdAndTraits()
+    {
+        var userId = Guid.NewGuid();
+        await using (var context = NewContext())
+        {
+            var user = NewUser();
+            user.Id = userId;
+            context.Users.Add(user);
+            context.TeamMembers.Add(new TeamMember { UserId = userId, TeamId = "team-7", Role = "owner" });
+            await context.SaveChangesAsync();
+        }
+
+        var row = Assert.Single(await OutboxReader.RowsAsync(Database));
+        var json = OutboxReader.Json(row);
+        Assert.Equal(userId.ToString("D"), json.GetProperty("user_id").GetString());
+        Assert.Equal("team-7", json.GetProperty("context").GetProperty("group_id").GetString());
+        Assert.Equal("ada@example.com", json.GetProperty("traits").GetProperty("email").GetString());
+        Assert.Equal("team-7", row.GroupId);
+        Assert.Equal(OutboxEventKind.Membership, row.Kind);
+    }
+
+    [Fact]
+    public async Task SaveChanges_NewMembershipOfUntrackedUser_WritesEventWithGroupIdOnly()
+    {
+        var userId = Guid.NewGuid();
+        await using (var context = NewContext())
+        {
+            context.TeamMembers.Add(new TeamMember { UserId = userId, TeamId = "team-9", Role = "member" });
+            await context.SaveChangesAsync();
+        }
+
+        var json = OutboxReader.Json(Assert.Single(await OutboxReader.RowsAsync(Database)));
+        Assert.Equal(userId.ToString("D"), json.GetProperty("user_id").GetString());
+        Assert.Equal("team-9", json.GetProperty("context").GetProperty("group_id").GetString());
+        Assert.False(json.TryGetProperty("traits", out _));
+    }
+
+    [Fact]
+    public async Task SaveChanges_MembershipRoleChangedOrDeleted_WritesNoEvent()
+    {
+        var userId = Guid.NewGuid();
+        await using (var context = NewContext())
+        {
+            context.TeamMembers.Add(new TeamMember { UserId = userId, TeamId = "team-1", Role = "member" });
+            await context.SaveChangesAsync();
+        }
+
+        await using (var context = NewContext())
+        {
+            var member = await context.TeamMembers.SingleAsync();
+            member.Role = "admin";
+            await context.SaveChangesAsync();
+            context.TeamMembers.Remove(member);
+            await context.SaveChangesAsync();
+        }
+
+        Assert.Single(await OutboxReader.RowsAsync(Database));
+    }
+
+    [Fact]
+    public async Task SaveChanges_MembershipMovedToOtherGroup_WritesEventWithNewGroup()
+    {
+        var (userId, workspaceId) = await SeedNumberedMembershipAsync();
+        await using (var context = NewContext())
+        {
+            var other = new Workspace { Name = "Other" };
+            context.Workspaces.Add(other);
+            await context.SaveChangesAsync();
+            var member = await context.Members.SingleAsync();
+            member.WorkspaceId = other.Id;
+            await context.SaveChangesAsync();
+            workspaceId = other.Id;
+        }
+
+        var last = (await OutboxReader.RowsAsync(Database))[^1];
+        Assert.Equal(userId.ToString(CultureInfo.InvariantCulture), last.UserId);
+        Assert.Equal(workspaceId.ToString(CultureInfo.InvariantCulture), last.GroupId);
+    }
+
+    [Fact]
+    public async Task SaveChanges_RolledBackTransaction_WritesNoOutboxRow()
+    {
+        await using (var context = NewContext())
+        {
+            await using var transaction = await context.Database.BeginTransactionAsync();
+            context.Users.Add(NewUser());
+            context.NumberedUsers.Add(new NumberedUser { Email = "n@example.com" });
+            await context.SaveChangesAsync();
+            await transaction.RollbackAsync();
+        }
+
+        Assert.Empty(await OutboxReader.RowsAsync(Database));
+        await using var check = NewContext();
+        Assert.Empty(await check.Users.ToListAsync());
+    }
+
+    [Fact]
+    public async Task SaveChanges_CommittedTransaction_WritesRowsWithRealKeys()
+    {
+        int numberedId;
+        await using (var context = NewContext())
+        {
+            await using var transaction = await context.Database.BeginTransactionAsync();
+            var numbered = new NumberedUser { Email = "n@example.com", Name = "Nia" };
+            context.NumberedUsers.Add(numbered);
+            context.Users.Add(NewUser());
+            await context.SaveChangesAsync();
+            await transaction.CommitAsync();
+            numberedId = numbered.Id;
+        }
+
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Equal(2, rows.Count);
+        Assert.Contains(rows, r => r.UserId == numberedId.ToString(CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public async Task SaveChanges_UniqueIndexViolation_WritesNoRowAndRetryWritesOne()
+    {
+        await SeedUserAsync("taken@example.com");
+        await using (var context = NewContext())
+        {
+            var user = NewUser("taken@example.com");
+            context.Users.Add(user);
+            await Assert.ThrowsAsync<DbUpdateException>(() => context.SaveChangesAsync());
+            Assert.DoesNotContain(context.ChangeTracker.Entries<OutboxMessage>(), e => e.State != EntityState.Detached);
+
+            user.Email = "free@example.com";
+            await context.SaveChangesAsync();
+            Assert.Empty(context.ChangeTracker.Entries<OutboxMessage>());
+        }
+
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Equal(2, rows.Count);
+        Assert.Equal("free@example.com", OutboxReader.Traits(rows[1]).GetProperty("email").GetString());
+    }
+
+    [Fact]
+    public async Task SaveChanges_UniqueIndexViolationSync_WritesNoRowAndRetryWritesOne()
+    {
+        await SeedUserAsync("taken@example.com");
+        using (var context = NewContext())
+        {
+            var user = NewUser("taken@example.com");
+            context.Users.Add(user);
+            Assert.Throws<DbUpdateException>(() => context.SaveChanges());
+            user.Email = "free@example.com";
+            context.SaveChanges();
+        }
+
+        Assert.Equal(2, (await OutboxReader.RowsAsync(Database)).Count);
+    }
+
+    [Fact]
+    public async Task SaveChanges_ConcurrencyConflict_WritesNoRowAndRetryWritesOne()
+    {
+        int id;
+        await using (var context = NewContext())
+        {
+            var numbered = new NumberedUser { Email = "c@example.com", Name = "Before" };
+            context.NumberedUsers.Add(numbered);
+            await context.SaveChangesAsync();
+            id = numbered.Id;
+        }
+
+        await using (var context = NewContext())
+        {
+            var numbered = await context.NumberedUsers.SingleAsync(u => u.Id == id);
+            await using (var other = NewContext())
+            {
+                var concurrent = await other.NumberedUsers.SingleAsync(u => u.Id == id);
+                concurrent.Version++;
+                await other.SaveChangesAsync();
+            }
+
+            numbered.Name = "After";
+            await Assert.ThrowsAsync<DbUpdateConcurrencyException>(() => context.SaveChangesAsync());
+            Assert.Single(await OutboxReader.RowsAsync(Database));
+
+            await context.Entry(numbered).ReloadAsync();
+            numbered.Name = "After";
+            await context.SaveChangesAsync();
+            Assert.Empty(context.ChangeTracker.Entries<OutboxMessage>());
+        }
+
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Equal(2, rows.Count);
+        Assert.Equal("After", OutboxReader.Traits(rows[1]).GetProperty(ThrivestackTraits.FullName).GetString());
+    }
+
+    [Fact]
+    public async Task SaveChanges_Cancelled_WritesNoRowAndRetryWritesOne()
+    {
+        await using (var context = NewContext())
+        {
+            context.Users.Add(NewUser());
+            using var cancelled = new CancellationTokenSource();
+            await cancelled.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => context.SaveChangesAsync(cancelled.Token));
+            await context.SaveChangesAsync();
+        }
+
+        Assert.Single(await OutboxReader.RowsAsync(Database));
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public async Task SaveChanges_IdentityUserWithMembershipAndWorkspace_WritesRealKeys(bool explicitTransaction, bool async)
+    {
+        var previous = CultureInfo.CurrentCulture;
+        CultureInfo.CurrentCulture = new CultureInfo("ar-SA");
+        try
+        {
+            NumberedUser user;
+            Workspace workspace;
+            await using (var context = NewContext())
+            {
+                // Burn a few keys, so a temporary value and the real key cannot coincide.
+                context.NumberedUsers.AddRange(new NumberedUser { Email = "a@x" }, new NumberedUser { Email = "b@x" });
+                await Save(context, async);
+            }
+
+            await using (var context = NewContext())
+            {
+                var transaction = explicitTransaction ? await context.Database.BeginTransactionAsync() : null;
+                user = new NumberedUser { Email = "new@example.com", Name = "Nia" };
+                workspace = new Workspace { Name = "Acme" };
+                context.Members.Add(new WorkspaceMember { User = user, Workspace = workspace });
+                await Save(context, async);
+                if (transaction is not null)
+                {
+                    await transaction.CommitAsync();
+                    await transaction.DisposeAsync();
+                }
+            }
+
+            var rows = (await OutboxReader.RowsAsync(Database)).Skip(2).ToList();
+            var row = Assert.Single(rows);
+            var json = OutboxReader.Json(row);
+            Assert.Equal(user.Id.ToString(CultureInfo.InvariantCulture), json.GetProperty("user_id").GetString());
+            Assert.True(user.Id > 0);
+            Assert.Equal(workspace.Id.ToString(CultureInfo.InvariantCulture), json.GetProperty("context").GetProperty("group_id").GetString());
+            Assert.Equal("new@example.com", json.GetProperty("traits").GetProperty("email").GetString());
+        }
+        finally
+        {
+            CultureInfo.CurrentCulture = previous;
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SaveChanges_SingleIdentityUserWithoutTransaction_WritesRealKeyAtomically(bool async)
+    {
+        NumberedUser user;
+        await using (var context = NewContext())
+        {
+            user = new NumberedUser { Email = "solo@example.com" };
+            context.NumberedUsers.Add(user);
+            await Save(context, async);
+            Assert.Equal(AutoTransactionBehavior.WhenNeeded, context.Database.AutoTransactionBehavior);
+        }
+
+        var row = Assert.Single(await OutboxReader.RowsAsync(Database));
+        Assert.Equal(user.Id.ToString(CultureInfo.InvariantCulture), row.UserId);
+    }
+
+    [Fact]
+    public async Task SaveChanges_IdentityUserInRolledBackTransaction_WritesNoRow()
+    {
+        await using (var context = NewContext())
+        {
+            await using var transaction = await context.Database.BeginTransactionAsync();
+            context.NumberedUsers.Add(new NumberedUser { Email = "gone@example.com" });
+            await context.SaveChangesAsync();
+            await transaction.RollbackAsync();
+        }
+
+        Assert.Empty(await OutboxReader.RowsAsync(Database));
+    }
+
+    [Fact]
+    public async Task SaveChanges_IdentityUserWithAutoTransactionsOff_ThrowsAndWritesNothing()
+    {
+        await using (var context = NewContext())
+        {
+            context.Database.AutoTransactionBehavior = AutoTransactionBehavior.Never;
+            context.NumberedUsers.Add(new NumberedUser { Email = "never@example.com" });
+            var error = await Assert.ThrowsAsync<InvalidOperationException>(() => context.SaveChangesAsync());
+            Assert.Contains("AutoTransactionBehavior", error.Message);
+            Assert.Contains("BeginTransaction", error.Message);
+        }
+
+        await using var check = NewContext();
+        Assert.Empty(await check.NumberedUsers.ToListAsync());
+        Assert.Empty(await OutboxReader.RowsAsync(Database));
+    }
+
+    [Fact]
+    public async Task SaveChanges_UnmappedEntityOnly_WritesNothingAndTracksNothingOfOurs()
+    {
+        await using var context = NewContext();
+        context.Audit.Add(new AuditEntry { Text = "hello" });
+        Assert.Equal(1, await context.SaveChangesAsync());
+        Assert.Single(context.ChangeTracker.Entries());
+        Assert.Empty(await OutboxReader.RowsAsync(Database));
+    }
+
+    [Fact]
+    public async Task SaveChanges_LongLivedContext_DetachesOutboxRowsAfterEachSave()
+    {
+        await using var context = NewContext();
+        for (var i = 0; i < 5; i++)
+        {
+            context.Users.Add(NewUser($"u{i}@example.com"));
+            await context.SaveChangesAsync();
+            Assert.Empty(context.ChangeTracker.Entries<OutboxMessage>());
+        }
+
+        Assert.Equal(5, (await OutboxReader.RowsAsync(Database)).Count);
+    }
+
+    [Fact]
+    public async Task SaveChanges_WithInterceptor_DetectsChangesAtMostOnceMore()
+    {
+        var user = await SeedUserAsync();
+        int withInterceptor, without;
+        await using (var context = NewContext())
+        {
+            var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
+            loaded.FirstName = "Changed";
+            withInterceptor = await CountDetectChangesAsync(context);
+        }
+
+        var plain = new DbContextOptionsBuilder<TestDbContext>();
+        Database.Configure(plain);
+        await using (var context = new TestDbContext(plain.Options))
+        {
+            var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
+            loaded.FirstName = "Changed again";
+            without = await CountDetectChangesAsync(context);
+        }
+
+        Assert.True(without >= 1);
+        Assert.True(withInterceptor <= without + 1, $"{withInterceptor} DetectChanges with the interceptor, {without} without");
+    }
+
+    [Fact]
+    public async Task ModelMap_IsBuiltOncePerModel()
+    {
+        await using var first = NewContext();
+        await using var second = NewContext();
+        Assert.Same(first.Model, second.Model);
+        Assert.Same(global::Thrivestack.EfCore.Mapping.ModelMap.For(first.Model), global::Thrivestack.EfCore.Mapping.ModelMap.For(second.Model));
+    }
+
+    [Fact]
+    public async Task EnqueueThrivestackIdentify_WithoutTransaction_JoinsNextSaveChanges()
+    {
+        await using (var context = NewContext())
+        {
+            context.EnqueueThrivestackIdentify("ext-42", new Dictionary<string, object?> { ["email"] = "bulk@example.com", ["seats"] = 3 }, "acme");
+            Assert.Empty(await OutboxReader.RowsAsync(Database));
+            await context.SaveChangesAsync();
+            Assert.Empty(context.ChangeTracker.Entries<OutboxMessage>());
+        }
+
+        var json = OutboxReader.Json(Assert.Single(await OutboxReader.RowsAsync(Database)));
+        Assert.Equal("ext-42", json.GetProperty("user_id").GetString());
+        Assert.Equal(3, json.GetProperty("traits").GetProperty("seats").GetInt32());
+        Assert.Equal("acme", json.GetProperty("context").GetProperty("group_id").GetString());
+    }
+
+    [Fact]
+    public async Task EnqueueThrivestackIdentify_AfterFailedSave_IsKeptForTheRetry()
+    {
+        await SeedUserAsync("taken@example.com");
+        await using (var context = NewContext())
+        {
+            var user = NewUser("taken@example.com");
+            context.Users.Add(user);
+            context.EnqueueThrivestackIdentify("manual-1");
+            await Assert.ThrowsAsync<DbUpdateException>(() => context.SaveChangesAsync());
+            user.Email = "other@example.com";
+            await context.SaveChangesAsync();
+        }
+
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Equal(3, rows.Count);
+        Assert.Single(rows, r => r.UserId == "manual-1");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task EnqueueThrivestackIdentifyAsync_InTransactionWithExecuteUpdate_FollowsTheTransaction(bool commit)
+    {
+        var user = await SeedUserAsync();
+        await using (var context = NewContext())
+        {
+            await using var transaction = await context.Database.BeginTransactionAsync();
+            await context.Users.Where(u => u.Id == user.Id).ExecuteUpdateAsync(s => s.SetProperty(u => u.FirstName, "Bulk"));
+            await context.EnqueueThrivestackIdentifyAsync(user.Id.ToString(), new Dictionary<string, object?> { [ThrivestackTraits.FirstName] = "Bulk" });
+            if (commit)
+            {
+                await transaction.CommitAsync();
+            }
+            else
+            {
+                await transaction.RollbackAsync();
+            }
+        }
+
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Equal(commit ? 2 : 1, rows.Count);
+        if (commit)
+        {
+            Assert.Equal("Bulk", OutboxReader.Traits(rows[1]).GetProperty(ThrivestackTraits.FirstName).GetString());
+        }
+    }
+
+    [Fact]
+    public async Task AddThrivestackIdentifyInterceptor_CalledTwice_WritesOneEventPerChange()
+    {
+        var builder = new DbContextOptionsBuilder<TestDbContext>();
+        Database.Configure(builder);
+        builder.AddThrivestackIdentifyInterceptor().AddThrivestackIdentifyInterceptor(Clock);
+        await using (var context = new TestDbContext(builder.Options))
+        {
+            context.Users.Add(NewUser());
+            await context.SaveChangesAsync();
+        }
+
+        Assert.Single(await OutboxReader.RowsAsync(Database));
+    }
+
+    protected async Task<AppUser> SeedUserAsync(string email = "ada@example.com")
+    {
+        var user = NewUser(email);
+        await using var context = NewContext();
+        context.Users.Add(user);
+        context.Entry(user).Property("Plan").CurrentValue = "free";
+        await context.SaveChangesAsync();
+        return user;
+    }
+
+    private async Task<(int UserId, long WorkspaceId)> SeedNumberedMembershipAsync()
+    {
+        await using var context = NewContext();
+        var member = new WorkspaceMember { User = new NumberedUser { Email = "m@example.com" }, Workspace = new Workspace { Name = "First" } };
+        context.Members.Add(member);
+        await context.SaveChangesAsync();
+        return (member.UserId, member.WorkspaceId);
+    }
+
+    private static async Task<int> CountDetectChangesAsync(DbContext context)
+    {
+        var count = 0;
+        context.ChangeTracker.DetectingAllChanges += (_, _) => count++;
+        await context.SaveChangesAsync();
+        return count;
+    }
+
+    private static Task Save(DbContext context, bool async)
+    {
+        if (async)
+        {
+            return context.SaveChangesAsync();
+        }
+
+        context.SaveChanges();
+        return Task.CompletedTask;
+    }
+}

@@ -1,0 +1,41 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Thrivestack.EfCore.Tests.Infrastructure;
+
+/// <summary>A real database for one test: SQLite here, PostgreSQL in the integration suite. Same tests, two providers.</summary>
+public abstract class TestDatabase : IAsyncDisposable
+{
+    /// <summary>Configures the provider (connection, SQLite or Npgsql) on a builder.</summary>
+    public abstract void Configure(DbContextOptionsBuilder builder);
+
+    /// <summary>True when the provider rejects a second writer while a transaction is open (SQLite).</summary>
+    public abstract bool SingleWriter { get; }
+
+    public DbContextOptions<TestDbContext> Options(TimeProvider? clock = null)
+    {
+        var builder = new DbContextOptionsBuilder<TestDbContext>();
+        Configure(builder);
+        if (clock is null)
+        {
+            builder.AddThrivestackIdentifyInterceptor();
+        }
+        else
+        {
+            builder.AddThrivestackIdentifyInterceptor(clock);
+        }
+
+        return builder.Options;
+    }
+
+    public TestDbContext CreateContext(TimeProvider? clock = null) => new(Options(clock));
+
+    public async Task CreateSchemaAsync()
+    {
+        await using var context = CreateContext();
+        await context.Database.EnsureDeletedAsync();
+        await context.Database.EnsureCreatedAsync();
+    }
+
+    public abstract ValueTask DisposeAsync();
+}
