@@ -1,0 +1,7 @@
+namespace Thrivestack.EfCore.IntegrationTests.Infrastructure;
+
+[CollectionDefinition(Name)]
+public sealed class PostgresCollection : ICollectionFixture<PostgresServer>
+{
+    public const string Name = "postgres";
+}
