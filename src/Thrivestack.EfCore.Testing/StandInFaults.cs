@@ -1,0 +1,197 @@
+using Microsoft.AspNetCore.WebUtilities;
+using Thrivestack.EfCore.Testing.Faults;
+
+namespace Thrivestack.EfCore.Testing;
+
+/// <summary>
+/// Fault injection of a <see cref="ThrivestackStandIn"/>. Settings may be changed at any time, also while requests are in
+/// flight; they apply to the requests that reach the fault step afterwards. After authentication, faults are applied in this
+/// order: <see cref="Latency"/>, <see cref="FailNextRequests"/>, <see cref="ServerErrorRate"/>,
+/// <see cref="TooManyRequestsRate"/>, <see cref="SuccessFalse"/>; validation follows, then <see cref="RejectedUserIds"/>.
+/// </summary>
+public sealed class StandInFaults
+{
+    private const int DefaultFailStatusCode = 503;
+    private const string SuccessFalseMessage = "The request could not be processed; try again later";
+
+    private readonly Lock _gate = new();
+    private readonly Random _random;
+    private readonly ConcurrentStringList _warnings = new();
+    private double _serverErrorRate;
+    private double _tooManyRequestsRate;
+    private TimeSpan? _retryAfter;
+    private TimeSpan _latency;
+    private bool _unauthorized;
+    private int _failNextRequests;
+    private int _failStatusCode = DefaultFailStatusCode;
+    private bool _successFalse;
+    private bool _eventIdResponse;
+    private bool _lastServerErrorWas500;
+
+    internal StandInFaults(int? seed)
+    {
+        _random = seed is int value ? new Random(value) : new Random();
+    }
+
+    /// <summary>
+    /// Gets or sets the share (0 to 1) of requests answered with a server error; the answers alternate between 500 and 503,
+    /// starting with 500. The default value is 0.
+    /// </summary>
+    public double ServerErrorRate
+    {
+        get { lock (_gate) { return _serverErrorRate; } }
+        set { ThrowIfNotRate(value, nameof(ServerErrorRate)); lock (_gate) { _serverErrorRate = value; } }
+    }
+
+    /// <summary>Gets or sets the share (0 to 1) of requests answered 429 Too Many Requests. The default value is 0.</summary>
+    public double TooManyRequestsRate
+    {
+        get { lock (_gate) { return _tooManyRequestsRate; } }
+        set { ThrowIfNotRate(value, nameof(TooManyRequestsRate)); lock (_gate) { _tooManyRequestsRate = value; } }
+    }
+
+    /// <summary>
+    /// Gets or sets the <c>Retry-After</c> that 429 and 503 answers carry, in whole seconds rounded up (so any positive value
+    /// gives at least 1; zero gives 0). The default value is <see langword="null"/> (no header).
+    /// </summary>
+    public TimeSpan? RetryAfter
+    {
+        get { lock (_gate) { return _retryAfter; } }
+        set
+        {
+            if (value is TimeSpan given)
+            {
+                ArgumentOutOfRangeException.ThrowIfLessThan(given, TimeSpan.Zero, nameof(RetryAfter));
+            }
+
+            lock (_gate) { _retryAfter = value; }
+        }
+    }
+
+    /// <summary>Gets or sets the delay before each authorized request is answered. The default value is zero.</summary>
+    public TimeSpan Latency
+    {
+        get { lock (_gate) { return _latency; } }
+        set { ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero, nameof(Latency)); lock (_gate) { _latency = value; } }
+    }
+
+    /// <summary>Gets or sets a value indicating whether every request is answered 401, whatever its token (a 401 window). The default value is <see langword="false"/>.</summary>
+    public bool Unauthorized
+    {
+        get { lock (_gate) { return _unauthorized; } }
+        set { lock (_gate) { _unauthorized = value; } }
+    }
+
+    /// <summary>Gets or sets how many of the next authorized requests are answered with <see cref="FailStatusCode"/>; it counts down per request. The default value is 0.</summary>
+    public int FailNextRequests
+    {
+        get { lock (_gate) { return _failNextRequests; } }
+        set { ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(FailNextRequests)); lock (_gate) { _failNextRequests = value; } }
+    }
+
+    /// <summary>Gets or sets the status code (400 to 599) of the answers that <see cref="FailNextRequests"/> causes. The default value is 503.</summary>
+    public int FailStatusCode
+    {
+        get { lock (_gate) { return _failStatusCode; } }
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 400, nameof(FailStatusCode));
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 599, nameof(FailStatusCode));
+            lock (_gate) { _failStatusCode = value; }
+        }
+    }
+
+    /// <summary>
+    /// Gets or sets a value indicating whether requests are answered 200 with <c>{"success":false,...}</c> and not stored,
+    /// a failure the client must treat as transient. The default value is <see langword="false"/>.
+    /// </summary>
+    public bool SuccessFalse
+    {
+        get { lock (_gate) { return _successFalse; } }
+        set { lock (_gate) { _successFalse = value; } }
+    }
+
+    /// <summary>
+    /// Gets the user ids (ordinal, thread-safe) whose requests are rejected: a valid request that contains any of them is
+    /// answered 400 naming the first one, and none of its events is stored, as the real API rejects whole requests.
+    /// </summary>
+    public ISet<string> RejectedUserIds { get; } = new ConcurrentStringSet();
+
+    /// <summary>
+    /// Gets or sets a value indicating whether accepted requests are answered with ThriveStack's newer shape
+    /// <c>{"success":true,"eventId":"...","warnings":[...]}</c> instead of <c>{"success":true,"response_id":"...","message":"..."}</c>.
+    /// The default value is <see langword="false"/>.
+    /// </summary>
+    public bool EventIdResponse
+    {
+        get { lock (_gate) { return _eventIdResponse; } }
+        set { lock (_gate) { _eventIdResponse = value; } }
+    }
+
+    /// <summary>Gets the warnings (thread-safe) that answers in the <see cref="EventIdResponse"/> shape carry.</summary>
+    public IList<string> Warnings => _warnings;
+
+    /// <summary>Decides the fault for one authorized request, counting down <see cref="FailNextRequests"/>; <see langword="null"/> means none.</summary>
+    internal InjectedFault? NextFault()
+    {
+        lock (_gate)
+        {
+            if (_failNextRequests > 0)
+            {
+                _failNextRequests--;
+                return Fault(_failStatusCode);
+            }
+
+            if (_serverErrorRate > 0 && _random.NextDouble() < _serverErrorRate)
+            {
+                _lastServerErrorWas500 = !_lastServerErrorWas500;
+                return Fault(_lastServerErrorWas500 ? 500 : 503);
+            }
+
+            if (_tooManyRequestsRate > 0 && _random.NextDouble() < _tooManyRequestsRate)
+            {
+                return Fault(429);
+            }
+
+            return _successFalse ? new InjectedFault(200, SuccessFalseMessage, null) : null;
+        }
+    }
+
+    internal IReadOnlyList<string> WarningsSnapshot() => _warnings.Snapshot();
+
+    /// <summary>Restores every setting to its default.</summary>
+    internal void Reset()
+    {
+        lock (_gate)
+        {
+            _serverErrorRate = 0;
+            _tooManyRequestsRate = 0;
+            _retryAfter = null;
+            _latency = TimeSpan.Zero;
+            _unauthorized = false;
+            _failNextRequests = 0;
+            _failStatusCode = DefaultFailStatusCode;
+            _successFalse = false;
+            _eventIdResponse = false;
+            _lastServerErrorWas500 = false;
+        }
+
+        RejectedUserIds.Clear();
+        Warnings.Clear();
+    }
+
+    private InjectedFault Fault(int statusCode)
+    {
+        string reason = ReasonPhrases.GetReasonPhrase(statusCode);
+        TimeSpan? retryAfter = statusCode is 429 or 503 ? _retryAfter : null;
+        return new InjectedFault(statusCode, reason.Length > 0 ? reason : "Injected failure", retryAfter);
+    }
+
+    private static void ThrowIfNotRate(double value, string name)
+    {
+        if (double.IsNaN(value) || value < 0 || value > 1)
+        {
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be between 0 and 1.");
+        }
+    }
+}
