@@ -1,0 +1,7 @@
+namespace Thrivestack.EfCore.Client;
+
+/// <summary>The outcome of one request with what the dispatcher needs to act on it (never the token).</summary>
+internal sealed record SendResult(SendOutcome Outcome, int? StatusCode, string? Message, TimeSpan? RetryAfter = null, string? ResponseId = null, IReadOnlyList<string>? Warnings = null)
+{
+    public string Describe() => StatusCode is { } status ? $"HTTP {status}: {Message}" : Message ?? Outcome.ToString();
+}

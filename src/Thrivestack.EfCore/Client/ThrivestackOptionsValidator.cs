@@ -1,0 +1,84 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+
+namespace Thrivestack.EfCore.Client;
+
+/// <summary>Checks the options when the host starts; each message names the option, its value and the fix.</summary>
+internal sealed class ThrivestackOptionsValidator : IValidateOptions<ThrivestackOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ThrivestackOptions options)
+    {
+        var errors = new List<string>();
+        var prefix = string.IsNullOrEmpty(name) ? "ThrivestackOptions" : $"ThrivestackOptions for {name}";
+        void Fail(string message) => errors.Add($"{prefix}: {message}");
+
+        if (options.Endpoint is null || !options.Endpoint.IsAbsoluteUri)
+        {
+            Fail($"Endpoint '{options.Endpoint}' must be an absolute https URI, such as https://api.app.thrivestack.ai/api/identify.");
+        }
+        else if (options.Endpoint.Scheme == Uri.UriSchemeHttp && !options.Endpoint.IsLoopback)
+        {
+            Fail($"Endpoint '{options.Endpoint}' uses plain http to a host that is not loopback; the token would travel unencrypted. Use https.");
+        }
+        else if (options.Endpoint.Scheme != Uri.UriSchemeHttps && options.Endpoint.Scheme != Uri.UriSchemeHttp)
+        {
+            Fail($"Endpoint '{options.Endpoint}' must use https.");
+        }
+
+        if (options.TokenProvider is null && string.IsNullOrWhiteSpace(options.ApiToken))
+        {
+            Fail("ApiToken is missing. Set Thrivestack:ApiToken (for example from a secret store), or set TokenProvider for rotating tokens.");
+        }
+
+        if (options.MaxEventsPerBatch is < 1 or > ThrivestackOptions.MaxEventsPerRequest)
+        {
+            Fail($"MaxEventsPerBatch is {Format(options.MaxEventsPerBatch)}; ThriveStack accepts 1 to 1,000 events per request.");
+        }
+
+        if (options.MaxBatchBytes is < 1024 or > ThrivestackOptions.MaxRequestBytes)
+        {
+            Fail($"MaxBatchBytes is {Format(options.MaxBatchBytes)}; it must be between 1,024 and 2,000,000 (ThriveStack's 2 MB limit).");
+        }
+
+        Positive(options.PollInterval, nameof(options.PollInterval));
+        Positive(options.LeaseDuration, nameof(options.LeaseDuration));
+        Positive(options.RequestTimeout, nameof(options.RequestTimeout));
+        Positive(options.RetryBaseDelay, nameof(options.RetryBaseDelay));
+        if (options.LeaseDuration < options.RequestTimeout)
+        {
+            Fail($"LeaseDuration ({options.LeaseDuration}) is shorter than RequestTimeout ({options.RequestTimeout}); a slow request would outlive its lease and be sent twice. Make the lease longer than the request timeout.");
+        }
+
+        if (options.RetryMaxDelay < options.RetryBaseDelay)
+        {
+            Fail($"RetryMaxDelay ({options.RetryMaxDelay}) is shorter than RetryBaseDelay ({options.RetryBaseDelay}).");
+        }
+
+        if (options.MaxAttempts < 1)
+        {
+            Fail($"MaxAttempts is {Format(options.MaxAttempts)}; it must be at least 1.");
+        }
+
+        if (options.MaxRequestRetries is < 0 or > 10)
+        {
+            Fail($"MaxRequestRetries is {Format(options.MaxRequestRetries)}; it must be between 0 and 10.");
+        }
+
+        if (options.DeliveredRetention < TimeSpan.Zero)
+        {
+            Fail($"DeliveredRetention is {options.DeliveredRetention}; it cannot be negative.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+
+        void Positive(TimeSpan value, string option)
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                Fail($"{option} is {value}; it must be positive.");
+            }
+        }
+    }
+
+    private static string Format(int value) => value.ToString("N0", CultureInfo.InvariantCulture);
+}

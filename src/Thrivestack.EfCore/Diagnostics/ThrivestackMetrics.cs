@@ -1,0 +1,66 @@
+using System.Diagnostics.Metrics;
+using Thrivestack.EfCore.Client;
+
+namespace Thrivestack.EfCore.Diagnostics;
+
+/// <summary>
+/// The meter <c>Thrivestack.EfCore</c>: outbox gauges fed by the dispatchers' periodic statistics, counters of
+/// delivered, retried and dead-lettered events, and histograms of batch size, bytes and request duration.
+/// </summary>
+internal sealed class ThrivestackMetrics
+{
+    public const string MeterName = "Thrivestack.EfCore";
+
+    private readonly Counter<long> delivered;
+    private readonly Counter<long> retried;
+    private readonly Counter<long> deadLettered;
+    private readonly Histogram<int> batchSize;
+    private readonly Histogram<int> batchBytes;
+    private readonly Histogram<double> requestDuration;
+    private readonly Lock gate = new();
+    private readonly Dictionary<string, OutboxStatistics> statistics = [];
+
+    public ThrivestackMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        delivered = meter.CreateCounter<long>("thrivestack.identify.events.delivered", "{event}", "Events ThriveStack accepted.");
+        retried = meter.CreateCounter<long>("thrivestack.identify.events.retried", "{event}", "Events scheduled for another attempt after a transient failure.");
+        deadLettered = meter.CreateCounter<long>("thrivestack.identify.events.dead_lettered", "{event}", "Events that can never be delivered, kept with the reason.");
+        batchSize = meter.CreateHistogram<int>("thrivestack.identify.batch.size", "{event}", "Events per request.");
+        batchBytes = meter.CreateHistogram<int>("thrivestack.identify.batch.bytes", "By", "Bytes of each request body.");
+        requestDuration = meter.CreateHistogram<double>("thrivestack.identify.request.duration", "s", "Duration of each request, retries included.");
+        meter.CreateObservableGauge("thrivestack.outbox.pending", () => Observe(s => s.Pending), "{event}", "Rows waiting for delivery.");
+        meter.CreateObservableGauge("thrivestack.outbox.oldest_pending_age", () => Observe(s => s.OldestPendingAge.TotalSeconds), "s", "Age of the oldest row waiting for delivery.");
+    }
+
+    public void Delivered(int count, string context) => delivered.Add(count, new KeyValuePair<string, object?>("db.context", context));
+
+    public void Retried(int count, string context) => retried.Add(count, new KeyValuePair<string, object?>("db.context", context));
+
+    public void DeadLettered(int count, string context) => deadLettered.Add(count, new KeyValuePair<string, object?>("db.context", context));
+
+    public void RecordRequest(int events, int bytes, TimeSpan duration, SendOutcome outcome)
+    {
+        var tag = new KeyValuePair<string, object?>("thrivestack.outcome", outcome.ToString());
+        batchSize.Record(events, tag);
+        batchBytes.Record(bytes, tag);
+        requestDuration.Record(duration.TotalSeconds, tag);
+    }
+
+    public void Publish(string context, OutboxStatistics value)
+    {
+        lock (gate)
+        {
+            statistics[context] = value;
+        }
+    }
+
+    private IEnumerable<Measurement<T>> Observe<T>(Func<OutboxStatistics, T> select)
+        where T : struct
+    {
+        lock (gate)
+        {
+            return statistics.Select(s => new Measurement<T>(select(s.Value), new KeyValuePair<string, object?>("db.context", s.Key))).ToArray();
+        }
+    }
+}

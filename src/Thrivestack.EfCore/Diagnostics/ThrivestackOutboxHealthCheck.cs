@@ -1,0 +1,49 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Thrivestack.EfCore.Dispatch;
+using Thrivestack.EfCore.Outbox;
+
+namespace Thrivestack.EfCore.Diagnostics;
+
+/// <summary>
+/// Healthy while events flow; Degraded when the oldest pending event is older than the threshold or sending is
+/// paused for a refused token; Unhealthy when the outbox cannot be read.
+/// </summary>
+internal sealed class ThrivestackOutboxHealthCheck<TContext>(
+    IServiceScopeFactory scopes,
+    DispatcherStatus<TContext> status,
+    TimeProvider time,
+    TimeSpan degradedAfter) : IHealthCheck
+    where TContext : DbContext
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        OutboxStatistics statistics;
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<TContext>();
+            statistics = await new OutboxStore(db).StatisticsAsync(time.GetUtcNow().UtcDateTime, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            return HealthCheckResult.Unhealthy("The identify outbox cannot be read.", ex);
+        }
+
+        var data = new Dictionary<string, object>
+        {
+            ["pending"] = statistics.Pending,
+            ["oldest_pending_age_seconds"] = statistics.OldestPendingAge.TotalSeconds,
+        };
+        if (status.AuthPausedSince is { } since)
+        {
+            data["auth_paused_since"] = since;
+            return HealthCheckResult.Degraded("Sending is paused: ThriveStack refused the API token.", data: data);
+        }
+
+        return statistics.OldestPendingAge > degradedAfter
+            ? HealthCheckResult.Degraded($"The oldest pending identify event is {statistics.OldestPendingAge.TotalSeconds:N0} s old (threshold {degradedAfter.TotalSeconds:N0} s).", data: data)
+            : HealthCheckResult.Healthy($"{statistics.Pending} identify events pending.", data);
+    }
+}

@@ -1,0 +1,13 @@
+namespace Thrivestack.EfCore.Dispatch;
+
+/// <summary>Exponential backoff with jitter: base x 2^(n-1), capped, then a random point in its upper half.</summary>
+internal static class RetrySchedule
+{
+    public static TimeSpan Delay(int attempt, TimeSpan baseDelay, TimeSpan maxDelay, TimeSpan? retryAfter = null)
+    {
+        var exponent = Math.Clamp(attempt - 1, 0, 30);
+        var ceiling = Math.Min(maxDelay.Ticks, baseDelay.Ticks * Math.Pow(2, exponent));
+        var jittered = TimeSpan.FromTicks((long)(ceiling / 2 + (Random.Shared.NextDouble() * ceiling / 2)));
+        return retryAfter is { } wait && wait > jittered ? wait : jittered;
+    }
+}

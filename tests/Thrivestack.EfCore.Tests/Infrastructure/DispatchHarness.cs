@@ -1,0 +1,143 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Testing;
+
+namespace Thrivestack.EfCore.Tests.Infrastructure;
+
+/// <summary>
+/// A real host with the dispatcher, a real SQLite database and the stand-in on 127.0.0.1. Options default to
+/// quick test values; each test overrides what it exercises.
+/// </summary>
+internal sealed class DispatchHarness : IAsyncDisposable
+{
+    private readonly List<IHost> hosts = [];
+
+    private DispatchHarness(TestDatabase database, ThrivestackStandIn standIn)
+    {
+        Database = database;
+        StandIn = standIn;
+    }
+
+    public TestDatabase Database { get; }
+
+    public ThrivestackStandIn StandIn { get; }
+
+    public LogCollector Logs { get; } = new();
+
+    public static async Task<DispatchHarness> StartAsync(TestDatabase? database = null, ThrivestackStandInOptions? standInOptions = null)
+    {
+        database ??= new SqliteTestDatabase();
+        await database.CreateSchemaAsync();
+        var standIn = await ThrivestackStandIn.StartAsync(standInOptions);
+        return new DispatchHarness(database, standIn);
+    }
+
+    /// <summary>Builds (not starts) a host whose dispatcher sends to the stand-in.</summary>
+    public IHost BuildHost(Action<ThrivestackOptions>? configure = null, TimeProvider? time = null, Action<IServiceCollection>? services = null)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders().AddProvider(Logs).SetMinimumLevel(LogLevel.Debug);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        if (time is not null)
+        {
+            builder.Services.AddSingleton(time);
+        }
+
+        builder.Services.AddDbContext<TestDbContext>(o => Database.Configure(o.AddThrivestackIdentifyInterceptor()));
+        builder.Services.AddThrivestackIdentify<TestDbContext>(o =>
+        {
+            o.Endpoint = StandIn.Endpoint;
+            o.ApiToken = StandIn.ApiToken;
+            o.PollInterval = TimeSpan.FromMilliseconds(200);
+            o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
+            o.RetryMaxDelay = TimeSpan.FromMilliseconds(200);
+            o.LeaseDuration = TimeSpan.FromSeconds(30);
+            o.RequestTimeout = TimeSpan.FromSeconds(10);
+            configure?.Invoke(o);
+        });
+        services?.Invoke(builder.Services);
+        var host = builder.Build();
+        hosts.Add(host);
+        return host;
+    }
+
+    public async Task<IHost> StartHostAsync(Action<ThrivestackOptions>? configure = null, TimeProvider? time = null)
+    {
+        var host = BuildHost(configure, time);
+        await host.StartAsync();
+        return host;
+    }
+
+    /// <summary>Saves users through a context of <paramref name="host"/>, so commits nudge its dispatcher.</summary>
+    public static async Task SaveUsersAsync(IHost host, int count, string prefix = "user", Action<AppUser, int>? shape = null)
+    {
+        await using var scope = host.Services.CreateAsyncScope();
+        var context = scope.ServiceProvider.GetRequiredService<TestDbContext>();
+        for (var i = 0; i < count; i++)
+        {
+            var user = new AppUser { Id = Guid.NewGuid(), Email = $"{prefix}{i}@example.com", FirstName = $"{prefix}{i}" };
+            shape?.Invoke(user, i);
+            context.Users.Add(user);
+        }
+
+        await context.SaveChangesAsync();
+    }
+
+    /// <summary>Fills the outbox directly (no host), for drains.</summary>
+    public async Task EnqueueAsync(IEnumerable<(string UserId, IReadOnlyDictionary<string, object?>? Traits)> events)
+    {
+        await using var context = Database.CreateContext();
+        foreach (var (userId, traits) in events)
+        {
+            context.EnqueueThrivestackIdentify(userId, traits);
+        }
+
+        await context.SaveChangesAsync();
+    }
+
+    public async Task<List<OutboxMessage>> RowsAsync() => await OutboxReader.RowsAsync(Database);
+
+    /// <summary>Waits (with a deadline) until the outbox satisfies <paramref name="condition"/>.</summary>
+    public async Task WaitForOutboxAsync(Func<List<OutboxMessage>, bool> condition, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            var rows = await RowsAsync();
+            if (condition(rows))
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"The outbox did not reach the expected state: {rows.Count} rows, states {string.Join(",", rows.GroupBy(r => r.State).Select(g => $"{g.Key}={g.Count()}"))}.");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var host in hosts)
+        {
+            try
+            {
+                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                await host.StopAsync(stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            host.Dispose();
+        }
+
+        await StandIn.DisposeAsync();
+        await Database.DisposeAsync();
+    }
+}
