@@ -28,7 +28,7 @@ public static class ThrivestackHealthChecksBuilderExtensions
             services => new ThrivestackOutboxHealthCheck<TContext>(
                 services.GetRequiredService<IServiceScopeFactory>(),
                 services.GetService<DispatcherStatus<TContext>>() ?? new DispatcherStatus<TContext>(),
-                services.GetRequiredService<TimeProvider>(),
+                services.GetService<TimeProvider>() ?? TimeProvider.System,
                 threshold),
             HealthStatus.Unhealthy,
             ["thrivestack"]));

@@ -179,8 +179,9 @@ internal sealed class DispatchCycle(
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            // The lease ends by itself; the rows are claimed again then.
-            Log.OutboxUnavailable(logger, ex, contextName);
+            // Quietly: the lease ends by itself and the rows are claimed again then. If the outbox is down, the
+            // dispatcher reports that once for the whole outage.
+            _ = ex;
         }
     }
 }

@@ -29,7 +29,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private readonly ILogger logger;
     private readonly string contextName = typeof(TContext).Name;
     private readonly string owner = OutboxStore.Truncate($"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}", 200);
-    private int consecutiveFailures;
+    private int sendFailures;
+    private int outboxFailures;
     private int consecutiveAuthFailures;
     private DateTimeOffset lastStatistics = DateTimeOffset.MinValue;
     private DateTimeOffset lastCleanup = DateTimeOffset.MinValue;
@@ -139,7 +140,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     private TimeSpan Succeeded()
     {
-        consecutiveFailures = 0;
+        sendFailures = 0;
         if (status.AuthPausedSince is not null)
         {
             status.AuthPausedSince = null;
@@ -154,8 +155,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     // so an outage costs one batch an attempt per probe instead of every row an attempt per poll.
     private TimeSpan Failed(SendResult failure)
     {
-        consecutiveFailures++;
-        return RetrySchedule.Delay(consecutiveFailures, options.RetryBaseDelay, options.RetryMaxDelay, failure.RetryAfter);
+        sendFailures++;
+        return RetrySchedule.Delay(sendFailures, options.RetryBaseDelay, options.RetryMaxDelay, failure.RetryAfter);
     }
 
     private TimeSpan Paused(SendResult failure)
@@ -173,6 +174,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     private void OutboxReachable()
     {
+        outboxFailures = 0;
         if (status.OutboxUnavailableSince is { } since)
         {
             status.OutboxUnavailableSince = null;
@@ -191,27 +193,23 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
 
         status.OutboxError = exception.GetType().Name;
-        consecutiveFailures++;
-        return RetrySchedule.Delay(consecutiveFailures, TimeSpan.FromMilliseconds(250), options.PollInterval * 5);
+        outboxFailures++;
+        return RetrySchedule.Delay(outboxFailures, TimeSpan.FromMilliseconds(250), options.PollInterval * 5);
     }
 
     private async Task WaitAsync(long seen, TimeSpan wait, CancellationToken stoppingToken)
     {
-        using var delay = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        var timer = Task.Delay(wait, time, delay.Token);
-        var paused = status.AuthPausedSince is not null || consecutiveFailures > 0;
-
         // A nudge cuts a poll wait short, never a backoff: during an outage commits must not hammer ThriveStack.
-        var woken = paused ? timer : await Task.WhenAny(timer, signal.WaitAsync(seen)).ConfigureAwait(false);
-        await delay.CancelAsync().ConfigureAwait(false);
-        try
+        if (status.AuthPausedSince is not null || sendFailures > 0 || outboxFailures > 0)
         {
-            await woken.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
-        {
+            await Task.Delay(wait, time, stoppingToken).ConfigureAwait(false);
+            return;
         }
 
+        using var timerCancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var timer = Task.Delay(wait, time, timerCancellation.Token);
+        await Task.WhenAny(timer, signal.WaitAsync(seen)).ConfigureAwait(false);
+        await timerCancellation.CancelAsync().ConfigureAwait(false);
         stoppingToken.ThrowIfCancellationRequested();
     }
 }
