@@ -30,6 +30,31 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
         return AddExtension(optionsBuilder, timeProvider);
     }
 
+    /// <summary>
+    /// Adds the identify interceptor; the typed overload keeps a <see cref="DbContextOptionsBuilder{TContext}"/> chain typed.
+    /// Calling it more than once registers one interceptor.
+    /// </summary>
+    /// <typeparam name="TContext">The context type.</typeparam>
+    /// <param name="optionsBuilder">The context's options builder.</param>
+    /// <returns>The same builder, so calls can be chained.</returns>
+    public static DbContextOptionsBuilder<TContext> AddThrivestackIdentifyInterceptor<TContext>(this DbContextOptionsBuilder<TContext> optionsBuilder)
+        where TContext : DbContext =>
+        (DbContextOptionsBuilder<TContext>)AddExtension(optionsBuilder, null);
+
+    /// <summary>
+    /// Adds the identify interceptor with the clock that stamps events; the typed overload keeps the chain typed.
+    /// </summary>
+    /// <typeparam name="TContext">The context type.</typeparam>
+    /// <param name="optionsBuilder">The context's options builder.</param>
+    /// <param name="timeProvider">The clock for event timestamps.</param>
+    /// <returns>The same builder, so calls can be chained.</returns>
+    public static DbContextOptionsBuilder<TContext> AddThrivestackIdentifyInterceptor<TContext>(this DbContextOptionsBuilder<TContext> optionsBuilder, TimeProvider timeProvider)
+        where TContext : DbContext
+    {
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        return (DbContextOptionsBuilder<TContext>)AddExtension(optionsBuilder, timeProvider);
+    }
+
     private static DbContextOptionsBuilder AddExtension(DbContextOptionsBuilder optionsBuilder, TimeProvider? timeProvider)
     {
         ArgumentNullException.ThrowIfNull(optionsBuilder);

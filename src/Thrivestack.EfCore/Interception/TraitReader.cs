@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Microsoft.EntityFrameworkCore.Metadata;
 using Thrivestack.EfCore.Mapping;
 
 namespace Thrivestack.EfCore.Interception;
@@ -22,10 +23,12 @@ internal static class TraitReader
     }
 
     /// <summary>
-    /// True when a mapped trait of the Modified <paramref name="entry"/> really changed. An entity attached with
-    /// Update() has every property marked modified and no real originals: then its traits are sent in full.
+    /// True when a mapped trait of the Modified <paramref name="entry"/> really changed under its value comparer.
+    /// An entity attached with Update() has every property marked modified and no real originals (EF copied the
+    /// current values): then its traits are sent in full. An entity loaded and then passed to Update() (as
+    /// ASP.NET Core Identity's stores do) has real originals for the properties that changed: only those count.
     /// </summary>
-    public static bool AnyChanged(EntityEntry entry, IReadOnlyList<TraitMap> traits, IReadOnlyList<Microsoft.EntityFrameworkCore.Metadata.IProperty> allProperties)
+    public static bool AnyChanged(EntityEntry entry, IReadOnlyList<TraitMap> traits, IReadOnlyList<IProperty> allProperties)
     {
         var modifiedButEqual = false;
         foreach (var trait in traits)
@@ -44,6 +47,20 @@ internal static class TraitReader
             modifiedButEqual = true;
         }
 
-        return modifiedButEqual && allProperties.All(p => entry.Property(p).IsModified);
+        return modifiedButEqual && HasNoRealOriginals(entry, allProperties);
+    }
+
+    private static bool HasNoRealOriginals(EntityEntry entry, IReadOnlyList<IProperty> properties)
+    {
+        foreach (var metadata in properties)
+        {
+            var property = entry.Property(metadata);
+            if (!property.IsModified || !metadata.GetValueComparer().Equals(property.OriginalValue, property.CurrentValue))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 }

@@ -6,7 +6,7 @@ namespace Thrivestack.EfCore.Mapping;
 internal sealed record OwnedTraitMap(IEntityType OwnedType, UserMap Owner, IReadOnlyList<TraitMap> Traits)
 {
     public IReadOnlyList<IProperty> NonKeyProperties { get; } =
-        OwnedType.GetProperties().Where(p => !p.IsPrimaryKey()).ToArray();
+        OwnedType.GetProperties().Where(p => !p.IsPrimaryKey() && p.ValueGenerated == ValueGenerated.Never).ToArray();
 
     public IReadOnlyList<IProperty> Key { get; } = OwnedType.FindPrimaryKey()!.Properties;
 }

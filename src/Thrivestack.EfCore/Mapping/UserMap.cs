@@ -7,7 +7,7 @@ internal sealed record UserMap(IEntityType EntityType, IdMap UserId, IReadOnlyLi
 {
     public IReadOnlyList<TraitMap> DirectTraits { get; } = Traits.Where(t => !t.IsOwned).ToArray();
 
-    /// <summary>Non-key properties; an Update() of a detached entity marks every one of them modified.</summary>
+    /// <summary>Non-key properties the app sets; an Update() of a detached entity marks every one of them modified.</summary>
     public IReadOnlyList<IProperty> NonKeyProperties { get; } =
-        EntityType.GetProperties().Where(p => !p.IsPrimaryKey() && !p.IsConcurrencyToken && p.ValueGenerated == ValueGenerated.Never).ToArray();
+        EntityType.GetProperties().Where(p => !p.IsPrimaryKey() && p.ValueGenerated == ValueGenerated.Never).ToArray();
 }
