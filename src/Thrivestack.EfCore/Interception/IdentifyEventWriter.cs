@@ -22,6 +22,8 @@ internal sealed class IdentifyEventWriter
         SkipValidation = true,
     };
 
+    private const int MaxCachedBuffer = 64 * 1024;
+
     [ThreadStatic]
     private static IdentifyEventWriter? cached;
 
@@ -100,13 +102,21 @@ internal sealed class IdentifyEventWriter
         writer.WriteEndObject();
         writer.Flush();
         var bytes = buffer.WrittenSpan;
+        var payload = Encoding.UTF8.GetString(bytes);
+        var size = bytes.Length;
+        if (buffer.Capacity > MaxCachedBuffer)
+        {
+            // One huge event must not pin its buffer to the thread for the life of the process.
+            cached = null;
+        }
+
         return new OutboxMessage
         {
             UserId = userId,
             GroupId = groupId,
             Kind = kind,
-            Payload = Encoding.UTF8.GetString(bytes),
-            PayloadBytes = bytes.Length,
+            Payload = payload,
+            PayloadBytes = size,
             CreatedAt = timestampUtc,
             NextAttemptAt = timestampUtc,
             State = OutboxRowState.Pending,
