@@ -7,11 +7,29 @@ internal sealed class DispatcherStatus<TContext>
 {
     public volatile OutboxStatistics? Statistics;
 
+    // Boxed in volatile fields: the health check reads them on another thread, and a DateTimeOffset? is
+    // wider than an atomic write.
+    private volatile object? authPausedSince;
+    private volatile object? outboxUnavailableSince;
+    private volatile string? outboxError;
+
     /// <summary>Set while sending is paused because ThriveStack refused the token.</summary>
-    public DateTimeOffset? AuthPausedSince { get; set; }
+    public DateTimeOffset? AuthPausedSince
+    {
+        get => (DateTimeOffset?)authPausedSince;
+        set => authPausedSince = value;
+    }
 
     /// <summary>Set while the outbox cannot be read; cleared by the next successful statement.</summary>
-    public DateTimeOffset? OutboxUnavailableSince { get; set; }
+    public DateTimeOffset? OutboxUnavailableSince
+    {
+        get => (DateTimeOffset?)outboxUnavailableSince;
+        set => outboxUnavailableSince = value;
+    }
 
-    public string? OutboxError { get; set; }
+    public string? OutboxError
+    {
+        get => outboxError;
+        set => outboxError = value;
+    }
 }

@@ -27,8 +27,10 @@ public sealed class DispatcherDeliveryTests : IAsyncLifetime
     [Fact]
     public async Task Dispatcher_CommitInProcess_IsNudgedWithoutWaitingForThePoll()
     {
-        var host = await harness.StartHostAsync(o => o.PollInterval = TimeSpan.FromHours(1));
-        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.EventId.Id == 1), TimeSpan.FromSeconds(30));
+        // The fake clock never moves: once the dispatcher waits out its hour-long poll, only the nudge can wake it.
+        var clock = new WatchedClock();
+        var host = await harness.StartHostAsync(o => o.PollInterval = TimeSpan.FromHours(1), clock);
+        await clock.WaitForWaitsAsync(1, due => due == TimeSpan.FromHours(1), TimeSpan.FromSeconds(30));
         await DispatchHarness.SaveUsersAsync(host, 3);
         await harness.StandIn.WaitForEventsAsync(3, TimeSpan.FromSeconds(30));
     }
@@ -130,7 +132,10 @@ public sealed class DispatcherDeliveryTests : IAsyncLifetime
         await harness.EnqueueAsync([("w1", new Dictionary<string, object?> { ["odd"] = "x" })]);
         await harness.StartHostAsync();
         await harness.WaitForOutboxAsync(rows => rows.Count == 0);
-        var warning = Assert.Single(harness.Logs.Lines, l => l.EventId.Id == 4);
+
+        // The warnings are logged just after the rows are acknowledged.
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(4)), TimeSpan.FromSeconds(30));
+        var warning = Assert.Single(harness.Logs.Lines, l => l.Is(4));
         Assert.Contains("unknown trait ignored", warning.Message);
         Assert.Matches("rows [0-9]+", warning.Message);
     }

@@ -2,6 +2,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Testing;
 
@@ -27,6 +28,9 @@ internal sealed class DispatchHarness : IAsyncDisposable
 
     public LogCollector Logs { get; } = new();
 
+    /// <summary>The lowest level the hosts log at; <see cref="LogLevel.Trace"/> also captures HttpClient's header logging.</summary>
+    public LogLevel MinimumLevel { get; set; } = LogLevel.Debug;
+
     public static async Task<DispatchHarness> StartAsync(TestDatabase? database = null, ThrivestackStandInOptions? standInOptions = null)
     {
         database ??= new SqliteTestDatabase();
@@ -36,10 +40,20 @@ internal sealed class DispatchHarness : IAsyncDisposable
     }
 
     /// <summary>Builds (not starts) a host whose dispatcher sends to the stand-in.</summary>
-    public IHost BuildHost(Action<ThrivestackOptions>? configure = null, TimeProvider? time = null, Action<IServiceCollection>? services = null)
+    public IHost BuildHost(Action<ThrivestackOptions>? configure = null, TimeProvider? time = null, Action<IServiceCollection>? services = null) =>
+        BuildCustomHost(
+            builder =>
+            {
+                builder.Services.AddThrivestackIdentify<TestDbContext>(o => Defaults(o, configure));
+                services?.Invoke(builder.Services);
+            },
+            time);
+
+    /// <summary>Builds (not starts) a host with the harness's logging, database and clock; <paramref name="register"/> adds the dispatcher its own way.</summary>
+    public IHost BuildCustomHost(Action<HostApplicationBuilder> register, TimeProvider? time = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders().AddProvider(Logs).SetMinimumLevel(LogLevel.Debug);
+        builder.Logging.ClearProviders().AddProvider(Logs).SetMinimumLevel(MinimumLevel).AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
         if (time is not null)
         {
@@ -47,21 +61,23 @@ internal sealed class DispatchHarness : IAsyncDisposable
         }
 
         builder.Services.AddDbContext<TestDbContext>(o => Database.Configure(o.AddThrivestackIdentifyInterceptor()));
-        builder.Services.AddThrivestackIdentify<TestDbContext>(o =>
-        {
-            o.Endpoint = StandIn.Endpoint;
-            o.ApiToken = StandIn.ApiToken;
-            o.PollInterval = TimeSpan.FromMilliseconds(200);
-            o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
-            o.RetryMaxDelay = TimeSpan.FromMilliseconds(200);
-            o.LeaseDuration = TimeSpan.FromSeconds(30);
-            o.RequestTimeout = TimeSpan.FromSeconds(10);
-            configure?.Invoke(o);
-        });
-        services?.Invoke(builder.Services);
+        register(builder);
         var host = builder.Build();
         hosts.Add(host);
         return host;
+    }
+
+    /// <summary>The quick test values every harness host starts from, then <paramref name="configure"/>.</summary>
+    public void Defaults(ThrivestackOptions o, Action<ThrivestackOptions>? configure = null)
+    {
+        o.Endpoint = StandIn.Endpoint;
+        o.ApiToken = StandIn.ApiToken;
+        o.PollInterval = TimeSpan.FromMilliseconds(200);
+        o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
+        o.RetryMaxDelay = TimeSpan.FromMilliseconds(200);
+        o.LeaseDuration = TimeSpan.FromSeconds(30);
+        o.RequestTimeout = TimeSpan.FromSeconds(10);
+        configure?.Invoke(o);
     }
 
     public async Task<IHost> StartHostAsync(Action<ThrivestackOptions>? configure = null, TimeProvider? time = null)
@@ -98,6 +114,20 @@ internal sealed class DispatchHarness : IAsyncDisposable
         await context.SaveChangesAsync();
     }
 
+    /// <summary>The dispatcher <paramref name="host"/> runs (its <c>ExecuteTask</c> says whether it has stopped).</summary>
+    public static OutboxDispatcher<TestDbContext> Dispatcher(IHost host) =>
+        host.Services.GetServices<IHostedService>().OfType<OutboxDispatcher<TestDbContext>>().Single();
+
+    /// <summary>Leases every pending row to a dispatcher that no longer runs, as a killed process leaves them.</summary>
+    public async Task LeaseToDeadDispatcherAsync(DateTime leaseExpiresAt)
+    {
+        await using var context = Database.CreateContext();
+        await context.Set<OutboxMessage>().Where(m => m.State == OutboxRowState.Pending).ExecuteUpdateAsync(s => s
+            .SetProperty(m => m.LeaseId, Guid.NewGuid())
+            .SetProperty(m => m.LeaseOwner, "killed-host")
+            .SetProperty(m => m.LeaseExpiresAt, leaseExpiresAt));
+    }
+
     public async Task<List<OutboxMessage>> RowsAsync() => await OutboxReader.RowsAsync(Database);
 
     /// <summary>Waits (with a deadline) until the outbox satisfies <paramref name="condition"/>.</summary>
@@ -125,13 +155,17 @@ internal sealed class DispatchHarness : IAsyncDisposable
     {
         foreach (var host in hosts)
         {
-            try
+            // A host whose start failed (invalid options) cannot be stopped, only disposed.
+            if (host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStarted.IsCancellationRequested)
             {
-                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                await host.StopAsync(stop.Token);
-            }
-            catch (OperationCanceledException)
-            {
+                try
+                {
+                    using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                    await host.StopAsync(stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                }
             }
 
             host.Dispose();

@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Hosting;
+using Thrivestack.EfCore.IntegrationTests.Infrastructure;
+using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Thrivestack.EfCore.IntegrationTests.Scale;
+
+/// <summary>Several dispatchers, some in their own OS processes, share one PostgreSQL outbox.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class ScaleOutTests(PostgresServer server, ITestOutputHelper output) : IAsyncLifetime
+{
+    private DispatchHarness harness = null!;
+
+    public async Task InitializeAsync() => harness = await DispatchHarness.StartAsync(await PostgresTestDatabase.CreateAsync(server));
+
+    public async Task DisposeAsync() => await harness.DisposeAsync();
+
+    [Fact]
+    public async Task ThreeDispatchers_TwoOfThemSeparateProcesses_DeliverEveryEventOnceAndInOrder()
+    {
+        const int Users = 5_000, EventsPerUser = 4, Total = Users * EventsPerUser;
+        await Workload.EnqueueAsync(harness.Database, Users, EventsPerUser);
+        var connection = ((PostgresTestDatabase)harness.Database).ConnectionString;
+        var clock = Stopwatch.StartNew();
+        using var first = await DispatcherProcess.StartAsync(connection, harness.StandIn.Endpoint, harness.StandIn.ApiToken, TimeSpan.FromSeconds(30));
+        using var second = await DispatcherProcess.StartAsync(connection, harness.StandIn.Endpoint, harness.StandIn.ApiToken, TimeSpan.FromSeconds(30));
+        await harness.StartHostAsync(o => o.DeliveredRetention = TimeSpan.FromHours(1));
+
+        await harness.StandIn.WaitForEventsAsync(Total, TimeSpan.FromSeconds(180));
+        await WaitUntilAsync(async () => await Workload.PendingAsync(harness.Database) == 0, TimeSpan.FromSeconds(60));
+        clock.Stop();
+
+        var (distinct, duplicates) = Workload.Count(harness.StandIn);
+        Assert.Equal(Total, distinct);
+        Assert.Equal(0, duplicates);
+        Assert.Empty(Workload.OutOfOrderUsers(harness.StandIn));
+        await using var context = harness.Database.CreateContext();
+        var owners = await context.Set<OutboxMessage>().Where(r => r.State == OutboxRowState.Delivered)
+            .GroupBy(r => r.LeaseOwner).Select(g => new { Owner = g.Key, Count = g.Count() }).ToListAsync();
+        Assert.True(owners.Count >= 2, $"expected several instances to deliver, saw {owners.Count}");
+        output.WriteLine($"{Total} events, 3 dispatchers (2 processes): {clock.Elapsed.TotalSeconds:F1} s, {Total / clock.Elapsed.TotalSeconds:N0} events/s, duplicates {duplicates}, per instance {string.Join(", ", owners.Select(o => o.Count))}");
+    }
+
+    [Fact]
+    public async Task DispatcherProcess_KilledMidDrain_LosesNothingAndRepeatsAtMostTheBatchInFlight()
+    {
+        const int Users = 1_000, EventsPerUser = 5, Total = Users * EventsPerUser, Batch = 100;
+        await Workload.EnqueueAsync(harness.Database, Users, EventsPerUser);
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(20);
+        var connection = ((PostgresTestDatabase)harness.Database).ConnectionString;
+        var lease = TimeSpan.FromSeconds(3);
+        using (var doomed = await DispatcherProcess.StartAsync(connection, harness.StandIn.Endpoint, harness.StandIn.ApiToken, lease, Batch))
+        {
+            await harness.StandIn.WaitUntilAsync(s => s.AcceptedEventCount >= 1_000, TimeSpan.FromSeconds(120));
+            await doomed.KillAsync();
+        }
+
+        var killedAt = Stopwatch.StartNew();
+        var arrivedBeforeKill = harness.StandIn.AcceptedEventCount;
+        await harness.StartHostAsync(o =>
+        {
+            o.LeaseDuration = lease;
+            o.RequestTimeout = TimeSpan.FromSeconds(1.5);
+        });
+        await harness.StandIn.WaitUntilAsync(_ => Workload.Count(harness.StandIn).Distinct == Total, TimeSpan.FromSeconds(180));
+        await WaitUntilAsync(async () => await Workload.PendingAsync(harness.Database) == 0, TimeSpan.FromSeconds(60));
+
+        var (distinct, duplicates) = Workload.Count(harness.StandIn);
+        Assert.Equal(Total, distinct);
+        Assert.InRange(duplicates, 0, Batch);
+        Assert.Empty(Workload.OutOfOrderUsers(harness.StandIn));
+        output.WriteLine($"{Total} events, SIGKILL after {arrivedBeforeKill} arrived; drained {killedAt.Elapsed.TotalSeconds:F1} s after the kill (lease {lease.TotalSeconds} s); duplicates {duplicates}");
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(deadline.Elapsed < timeout, "the condition was not met in time");
+            await Task.Delay(100);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Testing;
+using Thrivestack.EfCore.Tests.Infrastructure;
+
+namespace Thrivestack.EfCore.Tests.Dispatch;
+
+public sealed class DispatcherAuthTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Dispatcher_ApiKeyHeaderAgainstApiKeyStandIn_Delivers()
+    {
+        await using var harness = await DispatchHarness.StartAsync(standInOptions: new ThrivestackStandInOptions { AuthHeader = StandInAuthHeader.ApiKey });
+        await harness.EnqueueAsync([("k1", null), ("k2", null)]);
+
+        await harness.StartHostAsync(o => o.AuthHeader = ThrivestackAuthHeader.ApiKey);
+
+        await harness.StandIn.WaitForEventsAsync(2, Deadline);
+        Assert.All(harness.StandIn.Requests, r => Assert.Equal(200, r.StatusCode));
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+    }
+
+    [Fact]
+    public async Task Dispatcher_BearerHeaderAgainstApiKeyStandIn_PausesWithoutSpendingAttempts()
+    {
+        await using var harness = await DispatchHarness.StartAsync(standInOptions: new ThrivestackStandInOptions { AuthHeader = StandInAuthHeader.ApiKey });
+        await harness.EnqueueAsync([("b1", null), ("b2", null)]);
+
+        await harness.StartHostAsync(o => o.AuthHeader = ThrivestackAuthHeader.Bearer);
+
+        await harness.StandIn.WaitUntilAsync(s => s.Requests.Count(r => r.StatusCode == 401) >= 3, Deadline);
+        Assert.Equal(0, harness.StandIn.AcceptedEventCount);
+        Assert.Single(harness.Logs.Lines, l => l.Is(7));
+        Assert.All(await harness.RowsAsync(), r =>
+        {
+            Assert.Equal(OutboxRowState.Pending, r.State);
+            Assert.Equal(0, r.Attempts);
+        });
+    }
+
+    [Fact]
+    public async Task Dispatcher_TokenRotatedWithTokenProvider_AsksAgainAndDeliversWithoutPausing()
+    {
+        await using var harness = await DispatchHarness.StartAsync();
+        harness.StandIn.ApiToken = "fresh-token";
+        var calls = 0;
+        await harness.EnqueueAsync([("r1", null), ("r2", null)]);
+
+        await harness.StartHostAsync(o =>
+        {
+            o.ApiToken = null;
+            o.MaxRequestRetries = 0;
+            o.TokenProvider = _ => ValueTask.FromResult(Interlocked.Increment(ref calls) == 1 ? "stale-token" : "fresh-token");
+        });
+
+        await harness.StandIn.WaitForEventsAsync(2, Deadline);
+        Assert.Equal([401, 200], harness.StandIn.Requests.Select(r => r.StatusCode));
+        Assert.Equal(2, Volatile.Read(ref calls));
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(7));
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+    }
+
+    [Fact]
+    public async Task Dispatcher_TokenProviderStillStaleAfterRefresh_PausesWithoutSpendingAttempts()
+    {
+        await using var harness = await DispatchHarness.StartAsync();
+        harness.StandIn.ApiToken = "fresh-token";
+        await harness.EnqueueAsync([("s1", null)]);
+
+        await harness.StartHostAsync(o =>
+        {
+            o.ApiToken = null;
+            o.TokenProvider = _ => ValueTask.FromResult("stale-token");
+        });
+
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(7)), Deadline);
+        var row = Assert.Single(await harness.RowsAsync());
+        Assert.Equal(OutboxRowState.Pending, row.State);
+        Assert.Equal(0, row.Attempts);
+    }
+
+    [Fact]
+    public async Task Dispatcher_UnauthorizedWindow_PausesOnceSpendsNoAttemptAndResumes()
+    {
+        await using var harness = await DispatchHarness.StartAsync();
+        harness.StandIn.Faults.Unauthorized = true;
+        await harness.EnqueueAsync(Enumerable.Range(0, 6).Select(i => ($"w{i}", (IReadOnlyDictionary<string, object?>?)null)));
+
+        // Delivered rows are kept, so their attempts can be read after the pause too.
+        await harness.StartHostAsync(o =>
+        {
+            o.MaxEventsPerBatch = 2;
+            o.MaxAttempts = 2;
+            o.DeliveredRetention = TimeSpan.FromHours(1);
+        });
+
+        // More failed probes than MaxAttempts: had they counted, every row would be dead-lettered by now.
+        await harness.StandIn.WaitUntilAsync(s => s.Requests.Count(r => r.StatusCode == 401) >= 5, Deadline);
+        Assert.All(await harness.RowsAsync(), r =>
+        {
+            Assert.Equal(OutboxRowState.Pending, r.State);
+            Assert.Equal(0, r.Attempts);
+        });
+        var paused = Assert.Single(harness.Logs.Lines, l => l.Is(7));
+        Assert.Contains("HTTP 401", paused.Message);
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(8));
+
+        harness.StandIn.Faults.Unauthorized = false;
+
+        await harness.StandIn.WaitForEventsAsync(6, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.All(r => r.State == OutboxRowState.Delivered));
+        Assert.All(await harness.RowsAsync(), r => Assert.Equal(0, r.Attempts));
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(8)), Deadline);
+        Assert.Single(harness.Logs.Lines, l => l.Is(8));
+        Assert.Single(harness.Logs.Lines, l => l.Is(7));
+    }
+
+    [Fact]
+    public async Task Dispatcher_SecondUnauthorizedWindow_LogsASecondPause()
+    {
+        await using var harness = await DispatchHarness.StartAsync();
+        var host = await harness.StartHostAsync();
+
+        harness.StandIn.Faults.Unauthorized = true;
+        await DispatchHarness.SaveUsersAsync(host, 1, "first");
+        await harness.StandIn.WaitUntilAsync(s => s.Requests.Count(r => r.StatusCode == 401) >= 2, Deadline);
+        harness.StandIn.Faults.Unauthorized = false;
+        await harness.StandIn.WaitForEventsAsync(1, Deadline);
+
+        harness.StandIn.Faults.Unauthorized = true;
+        await DispatchHarness.SaveUsersAsync(host, 1, "second");
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Count(l => l.Is(7)) == 2, Deadline);
+        harness.StandIn.Faults.Unauthorized = false;
+        await harness.StandIn.WaitForEventsAsync(2, Deadline);
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Count(l => l.Is(8)) == 2, Deadline);
+    }
+}

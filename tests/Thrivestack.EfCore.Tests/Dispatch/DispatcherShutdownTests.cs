@@ -1,0 +1,100 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Tests.Infrastructure;
+
+namespace Thrivestack.EfCore.Tests.Dispatch;
+
+public sealed class DispatcherShutdownTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    private DispatchHarness harness = null!;
+
+    public async Task InitializeAsync() => harness = await DispatchHarness.StartAsync();
+
+    public async Task DisposeAsync() => await harness.DisposeAsync();
+
+    [Fact]
+    public async Task StopAsync_RequestInFlight_AbandonsItWithinTheShutdownTimeoutAndReleasesTheRows()
+    {
+        // The answer would take 10 minutes and the request may wait 5: only honouring the stop ends the dispatcher in time.
+        harness.StandIn.Faults.Latency = TimeSpan.FromMinutes(10);
+        await harness.EnqueueAsync(Enumerable.Range(0, 3).Select(i => ($"s{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var probe = new InFlightProbe();
+        var host = harness.BuildHost(
+            o =>
+            {
+                o.RequestTimeout = TimeSpan.FromMinutes(5);
+                o.LeaseDuration = TimeSpan.FromMinutes(10);
+            },
+            services: services =>
+            {
+                services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+                probe.AddTo(services);
+            });
+        await host.StartAsync();
+        await probe.FirstSent.WaitAsync(Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.All(r => r.LeaseId is not null));
+
+        await host.StopAsync();
+
+        // StopAsync gives up waiting after the shutdown timeout; the dispatcher itself must have finished by then.
+        var dispatcher = DispatchHarness.Dispatcher(host);
+        Assert.True(dispatcher.ExecuteTask!.IsCompletedSuccessfully, $"dispatcher task: {dispatcher.ExecuteTask.Status}");
+        Assert.Equal(0, probe.InFlight);
+        Assert.Contains(harness.Logs.Lines, l => l.Is(2));
+        Assert.All(await harness.RowsAsync(), r =>
+        {
+            Assert.Equal(OutboxRowState.Pending, r.State);
+            Assert.Null(r.LeaseId);
+            Assert.Null(r.LeaseExpiresAt);
+            Assert.Equal(0, r.Attempts);
+        });
+        Assert.Equal(0, harness.StandIn.AcceptedEventCount);
+    }
+
+    [Fact]
+    public async Task StopAsync_MidBatch_NextHostDeliversEveryEvent()
+    {
+        harness.StandIn.Faults.Latency = TimeSpan.FromSeconds(30);
+        var users = Enumerable.Range(0, 20).Select(i => $"m{i:D2}").ToList();
+        await harness.EnqueueAsync(users.Select(u => (u, (IReadOnlyDictionary<string, object?>?)null)));
+        var probe = new InFlightProbe();
+        var first = harness.BuildHost(o => o.MaxEventsPerBatch = 5, services: probe.AddTo);
+        await first.StartAsync();
+        await probe.FirstSent.WaitAsync(Deadline);
+
+        using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+        {
+            await first.StopAsync(stop.Token);
+        }
+
+        harness.StandIn.Faults.Latency = TimeSpan.Zero;
+        await harness.StartHostAsync(o => o.MaxEventsPerBatch = 5);
+
+        await harness.StandIn.WaitUntilAsync(s => users.All(u => s.EventsFor(u).Count > 0), Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
+
+        // At-least-once: only the batch that was in flight (the first five rows, claimed in id order) may arrive twice.
+        var twice = harness.StandIn.Events.GroupBy(e => e.UserId).Where(g => g.Count() > 1).Select(g => g.Key);
+        Assert.All(twice, u => Assert.Contains(u, users.Take(5)));
+    }
+
+    [Fact]
+    public async Task Dispatcher_RowsLeasedByAKilledHost_AreSentOnceTheLeaseEnds()
+    {
+        await harness.EnqueueAsync([("k1", null), ("k2", null), ("k3", null)]);
+        var leaseEnds = DateTime.UtcNow.AddSeconds(3);
+        await harness.LeaseToDeadDispatcherAsync(leaseEnds);
+
+        await harness.StartHostAsync();
+
+        await harness.StandIn.WaitForEventsAsync(3, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+
+        // Never taken from under the live lease: every request arrived after it ended.
+        Assert.All(harness.StandIn.Requests, r => Assert.True(r.ReceivedAt.UtcDateTime >= leaseEnds, $"request at {r.ReceivedAt:O}, lease ended {leaseEnds:O}"));
+        Assert.Equal(3, harness.StandIn.AcceptedEventCount);
+    }
+}
