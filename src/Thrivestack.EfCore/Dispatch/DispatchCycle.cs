@@ -41,7 +41,7 @@ internal sealed class DispatchCycle(
             foreach (var e in oversized)
             {
                 var reason = $"the event is {BatchBody.SizeOf(e.Bytes, 1):N0} bytes as a request body, more than MaxBatchBytes ({options.MaxBatchBytes:N0}); it can never be sent";
-                await DeadLetterAsync([e], reason, countAttempt: false, cancellationToken).ConfigureAwait(false);
+                await DeadLetterAsync([e], reason, countAttempt: false).ConfigureAwait(false);
             }
 
             foreach (var batch in batches)
@@ -83,7 +83,7 @@ internal sealed class DispatchCycle(
         switch (result.Outcome)
         {
             case SendOutcome.Delivered:
-                await DeliveredAsync(batch, body.Length, result, cancellationToken).ConfigureAwait(false);
+                await DeliveredAsync(batch, body.Length, result).ConfigureAwait(false);
                 break;
             case SendOutcome.Rejected or SendOutcome.TooLarge when batch.Count > 1:
                 Log.BatchSplit(logger, batch.Count, contextName, result.Describe());
@@ -92,7 +92,7 @@ internal sealed class DispatchCycle(
                 await SendAsync(batch[half..], cancellationToken).ConfigureAwait(false);
                 break;
             case SendOutcome.Rejected or SendOutcome.TooLarge:
-                await DeadLetterAsync(batch, $"ThriveStack rejected the event: {result.Describe()}", countAttempt: true, cancellationToken).ConfigureAwait(false);
+                await DeadLetterAsync(batch, $"ThriveStack rejected the event: {result.Describe()}", countAttempt: true).ConfigureAwait(false);
                 break;
             case SendOutcome.Unauthorized:
                 LastFailure = result;
@@ -101,12 +101,13 @@ internal sealed class DispatchCycle(
             default:
                 LastFailure = result;
                 Result = CycleResult.Transient;
-                await RetryLaterAsync(batch, result, cancellationToken).ConfigureAwait(false);
+                await RetryLaterAsync(batch, result).ConfigureAwait(false);
                 break;
         }
     }
 
-    private async Task DeliveredAsync(List<OutboxEvent> batch, int bytes, SendResult result, CancellationToken cancellationToken)
+    // Acknowledgements take no cancellation token: what ThriveStack answered is recorded even while the host stops.
+    private async Task DeliveredAsync(List<OutboxEvent> batch, int bytes, SendResult result)
     {
         var ids = batch.SelectMany(e => e.Ids).ToArray();
         var now = time.GetUtcNow().UtcDateTime;
@@ -119,11 +120,9 @@ internal sealed class DispatchCycle(
         {
             Log.ResponseWarnings(logger, string.Join(',', batch.Select(e => e.Row.Id)), string.Join("; ", warnings));
         }
-
-        _ = cancellationToken;
     }
 
-    private async Task RetryLaterAsync(List<OutboxEvent> batch, SendResult result, CancellationToken cancellationToken)
+    private async Task RetryLaterAsync(List<OutboxEvent> batch, SendResult result)
     {
         var reason = result.Describe();
         Log.BatchRetried(logger, batch.Count, contextName, reason);
@@ -135,7 +134,7 @@ internal sealed class DispatchCycle(
         var exhausted = batch.Where(e => e.Row.Attempts + 1 >= options.MaxAttempts).ToList();
         if (exhausted.Count > 0)
         {
-            await DeadLetterAsync(exhausted, $"gave up after {options.MaxAttempts} attempts; last error: {reason}", countAttempt: true, cancellationToken).ConfigureAwait(false);
+            await DeadLetterAsync(exhausted, $"gave up after {options.MaxAttempts} attempts; last error: {reason}", countAttempt: true).ConfigureAwait(false);
         }
 
         var now = time.GetUtcNow().UtcDateTime;
@@ -149,7 +148,7 @@ internal sealed class DispatchCycle(
         }
     }
 
-    private async Task DeadLetterAsync(List<OutboxEvent> events, string reason, bool countAttempt, CancellationToken cancellationToken)
+    private async Task DeadLetterAsync(List<OutboxEvent> events, string reason, bool countAttempt)
     {
         var ids = events.SelectMany(e => e.Ids).ToArray();
         await store.DeadLetterAsync(ids, leaseId, time.GetUtcNow().UtcDateTime, reason, countAttempt, CancellationToken.None).ConfigureAwait(false);
@@ -159,8 +158,6 @@ internal sealed class DispatchCycle(
         {
             Log.EventDeadLettered(logger, e.Row.Id, e.Row.UserId, reason);
         }
-
-        _ = cancellationToken;
     }
 
     // Rows not sent (shutdown, pause, a blocked user, the lease running low) go back without spending an attempt.
@@ -181,7 +178,6 @@ internal sealed class DispatchCycle(
         {
             // Quietly: the lease ends by itself and the rows are claimed again then. If the outbox is down, the
             // dispatcher reports that once for the whole outage.
-            _ = ex;
         }
     }
 }
