@@ -289,6 +289,29 @@ public abstract class CaptureTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SaveChanges_SameContextAfterRolledBackTransaction_SavesAgainWithoutTrackingConflicts()
+    {
+        await using (var context = NewContext())
+        {
+            await using (var transaction = await context.Database.BeginTransactionAsync())
+            {
+                context.Users.Add(NewUser("first@example.com"));
+                await context.SaveChangesAsync();
+                await transaction.RollbackAsync();
+            }
+
+            // The database may hand out the rolled-back outbox key again: nothing of ours may still be tracked with it.
+            context.Users.Add(NewUser("second@example.com"));
+            await context.SaveChangesAsync();
+            context.Users.Add(NewUser("third@example.com"));
+            await context.SaveChangesAsync();
+        }
+
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Equal(["second@example.com", "third@example.com"], rows.Select(r => OutboxReader.Traits(r).GetProperty("email").GetString()));
+    }
+
+    [Fact]
     public async Task SaveChanges_CommittedTransaction_WritesRowsWithRealKeys()
     {
         int numberedId;
