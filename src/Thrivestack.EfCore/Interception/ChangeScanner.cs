@@ -18,7 +18,7 @@ internal sealed class ChangeScanner(ModelMap map)
 
     public List<EntityEntry> Leftovers { get; } = [];
 
-    public List<OutboxMessage> ManualRows { get; } = [];
+    public List<EntityEntry> ManualRows { get; } = [];
 
     public void Scan(ChangeTracker tracker)
     {
@@ -30,15 +30,7 @@ internal sealed class ChangeScanner(ModelMap map)
             {
                 if (entry.State == EntityState.Added)
                 {
-                    var message = (OutboxMessage)entry.Entity;
-                    if (message.Captured)
-                    {
-                        Leftovers.Add(entry);
-                    }
-                    else
-                    {
-                        ManualRows.Add(message);
-                    }
+                    (((OutboxMessage)entry.Entity).Captured ? Leftovers : ManualRows).Add(entry);
                 }
 
                 continue;

@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
-using Thrivestack.EfCore.Outbox;
+using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Thrivestack.EfCore.Dispatch;
 
 namespace Thrivestack.EfCore.Interception;
 
@@ -12,7 +13,10 @@ internal sealed class SaveState
     public bool InProgress { get; set; }
 
     /// <summary>Outbox entities saved by EF's own batch; detached once the save succeeded.</summary>
-    public List<OutboxMessage> Tracked { get; } = [];
+    public List<EntityEntry> Tracked { get; } = [];
+
+    /// <summary>The dispatchers' nudge of the application's services, found once per save (or none).</summary>
+    public OutboxSignal? Signal { get; set; }
 
     /// <summary>Events whose ids are store-generated: written once the database has assigned the keys.</summary>
     public List<Capture>? Deferred { get; set; }
@@ -33,5 +37,6 @@ internal sealed class SaveState
         Deferred = null;
         Mode = DeferredWrite.None;
         PreviousBehavior = null;
+        Signal = null;
     }
 }

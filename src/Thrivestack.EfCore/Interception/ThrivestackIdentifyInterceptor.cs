@@ -155,19 +155,20 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     internal static SaveState StateOf(DbContext context) => States.GetValue(context, static _ => new SaveState());
 
-    internal static void Nudge(DbContext context) =>
-        ApplicationServices(context)?.GetService<OutboxSignal>()?.Notify();
+    internal static void Nudge(DbContext context) => Services(context).Signal?.Notify();
 
-    internal static TimeProvider Clock(DbContext context)
+    internal static TimeProvider Clock(DbContext context) => Services(context).Clock;
+
+    /// <summary>The clock and the dispatchers' nudge, found with one look-up of the context's options.</summary>
+    private static (TimeProvider Clock, OutboxSignal? Signal) Services(DbContext context)
     {
         var options = context.GetService<IDbContextOptions>();
-        return options.FindExtension<ThrivestackIdentifyOptionsExtension>()?.TimeProvider
-            ?? options.FindExtension<CoreOptionsExtension>()?.ApplicationServiceProvider?.GetService<TimeProvider>()
+        var application = options.FindExtension<CoreOptionsExtension>()?.ApplicationServiceProvider;
+        var clock = options.FindExtension<ThrivestackIdentifyOptionsExtension>()?.TimeProvider
+            ?? application?.GetService<TimeProvider>()
             ?? TimeProvider.System;
+        return (clock, application?.GetService<OutboxSignal>());
     }
-
-    private static IServiceProvider? ApplicationServices(DbContext context) =>
-        context.GetService<IDbContextOptions>().FindExtension<CoreOptionsExtension>()?.ApplicationServiceProvider;
 
     private static SaveState? Active(DbContext context) =>
         States.TryGetValue(context, out var state) && state.InProgress ? state : null;
@@ -212,7 +213,9 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
             var state = StateOf(context);
             state.InProgress = true;
-            state.Timestamp = Clock(context).GetUtcNow().UtcDateTime;
+            var (clock, signal) = Services(context);
+            state.Timestamp = clock.GetUtcNow().UtcDateTime;
+            state.Signal = signal;
             state.Tracked.AddRange(scanner.ManualRows);
             foreach (var capture in captures)
             {
@@ -223,8 +226,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
                 else if (capture.ToMessage(state.Timestamp) is { } message)
                 {
                     message.Captured = true;
-                    context.Add(message);
-                    state.Tracked.Add(message);
+                    state.Tracked.Add(context.Add(message));
                 }
             }
 
@@ -298,14 +300,14 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     private static void Complete(DbContext context, SaveState state)
     {
-        foreach (var message in state.Tracked)
+        foreach (var entry in state.Tracked)
         {
-            context.Entry(message).State = EntityState.Detached;
+            entry.State = EntityState.Detached;
         }
 
         if (context.Database.CurrentTransaction is null)
         {
-            Nudge(context);
+            state.Signal?.Notify();
         }
         else
         {
@@ -330,10 +332,9 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
             return;
         }
 
-        foreach (var message in state.Tracked)
+        foreach (var entry in state.Tracked)
         {
-            var entry = context.Entry(message);
-            if (message.Captured && entry.State == EntityState.Added)
+            if (entry.Entity is OutboxMessage { Captured: true } && entry.State == EntityState.Added)
             {
                 entry.State = EntityState.Detached;
             }

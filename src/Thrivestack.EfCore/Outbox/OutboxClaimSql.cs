@@ -28,11 +28,15 @@ internal static class OutboxClaimSql
             """;
         return provider switch
         {
+            // SQLite runs one writer at a time, so the statement is atomic: one pass over pending rows in id order,
+            // a row qualifies when no older pending row of its user is unclaimable (leased elsewhere or waiting for
+            // a retry). One index probe per row and no sort, where the heads form below needs two and a sort.
             Sqlite => $$"""
                 UPDATE {{t}} SET "lease_id" = {0}, "lease_owner" = {1}, "lease_expires_at" = {2}
                 WHERE "id" IN (
                   SELECT r."id" FROM {{t}} AS r
-                  WHERE {{Where("r")}} AND r."user_id" IN ({{heads}})
+                  WHERE {{Where("r")}}
+                    AND NOT EXISTS (SELECT 1 FROM {{t}} AS o WHERE o."state" = 0 AND o."user_id" = r."user_id" AND o."id" < r."id" AND NOT ({{Where("o")}}))
                   ORDER BY r."id" LIMIT {4})
                 RETURNING {{Returning}}
                 """,

@@ -104,8 +104,13 @@ internal sealed class OutboxStore(DbContext context)
 
     public static string Truncate(string text, int length = 2000) => text.Length <= length ? text : text[..(length - 3)] + "...";
 
-    private IQueryable<OutboxMessage> Leased(IReadOnlyCollection<long> ids, Guid leaseId) =>
-        Rows.Where(r => ids.Contains(r.Id) && r.LeaseId == leaseId);
+    // One parameter for the whole id list (a JSON array on SQLite, an array on PostgreSQL): EF 10 would otherwise
+    // expand it into one parameter per id, and a 1,000-parameter statement costs more to build and prepare.
+    private IQueryable<OutboxMessage> Leased(IReadOnlyCollection<long> ids, Guid leaseId)
+    {
+        var list = ids as long[] ?? ids.ToArray();
+        return Rows.Where(r => EF.Parameter(list).Contains(r.Id) && r.LeaseId == leaseId);
+    }
 
     // Other relational providers: a conditional update that only one claimer can win per row, then a read by lease.
     private async Task<List<ClaimedRow>> ClaimPortablyAsync(Guid leaseId, string owner, DateTime now, DateTime leaseEnd, int limit, CancellationToken cancellationToken)

@@ -1,0 +1,42 @@
+using System.Globalization;
+using Thrivestack.EfCore.Bench;
+
+// One command per scenario, e.g.: dotnet run -c Release --project bench/Thrivestack.EfCore.Bench -- drain
+// See docs/benchmarks.md for what each measures and the targets.
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+string[] positional = ["fill", MemoryScenario.ChildCommand, PgScenario.ChildCommand];
+var options = positional.Contains(args.FirstOrDefault()) ? BenchOptions.Parse([]) : BenchOptions.Parse(args.Skip(1).ToArray());
+SqliteBench.Synchronous = options.Get("synchronous", "full").ToUpperInvariant();
+SqliteBench.BusyTimeout = options.Int("busy-timeout", 0);
+DispatcherHost.LogSql = options.Get("sql-log", "false") == "true";
+switch (args.FirstOrDefault())
+{
+    case "drain":
+        await DrainScenario.RunAsync(options);
+        return 0;
+    case "latency":
+        await LatencyScenario.RunAsync(options);
+        return 0;
+    case "memory":
+        return await MemoryScenario.RunAsync(options);
+    case MemoryScenario.ChildCommand:
+        return await MemoryScenario.ChildAsync(args[1..]);
+    case "fill":
+        // A filled SQLite outbox to inspect by hand (sqlite3, EXPLAIN QUERY PLAN): fill <path> [--rows N]
+        SqliteBench.Fill(Path.GetFullPath(args[1]), BenchOptions.Parse(args.Skip(2).ToArray()).Int("rows", 100_000));
+        return 0;
+    case "pg":
+        return await PgScenario.RunAsync(options);
+    case PgScenario.ChildCommand:
+        return await PgScenario.ChildAsync(args[1..]);
+    default:
+        Console.Error.WriteLine("""
+            usage: Thrivestack.EfCore.Bench <scenario> [--option value ...]
+              drain    [--rows 100000] [--batch 100,1000] [--rounds 2] [--synchronous full|normal]
+              latency  [--rate 100] [--seconds 20] [--synchronous full|normal]
+              memory   [--rows 1000000] [--batch 100] [--gc workstation|server] [--child-env DOTNET_GCgen0size=0x2000000,...] [--synchronous full|normal]
+              pg       [--rows 100000] [--batch 100] [--dispatchers 1,2,4]
+            """);
+        return 2;
+}

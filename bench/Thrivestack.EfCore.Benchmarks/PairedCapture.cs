@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Microsoft.EntityFrameworkCore;
+
+namespace Thrivestack.EfCore.Benchmarks;
+
+/// <summary>
+/// The capture measures again, as paired samples (<c>-- paired</c>): each round runs every variant for a block of
+/// consecutive saves, in a shuffled order, so a change in the machine's background load hits both sides of a ratio
+/// alike (blocks, not single saves, so that switching between two EF service providers costs no extra cache misses).
+/// Each sample is a block's mean wall time, the thread's own CPU time (immune to being descheduled) and the bytes
+/// allocated per save.
+/// Same model, database and variants as the BenchmarkDotNet classes.
+/// </summary>
+internal static partial class PairedCapture
+{
+    /// <summary>Arguments: [scale of the round counts, default 1] [cases: insert1,insert100,insert1000,update; default all].</summary>
+    public static void Run(string[] args)
+    {
+        var scale = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1.0;
+        var cases = args.Length > 2 ? args[2].Split(',') : ["insert1", "insert100", "insert1000", "update"];
+        Console.WriteLine($"paired capture measures; database folder {BenchDatabase.Directory}; {Environment.ProcessorCount} cores; load average {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.WriteLine("| case | variant | wall median | CPU median | CPU ratio (median of pairs) | wall ratio (median of pairs) | allocated per save |");
+        Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- |");
+        foreach (var (count, rounds, block) in new[] { (1, 60, 25), (100, 60, 3), (1000, 40, 1) })
+        {
+            if (cases.Contains($"insert{count}"))
+            {
+                Insert(count, (int)(rounds * scale), block);
+            }
+        }
+
+        if (cases.Contains("update"))
+        {
+            Update((int)(60 * scale), 2);
+        }
+    }
+
+    private static void Insert(int count, int rounds, int block)
+    {
+        using var database = new BenchDatabase();
+        var seed = 0;
+        Sample Measure(string variant)
+        {
+            using var context = database.Create(interceptor: variant == "Interceptor");
+            var users = NewUsers.New(count, seed++);
+            context.Users.AddRange(users);
+            var sample = Sample.Time(() =>
+            {
+                if (variant == "AppWritesOutbox")
+                {
+                    var now = DateTime.UtcNow;
+                    foreach (var user in users)
+                    {
+                        context.Add(HandWrittenOutbox.For(user, now));
+                    }
+                }
+
+                context.SaveChanges();
+            });
+            using var cleanup = database.Create(interceptor: false);
+            cleanup.Database.ExecuteSqlRaw("DELETE FROM \"thrivestack_outbox\"; DELETE FROM \"Users\";");
+            return sample;
+        }
+
+        Report($"insert {count}", ["AppWritesOutbox", "Interceptor", "NoOutbox"], rounds, block, Measure);
+    }
+
+    private static void Update(int rounds, int block)
+    {
+        using var database = new BenchDatabase();
+        using (var seed = database.Create(interceptor: false))
+        {
+            seed.Users.AddRange(NewUsers.New(1000, 0));
+            seed.SaveChanges();
+        }
+
+        Sample Measure(string variant)
+        {
+            using var context = database.Create(interceptor: variant == "WithInterceptor");
+            var now = DateTime.UtcNow;
+            foreach (var user in context.Users.ToList())
+            {
+                user.LoginCount++;
+                user.LastSeenAt = now;
+            }
+
+            return Sample.Time(() => context.SaveChanges());
+        }
+
+        Report("update 1000, no trait", ["WithoutInterceptor", "WithInterceptor"], rounds, block, Measure);
+    }
+
+    private static void Report(string name, string[] variants, int rounds, int block, Func<string, Sample> measure)
+    {
+        var random = new Random(42);
+        var samples = variants.ToDictionary(v => v, _ => new List<Sample>());
+        Warmup.Run(name, () =>
+        {
+            foreach (var variant in variants)
+            {
+                measure(variant);
+            }
+        });
+        for (var round = 0; round < rounds; round++)
+        {
+            foreach (var variant in variants.OrderBy(_ => random.Next()))
+            {
+                var blockSamples = Enumerable.Range(0, block).Select(_ => measure(variant)).ToArray();
+                samples[variant].Add(new Sample(blockSamples.Average(b => b.WallMs), blockSamples.Average(b => b.CpuMs), (long)blockSamples.Average(b => b.Allocated)));
+            }
+        }
+
+        var baseline = samples[variants[0]];
+        foreach (var variant in variants)
+        {
+            var own = samples[variant];
+            var cpuRatio = Median(own.Zip(baseline, (a, b) => a.CpuMs / b.CpuMs));
+            var wallRatio = Median(own.Zip(baseline, (a, b) => a.WallMs / b.WallMs));
+            Console.WriteLine($"| {name} | {variant} | {Median(own.Select(s => s.WallMs)):0.000} ms | {Median(own.Select(s => s.CpuMs)):0.000} ms | "
+                + $"{cpuRatio:0.00}x | {wallRatio:0.00}x | {Median(own.Select(s => (double)s.Allocated)) / 1024:0.0} KB |");
+        }
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private readonly record struct Sample(double WallMs, double CpuMs, long Allocated)
+    {
+        public static Sample Time(Action action)
+        {
+            var allocated = GC.GetAllocatedBytesForCurrentThread();
+            var cpu = ThreadCpuMs();
+            var wall = Stopwatch.GetTimestamp();
+            action();
+            var wallMs = Stopwatch.GetElapsedTime(wall).TotalMilliseconds;
+            return new Sample(wallMs, ThreadCpuMs() - cpu, GC.GetAllocatedBytesForCurrentThread() - allocated);
+        }
+    }
+
+    /// <summary>CPU time of the calling thread (Linux CLOCK_THREAD_CPUTIME_ID); wall time elsewhere.</summary>
+    private static double ThreadCpuMs()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency;
+        }
+
+        _ = ClockGetTime(3, out var time);
+        return (time.Seconds * 1000.0) + (time.Nanoseconds / 1_000_000.0);
+    }
+
+    [LibraryImport("libc", EntryPoint = "clock_gettime")]
+    private static partial int ClockGetTime(int clock, out TimeSpec time);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+}
