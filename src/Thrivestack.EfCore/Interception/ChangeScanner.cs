@@ -61,6 +61,11 @@ internal sealed class ChangeScanner(ModelMap map)
     /// <summary>The events of this save: owned changes folded into their owners, memberships joined with tracked users.</summary>
     public List<Capture> Captures()
     {
+        if (userCaptures is null && membershipCaptures is null && dirtyOwned is null)
+        {
+            return [];
+        }
+
         var captures = new List<Capture>();
         var captured = new HashSet<object>(ReferenceEqualityComparer.Instance);
         foreach (var capture in userCaptures ?? [])
