@@ -10,4 +10,7 @@ internal static class ThrivestackAnnotationNames
     public const string MembershipGroupId = Prefix + "MembershipGroupId";
     public const string Outbox = Prefix + "Outbox";
     public const string RuntimeMap = Prefix + "Map";
+
+    /// <summary>The claim statement, built once per model (a model belongs to one provider).</summary>
+    public const string ClaimSql = Prefix + "ClaimSql";
 }

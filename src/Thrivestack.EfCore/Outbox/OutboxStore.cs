@@ -20,7 +20,7 @@ internal sealed class OutboxStore(DbContext context)
     public async Task<List<ClaimedRow>> ClaimAsync(Guid leaseId, string owner, DateTime now, DateTime leaseEnd, int limit, CancellationToken cancellationToken)
     {
         var sql = context.Model.GetOrAddRuntimeAnnotationValue(
-            ThrivestackAnnotationNames.Prefix + "ClaimSql:" + context.Database.ProviderName,
+            ThrivestackAnnotationNames.ClaimSql,
             static c => OutboxClaimSql.For(c!.Database.ProviderName, ModelMap.For(c.Model).RequireOutbox(), c.GetService<ISqlGenerationHelper>()) ?? "",
             context);
         List<ClaimedRow> rows;
@@ -99,7 +99,7 @@ internal sealed class OutboxStore(DbContext context)
         var count = await pending.LongCountAsync(cancellationToken).ConfigureAwait(false);
         var oldest = count == 0 ? null : await pending.MinAsync(r => (DateTime?)r.CreatedAt, cancellationToken).ConfigureAwait(false);
         var age = oldest is { } o && now > o ? now - o : TimeSpan.Zero;
-        return new OutboxStatistics(count, age, new DateTimeOffset(now, TimeSpan.Zero));
+        return new OutboxStatistics(count, age);
     }
 
     public static string Truncate(string text, int length = 2000) => text.Length <= length ? text : text[..(length - 3)] + "...";

@@ -17,7 +17,6 @@ internal sealed class OutboxTable
             .Where(p => !p.IsPrimaryKey())
             .Select(p => new OutboxColumn(p, p.GetColumnName(StoreObject)!, (RelationalTypeMapping)p.GetRelationalTypeMapping()))
             .ToArray();
-        Columns = entityType.GetProperties().ToDictionary(p => p.Name, p => new OutboxColumn(p, p.GetColumnName(StoreObject)!, (RelationalTypeMapping)p.GetRelationalTypeMapping()));
     }
 
     public IEntityType EntityType { get; }
@@ -29,8 +28,4 @@ internal sealed class OutboxTable
     public StoreObjectIdentifier StoreObject { get; }
 
     public IReadOnlyList<OutboxColumn> InsertColumns { get; }
-
-    public IReadOnlyDictionary<string, OutboxColumn> Columns { get; }
-
-    public OutboxColumn Column(string propertyName) => Columns[propertyName];
 }

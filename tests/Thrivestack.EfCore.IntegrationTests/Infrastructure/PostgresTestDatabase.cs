@@ -8,8 +8,6 @@ public sealed class PostgresTestDatabase(string connectionString) : TestDatabase
 {
     public string ConnectionString { get; } = connectionString;
 
-    public override bool SingleWriter => false;
-
     public static async Task<PostgresTestDatabase> CreateAsync(PostgresServer server) =>
         new(await server.CreateDatabaseAsync("thrivestack"));
 

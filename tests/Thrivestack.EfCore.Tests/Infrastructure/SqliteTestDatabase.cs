@@ -15,8 +15,6 @@ public sealed class SqliteTestDatabase : TestDatabase
 
     public string ConnectionString { get; }
 
-    public override bool SingleWriter => true;
-
     public override void Configure(DbContextOptionsBuilder builder) => builder.UseSqlite(ConnectionString);
 
     public override ValueTask DisposeAsync()

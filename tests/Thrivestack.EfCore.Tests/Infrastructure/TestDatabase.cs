@@ -9,9 +9,6 @@ public abstract class TestDatabase : IAsyncDisposable
     /// <summary>Configures the provider (connection, SQLite or Npgsql) on a builder.</summary>
     public abstract void Configure(DbContextOptionsBuilder builder);
 
-    /// <summary>True when the provider rejects a second writer while a transaction is open (SQLite).</summary>
-    public abstract bool SingleWriter { get; }
-
     public DbContextOptions<TestDbContext> Options(TimeProvider? clock = null)
     {
         var builder = new DbContextOptionsBuilder<TestDbContext>();
