@@ -102,6 +102,21 @@ internal static partial class PairedCapture
                 measure(variant);
             }
         });
+        if (Environment.GetEnvironmentVariable("THRIVESTACK_BENCH_LOOP") is { Length: > 0 } loop)
+        {
+            // Profiling aid: THRIVESTACK_BENCH_LOOP=<variant>:<seconds> runs one variant alone after the warm-up, so a
+            // profiler attached to this process (perf record -p, dotnet-trace -p) sees only its steady state.
+            var parts = loop.Split(':');
+            Console.WriteLine($"// pid {Environment.ProcessId}: looping {parts[0]} for {parts[1]} s");
+            var end = Stopwatch.GetTimestamp() + (long)(double.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture) * Stopwatch.Frequency);
+            while (Stopwatch.GetTimestamp() < end)
+            {
+                measure(parts[0]);
+            }
+
+            return;
+        }
+
         for (var round = 0; round < rounds; round++)
         {
             foreach (var variant in variants.OrderBy(_ => random.Next()))

@@ -16,9 +16,16 @@ internal sealed class ChangeScanner(ModelMap map)
     private List<Capture>? membershipCaptures;
     private List<(EntityEntry Entry, OwnedTraitMap Map)>? dirtyOwned;
 
-    public List<EntityEntry> Leftovers { get; } = [];
+    private static readonly List<EntityEntry> None = [];
 
-    public List<EntityEntry> ManualRows { get; } = [];
+    private List<EntityEntry>? leftovers;
+    private List<EntityEntry>? manualRows;
+
+    /// <summary>Outbox rows a previous, failed save of this interceptor left in the Added state.</summary>
+    public List<EntityEntry> Leftovers => leftovers ?? None;
+
+    /// <summary>Outbox rows the application added itself (<c>EnqueueThrivestackIdentify</c>).</summary>
+    public List<EntityEntry> ManualRows => manualRows ?? None;
 
     public void Scan(ChangeTracker tracker)
     {
@@ -30,7 +37,14 @@ internal sealed class ChangeScanner(ModelMap map)
             {
                 if (entry.State == EntityState.Added)
                 {
-                    (((OutboxMessage)entry.Entity).Captured ? Leftovers : ManualRows).Add(entry);
+                    if (((OutboxMessage)entry.Entity).Captured)
+                    {
+                        (leftovers ??= []).Add(entry);
+                    }
+                    else
+                    {
+                        (manualRows ??= []).Add(entry);
+                    }
                 }
 
                 continue;
@@ -61,9 +75,9 @@ internal sealed class ChangeScanner(ModelMap map)
     /// <summary>The events of this save: owned changes folded into their owners, memberships joined with tracked users.</summary>
     public List<Capture> Captures()
     {
-        if (userCaptures is null && membershipCaptures is null && dirtyOwned is null)
+        if (membershipCaptures is null && dirtyOwned is null)
         {
-            return [];
+            return userCaptures ?? [];
         }
 
         var captures = new List<Capture>();

@@ -1,6 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
-using Thrivestack.EfCore.Dispatch;
+using Microsoft.EntityFrameworkCore.Storage;
 
 namespace Thrivestack.EfCore.Interception;
 
@@ -12,11 +12,20 @@ internal sealed class SaveState
 {
     public bool InProgress { get; set; }
 
+    /// <summary>This save wrote or tracks outbox rows (else it only keeps change detection off).</summary>
+    public bool HasRows { get; set; }
+
+    /// <summary>The interceptor left <c>AutoDetectChangesEnabled</c> off for the rest of the save: turn it back on at its end.</summary>
+    public bool RestoreDetectChanges { get; set; }
+
     /// <summary>Outbox entities saved by EF's own batch; detached once the save succeeded.</summary>
     public List<EntityEntry> Tracked { get; } = [];
 
-    /// <summary>The dispatchers' nudge of the application's services, found once per save (or none).</summary>
-    public OutboxSignal? Signal { get; set; }
+    /// <summary>What the interceptor needs from the context's options; found on the context's first save.</summary>
+    public OptionsFacts? Facts { get; set; }
+
+    /// <summary>The context's transaction manager (a service of its scope, fixed for its lifetime).</summary>
+    public IDbContextTransactionManager? Transactions { get; set; }
 
     /// <summary>Events whose ids are store-generated: written once the database has assigned the keys.</summary>
     public List<Capture>? Deferred { get; set; }
@@ -33,10 +42,11 @@ internal sealed class SaveState
     public void Reset()
     {
         InProgress = false;
+        HasRows = false;
+        RestoreDetectChanges = false;
         Tracked.Clear();
         Deferred = null;
         Mode = DeferredWrite.None;
         PreviousBehavior = null;
-        Signal = null;
     }
 }

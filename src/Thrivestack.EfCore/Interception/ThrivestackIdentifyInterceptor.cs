@@ -20,9 +20,17 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 {
     private static readonly ConditionalWeakTable<DbContext, SaveState> States = new();
 
+    /// <summary>
+    /// Whether EF runs another save interceptor registered in its internal services after this one: -1 not known
+    /// yet, 0 no, 1 yes. A fact of the internal service provider this instance is a singleton of.
+    /// </summary>
+    private int injectedAfter = -1;
+
+    private OptionsFacts? lastFacts;
+
     public InterceptionResult<int> SavingChanges(DbContextEventData eventData, InterceptionResult<int> result)
     {
-        if (eventData.Context is { } context)
+        if (eventData.Context is { } context && !result.HasResult)
         {
             Capture(context);
         }
@@ -32,7 +40,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     public ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
     {
-        if (eventData.Context is { } context)
+        if (eventData.Context is { } context && !result.HasResult)
         {
             Capture(context);
         }
@@ -46,6 +54,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         {
             try
             {
+                RestoreDetectChanges(context, state);
                 if (state.Mode == DeferredWrite.AfterSave)
                 {
                     var (table, transaction, rows) = DeferredRows(context, state);
@@ -69,6 +78,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         {
             try
             {
+                RestoreDetectChanges(context, state);
                 if (state.Mode == DeferredWrite.AfterSave)
                 {
                     var (table, transaction, rows) = DeferredRows(context, state);
@@ -155,40 +165,54 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     internal static SaveState StateOf(DbContext context) => States.GetValue(context, static _ => new SaveState());
 
-    internal static void Nudge(DbContext context) => Services(context).Signal?.Notify();
+    internal static void Nudge(DbContext context) => OptionsFacts.For(context.GetService<IDbContextOptions>()).Signal?.Notify();
 
-    internal static TimeProvider Clock(DbContext context) => Services(context).Clock;
+    internal static TimeProvider Clock(DbContext context) => OptionsFacts.For(context.GetService<IDbContextOptions>()).Clock;
 
-    /// <summary>The clock and the dispatchers' nudge, found with one look-up of the context's options.</summary>
-    private static (TimeProvider Clock, OutboxSignal? Signal) Services(DbContext context)
+    /// <summary>
+    /// The facts of the context's options, kept beside the context (its options never change) and in this
+    /// interceptor for the last options instance seen (shared by pooled contexts and context factories).
+    /// </summary>
+    private OptionsFacts FactsOf(DbContext context, SaveState state)
     {
+        if (state.Facts is { } known)
+        {
+            return known;
+        }
+
         var options = context.GetService<IDbContextOptions>();
-        var application = options.FindExtension<CoreOptionsExtension>()?.ApplicationServiceProvider;
-        var clock = options.FindExtension<ThrivestackIdentifyOptionsExtension>()?.TimeProvider
-            ?? application?.GetService<TimeProvider>()
-            ?? TimeProvider.System;
-        return (clock, application?.GetService<OutboxSignal>());
+        var last = lastFacts;
+        if (last is null || !ReferenceEquals(last.Options, options))
+        {
+            last = OptionsFacts.For(options);
+            lastFacts = last;
+        }
+
+        return state.Facts = last;
     }
 
     private static SaveState? Active(DbContext context) =>
         States.TryGetValue(context, out var state) && state.InProgress ? state : null;
 
-    private static void Capture(DbContext context)
+    private void Capture(DbContext context)
     {
-        if (States.TryGetValue(context, out var previous) && previous.InProgress)
-        {
-            // The previous save ended without any callback we could see; start clean.
-            Abandon(context);
-        }
-
         var map = ModelMap.For(context.Model);
         if (map.Outbox is null)
         {
             return;
         }
 
+        var state = StateOf(context);
+        if (state.InProgress)
+        {
+            // The previous save ended without any callback we could see; start clean.
+            Abandon(context);
+        }
+
         var tracker = context.ChangeTracker;
         var autoDetect = tracker.AutoDetectChangesEnabled;
+        var facts = FactsOf(context, state);
+        var keepDetectionOff = false;
         var scanner = new ChangeScanner(map);
         try
         {
@@ -197,6 +221,15 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
             {
                 tracker.DetectChanges();
                 tracker.AutoDetectChangesEnabled = false;
+
+                // EF's own pass would find nothing new unless a save interceptor after this one changes entities;
+                // when none exists, detection stays off until this save ends (SavedChanges, Failed, Canceled).
+                keepDetectionOff = !facts.ConfiguresSaveInterceptor && IsLastInjectedSaveInterceptor(context);
+                if (keepDetectionOff)
+                {
+                    state.InProgress = true;
+                    state.RestoreDetectChanges = true;
+                }
             }
 
             scanner.Scan(tracker);
@@ -211,11 +244,9 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
                 return;
             }
 
-            var state = StateOf(context);
             state.InProgress = true;
-            var (clock, signal) = Services(context);
-            state.Timestamp = clock.GetUtcNow().UtcDateTime;
-            state.Signal = signal;
+            state.HasRows = true;
+            state.Timestamp = facts.Clock.GetUtcNow().UtcDateTime;
             state.Tracked.AddRange(scanner.ManualRows);
             foreach (var capture in captures)
             {
@@ -237,12 +268,54 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         }
         catch
         {
+            keepDetectionOff = false;
             Abandon(context);
             throw;
         }
         finally
         {
-            tracker.AutoDetectChangesEnabled = autoDetect;
+            if (!keepDetectionOff)
+            {
+                tracker.AutoDetectChangesEnabled = autoDetect;
+            }
+        }
+    }
+
+    /// <summary>
+    /// True when no other save interceptor in EF's internal services comes after this one. (Those added with
+    /// <c>AddInterceptors</c> run after all of them: <see cref="OptionsFacts.ConfiguresSaveInterceptor"/>.)
+    /// </summary>
+    private bool IsLastInjectedSaveInterceptor(DbContext context)
+    {
+        if (injectedAfter < 0)
+        {
+            var seen = false;
+            var after = false;
+            foreach (var interceptor in context.GetService<IEnumerable<IInterceptor>>())
+            {
+                if (ReferenceEquals(interceptor, this))
+                {
+                    seen = true;
+                }
+                else if (seen && interceptor is ISaveChangesInterceptor)
+                {
+                    after = true;
+                }
+            }
+
+            // Not found in the list: an arrangement this code does not know; keep EF's own pass.
+            injectedAfter = seen && !after ? 0 : 1;
+        }
+
+        return injectedAfter == 0;
+    }
+
+    private static void RestoreDetectChanges(DbContext context, SaveState state)
+    {
+        if (state.RestoreDetectChanges)
+        {
+            state.RestoreDetectChanges = false;
+            context.ChangeTracker.AutoDetectChangesEnabled = true;
         }
     }
 
@@ -300,14 +373,21 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     private static void Complete(DbContext context, SaveState state)
     {
+        if (!state.HasRows)
+        {
+            return;
+        }
+
         foreach (var entry in state.Tracked)
         {
             entry.State = EntityState.Detached;
         }
 
-        if (context.Database.CurrentTransaction is null)
+        // The transaction manager, not context.Database: the facade's dependencies are built on first use,
+        // which cost a save that never touched it more than the rest of this method.
+        if ((state.Transactions ??= context.GetService<IDbContextTransactionManager>()).CurrentTransaction is null)
         {
-            state.Signal?.Notify();
+            state.Facts?.Signal?.Notify();
         }
         else
         {
@@ -317,6 +397,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     private static void End(DbContext context, SaveState state)
     {
+        RestoreDetectChanges(context, state);
         if (state.PreviousBehavior is { } previous)
         {
             context.Database.AutoTransactionBehavior = previous;
@@ -348,7 +429,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         if (context is not null && States.TryGetValue(context, out var state) && state.NudgeOnCommit)
         {
             state.NudgeOnCommit = false;
-            Nudge(context);
+            (state.Facts ??= OptionsFacts.For(context.GetService<IDbContextOptions>())).Signal?.Notify();
         }
     }
 

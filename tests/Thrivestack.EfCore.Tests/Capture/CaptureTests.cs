@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Time.Testing;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Tests.Infrastructure;
@@ -542,7 +543,7 @@ public abstract class CaptureTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task SaveChanges_WithInterceptor_DetectsChangesAtMostOnceMore()
+    public async Task SaveChanges_WithInterceptorLast_DetectsChangesAsOftenAsWithout()
     {
         var user = await SeedUserAsync();
         int withInterceptor, without;
@@ -551,6 +552,7 @@ public abstract class CaptureTests : IAsyncLifetime
             var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
             loaded.FirstName = "Changed";
             withInterceptor = await CountDetectChangesAsync(context);
+            Assert.True(context.ChangeTracker.AutoDetectChangesEnabled);
         }
 
         var plain = new DbContextOptionsBuilder<TestDbContext>();
@@ -563,7 +565,82 @@ public abstract class CaptureTests : IAsyncLifetime
         }
 
         Assert.True(without >= 1);
-        Assert.True(withInterceptor <= without + 1, $"{withInterceptor} DetectChanges with the interceptor, {without} without");
+        Assert.Equal(without, withInterceptor);
+    }
+
+    [Fact]
+    public async Task SaveChanges_AppInterceptorAfterThisOne_ChangesEntitiesThatAreStillSaved()
+    {
+        var user = await SeedUserAsync();
+        var builder = new DbContextOptionsBuilder<TestDbContext>();
+        Database.Configure(builder);
+        var stamp = new StampLoginCount();
+        builder.AddThrivestackIdentifyInterceptor(Clock).AddInterceptors(stamp);
+        int detections;
+        await using (var context = new TestDbContext(builder.Options))
+        {
+            var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
+            loaded.FirstName = "Changed";
+            stamp.Target = loaded;
+            detections = await CountDetectChangesAsync(context);
+            Assert.True(context.ChangeTracker.AutoDetectChangesEnabled);
+        }
+
+        // The application's interceptor runs after this library's and sets a property directly: EF's own
+        // DetectChanges pass must still run to see it.
+        Assert.Equal(2, detections);
+        await using (var context = NewContext())
+        {
+            Assert.Equal(StampLoginCount.Value, (await context.Users.SingleAsync(u => u.Id == user.Id)).LoginCount);
+        }
+
+        Assert.Equal(2, (await OutboxReader.RowsAsync(Database)).Count);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task SaveChanges_AnyOutcome_LeavesAutoDetectChangesOn(bool async)
+    {
+        await SeedUserAsync("taken@example.com");
+        await using var context = NewContext();
+
+        // A save with nothing to capture, a failing save, then changes made after it: all detected.
+        var loaded = await context.Users.SingleAsync();
+        loaded.LoginCount = 7;
+        await Save(context, async);
+        Assert.True(context.ChangeTracker.AutoDetectChangesEnabled);
+
+        var duplicate = NewUser("taken@example.com");
+        context.Users.Add(duplicate);
+        await Assert.ThrowsAsync<DbUpdateException>(() => Save(context, async));
+        Assert.True(context.ChangeTracker.AutoDetectChangesEnabled);
+
+        duplicate.Email = "free@example.com";
+        loaded.FirstName = "After the failure";
+        await Save(context, async);
+        Assert.True(context.ChangeTracker.AutoDetectChangesEnabled);
+
+        await using var check = NewContext();
+        Assert.Equal(2, await check.Users.CountAsync());
+        Assert.Equal("After the failure", (await check.Users.SingleAsync(u => u.Id == loaded.Id)).FirstName);
+        Assert.Equal(7, (await check.Users.SingleAsync(u => u.Id == loaded.Id)).LoginCount);
+    }
+
+    [Fact]
+    public async Task SaveChanges_AppTurnedAutoDetectOff_KeepsItOffAndDetectsNothing()
+    {
+        var user = await SeedUserAsync();
+        await using (var context = NewContext())
+        {
+            context.ChangeTracker.AutoDetectChangesEnabled = false;
+            var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
+            loaded.FirstName = "Not detected";
+            await context.SaveChangesAsync();
+            Assert.False(context.ChangeTracker.AutoDetectChangesEnabled);
+        }
+
+        Assert.Single(await OutboxReader.RowsAsync(Database));
     }
 
     [Fact]
@@ -672,6 +749,20 @@ public abstract class CaptureTests : IAsyncLifetime
         context.Members.Add(member);
         await context.SaveChangesAsync();
         return (member.UserId, member.WorkspaceId);
+    }
+
+    /// <summary>An application interceptor that sets a property of a tracked user directly while a save starts.</summary>
+    private sealed class StampLoginCount : SaveChangesInterceptor
+    {
+        public const int Value = 41;
+
+        public AppUser? Target { get; set; }
+
+        public override ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            Target?.LoginCount = Value;
+            return ValueTask.FromResult(result);
+        }
     }
 
     private static async Task<int> CountDetectChangesAsync(DbContext context)
