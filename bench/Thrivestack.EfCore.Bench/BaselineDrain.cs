@@ -10,18 +10,25 @@ namespace Thrivestack.EfCore.Bench;
 /// <summary>
 /// The hand-written baseline: the loop an application would write without the library. Read pending rows in id
 /// order (ADO.NET), join their JSON into an array body, POST it with the Bearer token, check the answer, delete
-/// the rows; until nothing is left. One connection, one HttpClient, no lease, no retry.
+/// the rows; until nothing is left. One connection, one HttpClient, no lease, no retry; kept for the life of the
+/// loop, as a long-running application would.
 /// </summary>
-internal static class BaselineDrain
+internal sealed class BaselineDrain(string path, Uri endpoint, string token) : IDisposable
 {
+    private readonly HttpClient http = new() { DefaultRequestHeaders = { Authorization = new AuthenticationHeaderValue("Bearer", token) } };
+    private readonly SqliteConnection connection = SqliteBench.Open(path);
+
     public static Breakdown? Breakdown { get; set; }
 
-    public static async Task<long> RunAsync(string path, Uri endpoint, string token, int batchSize)
+    public void Dispose()
     {
-        using var http = new HttpClient();
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        http.Dispose();
+        connection.Dispose();
+    }
+
+    public async Task<long> RunAsync(int batchSize)
+    {
         var json = new MediaTypeHeaderValue("application/json");
-        await using var connection = SqliteBench.Open(path);
         await using var read = connection.CreateCommand();
         read.CommandText = $"SELECT \"id\", \"payload\" FROM {SqliteBench.Outbox} WHERE \"state\" = 0 ORDER BY \"id\" LIMIT $limit";
         read.Parameters.AddWithValue("$limit", batchSize);

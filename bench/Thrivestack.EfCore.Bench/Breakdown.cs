@@ -32,6 +32,9 @@ internal sealed class Breakdown : DbCommandInterceptor, IDisposable
 
     public static Breakdown? Current { get; set; }
 
+    /// <summary>Forgets what was timed so far (a long-lived host is measured run by run).</summary>
+    public void Clear() => totals.Clear();
+
     public void Add(string kind, long ticks) =>
         totals.AddOrUpdate(kind, (ticks, 1), (_, t) => (t.Ticks + ticks, t.Count + 1));
 

@@ -21,10 +21,11 @@ internal static class DispatcherHost
         }
 
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        var timing = Breakdown.Current;
         builder.Services.AddDbContext<BenchDbContext>(o =>
         {
             database(o.AddThrivestackIdentifyInterceptor());
-            if (Breakdown.Current is { } breakdown)
+            if (timing is { } breakdown)
             {
                 o.AddInterceptors(breakdown);
             }

@@ -86,6 +86,28 @@ internal static class SqliteBench
         Checkpoint(connection);
     }
 
+    /// <summary>
+    /// Appends every row of the filled <paramref name="template"/> to the outbox of <paramref name="path"/> in one
+    /// transaction (new ids, same columns), so a long-lived application or baseline loop finds a fresh backlog.
+    /// </summary>
+    public static void Refill(string path, string template)
+    {
+        using var connection = Open(path);
+        using var command = connection.CreateCommand();
+        command.CommandText = $"ATTACH DATABASE $template AS tpl;";
+        command.Parameters.AddWithValue("$template", template);
+        command.ExecuteNonQuery();
+        command.Parameters.Clear();
+        const string Columns = """
+            "user_id", "group_id", "kind", "payload", "payload_bytes", "created_at", "state", "attempts", "next_attempt_at",
+            "lease_id", "lease_owner", "lease_expires_at", "delivered_at", "dead_lettered_at", "last_error"
+            """;
+        command.CommandText = $"BEGIN IMMEDIATE; INSERT INTO main.{Outbox} ({Columns}) SELECT {Columns} FROM tpl.{Outbox} ORDER BY \"id\"; COMMIT;";
+        command.ExecuteNonQuery();
+        command.CommandText = "DETACH DATABASE tpl;";
+        command.ExecuteNonQuery();
+    }
+
     /// <summary>A fresh copy of a filled database, so every drain starts from the same data.</summary>
     public static string Copy(string source, string name)
     {
@@ -93,6 +115,14 @@ internal static class SqliteBench
         var target = NewPath(name);
         File.Copy(source, target);
         return target;
+    }
+
+    public static void Execute(string path, string sql)
+    {
+        using var connection = Open(path);
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
     }
 
     public static long Pending(string path)

@@ -1,0 +1,12 @@
+using Thrivestack.EfCore.IntegrationTests.Infrastructure;
+using Thrivestack.EfCore.Tests.Infrastructure;
+using Thrivestack.EfCore.Tests.Outbox;
+
+namespace Thrivestack.EfCore.IntegrationTests.Claims;
+
+/// <summary>The claim suite of the fast tests, on a real PostgreSQL server.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresOutboxClaimTests(PostgresServer server) : OutboxClaimTests
+{
+    protected override async Task<TestDatabase> CreateDatabaseAsync() => await PostgresTestDatabase.CreateAsync(server);
+}

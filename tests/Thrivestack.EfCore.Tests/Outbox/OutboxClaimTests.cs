@@ -1,0 +1,118 @@
+using Microsoft.EntityFrameworkCore;
+using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Tests.Infrastructure;
+
+namespace Thrivestack.EfCore.Tests.Outbox;
+
+/// <summary>
+/// The claim statement of each provider, driven directly: whole users in outbox order, a user whose older row is
+/// leased elsewhere or waiting for a retry is skipped, released and expired rows come back at once.
+/// Written once, run on SQLite here and on PostgreSQL in the integration suite.
+/// </summary>
+public abstract class OutboxClaimTests : IAsyncLifetime
+{
+    private static readonly DateTime Now = new(2026, 11, 28, 9, 30, 0, DateTimeKind.Utc);
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+
+    private TestDatabase database = null!;
+
+    public async Task InitializeAsync()
+    {
+        database = await CreateDatabaseAsync();
+        await database.CreateSchemaAsync();
+    }
+
+    public async Task DisposeAsync() => await database.DisposeAsync();
+
+    protected abstract Task<TestDatabase> CreateDatabaseAsync();
+
+    [Fact]
+    public async Task Claim_NothingBlocked_TakesRowsInOutboxOrder()
+    {
+        var (ada1, ada2, bob) = await EnqueueAsync();
+
+        Assert.Equal([ada1, ada2, bob], await ClaimAsync(Now));
+        Assert.Empty(await ClaimAsync(Now));
+    }
+
+    [Fact]
+    public async Task Claim_OlderRowLeasedElsewhere_SkipsTheNewerRowsOfThatUser()
+    {
+        var (ada1, _, bob) = await EnqueueAsync();
+
+        Assert.Equal([ada1], await ClaimAsync(Now, limit: 1));
+        Assert.Equal([bob], await ClaimAsync(Now));
+    }
+
+    [Fact]
+    public async Task Claim_LeaseRanOut_RowsAreClaimedAgainInOrder()
+    {
+        var (ada1, ada2, bob) = await EnqueueAsync();
+        Assert.Equal([ada1], await ClaimAsync(Now, limit: 1));
+
+        Assert.Equal([bob], await ClaimAsync(Now + Lease - TimeSpan.FromSeconds(1)));
+        Assert.Equal([ada1, ada2], await ClaimAsync(Now + Lease + TimeSpan.FromSeconds(1)));
+    }
+
+    [Fact]
+    public async Task Release_RowsAreClaimableAtOnce()
+    {
+        var (ada1, ada2, bob) = await EnqueueAsync();
+        var lease = Guid.NewGuid();
+        Assert.Equal([ada1], await ClaimAsync(Now, limit: 1, lease));
+
+        await using (var context = database.CreateContext())
+        {
+            Assert.Equal(1, await new OutboxStore(context).ReleaseAsync([ada1], lease, CancellationToken.None));
+        }
+
+        Assert.Equal([ada1, ada2, bob], await ClaimAsync(Now));
+    }
+
+    [Fact]
+    public async Task Claim_OlderRowWaitingForRetry_HoldsBackTheUserUntilItsTime()
+    {
+        var (ada1, ada2, bob) = await EnqueueAsync();
+        var lease = Guid.NewGuid();
+        Assert.Equal([ada1, ada2, bob], await ClaimAsync(Now, limit: 10, lease));
+        await using (var context = database.CreateContext())
+        {
+            var store = new OutboxStore(context);
+            await store.RetryLaterAsync([ada1], lease, Now + TimeSpan.FromMinutes(1), "503", CancellationToken.None);
+            await store.ReleaseAsync([ada2, bob], lease, CancellationToken.None);
+        }
+
+        Assert.Equal([bob], await ClaimAsync(Now + TimeSpan.FromSeconds(1)));
+        Assert.Empty(await ClaimAsync(Now + TimeSpan.FromSeconds(2)));
+
+        // Two minutes on: the retry is due and bob's lease (never acknowledged) has run out.
+        Assert.Equal([ada1, ada2, bob], await ClaimAsync(Now + TimeSpan.FromMinutes(2)));
+    }
+
+    private async Task<(long Ada1, long Ada2, long Bob)> EnqueueAsync()
+    {
+        await using (var context = database.CreateContext())
+        {
+            context.EnqueueThrivestackIdentify("ada", new Dictionary<string, object?> { ["email"] = "ada@example.com" });
+            context.EnqueueThrivestackIdentify("ada", new Dictionary<string, object?> { ["email"] = "ada@example.org" });
+            context.EnqueueThrivestackIdentify("bob", new Dictionary<string, object?> { ["email"] = "bob@example.com" });
+            await context.SaveChangesAsync();
+        }
+
+        // Enqueued rows are stamped with the system clock; the claims here run at a fixed time.
+        await using (var context = database.CreateContext())
+        {
+            await context.Set<OutboxMessage>().ExecuteUpdateAsync(s => s.SetProperty(r => r.NextAttemptAt, Now - TimeSpan.FromMinutes(1)));
+        }
+
+        var rows = await OutboxReader.RowsAsync(database);
+        return (rows[0].Id, rows[1].Id, rows[2].Id);
+    }
+
+    private async Task<long[]> ClaimAsync(DateTime now, int limit = 10, Guid? lease = null)
+    {
+        await using var context = database.CreateContext();
+        var rows = await new OutboxStore(context).ClaimAsync(lease ?? Guid.NewGuid(), "test", now, now + Lease, limit, CancellationToken.None);
+        return [.. rows.Select(r => r.Id)];
+    }
+}
