@@ -232,7 +232,7 @@ internal static class DrainScenario
             var (machine, _, process) = CpuSnapshot.Between(start, end);
             return new Run(rows / elapsed.TotalSeconds, elapsed.TotalSeconds,
                 $"machine {machine:0}%, process {process / elapsed.TotalSeconds / Environment.ProcessorCount * 100:0}%, "
-                + $"JIT {end.JitMethods - start.JitMethods} methods {(end.JitTime - start.JitTime).TotalMilliseconds:0} ms, allocated {Machine.Mb(end.Allocated - start.Allocated)}");
+                + $"JIT {end.JitMethods - start.JitMethods} methods {(end.JitTime - start.JitTime).TotalMilliseconds:0} ms, allocated {Machine.Mb(end.Allocated - start.Allocated)}, written {Machine.Mb(end.Written - start.Written)}");
         }
     }
 }

@@ -394,6 +394,7 @@ public abstract class CaptureTests : IAsyncLifetime
             numbered.Name = "After";
             await Assert.ThrowsAsync<DbUpdateConcurrencyException>(() => context.SaveChangesAsync());
             Assert.Single(await OutboxReader.RowsAsync(Database));
+            Assert.True(context.ChangeTracker.AutoDetectChangesEnabled);
 
             await context.Entry(numbered).ReloadAsync();
             numbered.Name = "After";
