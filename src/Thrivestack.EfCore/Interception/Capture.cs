@@ -20,9 +20,11 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
 
     public OutboxMessage? ToMessage(DateTime timestampUtc)
     {
+        // One PropertyValues per entry instead of one PropertyEntry per value read.
+        var userValues = User?.CurrentValues;
         var userId = Membership is not null
             ? MembershipMap!.UserId.Format(Membership.Property(MembershipMap.UserId.Property).CurrentValue)
-            : UserMap!.UserId.Format(User!.Property(UserMap.UserId.Property).CurrentValue);
+            : UserMap!.UserId.Format(userValues![UserMap.UserId.Property]);
         if (userId is null)
         {
             return null;
@@ -34,7 +36,7 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
         {
             foreach (var trait in UserMap!.Traits)
             {
-                var value = TraitReader.CurrentValue(User, trait);
+                var value = trait.IsOwned ? TraitReader.CurrentValue(User, trait) : userValues![trait.Property];
                 if (value is not null && trait.Converter is not null)
                 {
                     value = trait.Converter.ConvertToProvider(value);

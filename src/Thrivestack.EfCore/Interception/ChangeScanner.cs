@@ -16,16 +16,14 @@ internal sealed class ChangeScanner(ModelMap map)
     private List<Capture>? membershipCaptures;
     private List<(EntityEntry Entry, OwnedTraitMap Map)>? dirtyOwned;
 
-    private static readonly List<EntityEntry> None = [];
-
     private List<EntityEntry>? leftovers;
     private List<EntityEntry>? manualRows;
 
     /// <summary>Outbox rows a previous, failed save of this interceptor left in the Added state.</summary>
-    public List<EntityEntry> Leftovers => leftovers ?? None;
+    public IReadOnlyList<EntityEntry> Leftovers => (IReadOnlyList<EntityEntry>?)leftovers ?? [];
 
     /// <summary>Outbox rows the application added itself (<c>EnqueueThrivestackIdentify</c>).</summary>
-    public List<EntityEntry> ManualRows => manualRows ?? None;
+    public IReadOnlyList<EntityEntry> ManualRows => (IReadOnlyList<EntityEntry>?)manualRows ?? [];
 
     public void Scan(ChangeTracker tracker)
     {

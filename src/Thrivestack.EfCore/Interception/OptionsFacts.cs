@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
@@ -27,7 +28,13 @@ internal sealed class OptionsFacts
     /// <summary>A save interceptor was added with <c>AddInterceptors</c>; EF runs those after this library's.</summary>
     public bool ConfiguresSaveInterceptor { get; }
 
-    public static OptionsFacts For(IDbContextOptions options)
+    /// <summary>Facts per options instance; an entry lives as long as its options (no scope is kept alive by it).</summary>
+    private static readonly ConditionalWeakTable<IDbContextOptions, OptionsFacts> Known = new();
+
+    public static OptionsFacts For(IDbContextOptions options) =>
+        Known.TryGetValue(options, out var known) ? known : Known.GetValue(options, Find);
+
+    private static OptionsFacts Find(IDbContextOptions options)
     {
         var core = options.FindExtension<CoreOptionsExtension>();
         var application = core?.ApplicationServiceProvider;

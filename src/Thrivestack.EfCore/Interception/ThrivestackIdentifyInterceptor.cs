@@ -21,12 +21,16 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     private static readonly ConditionalWeakTable<DbContext, SaveState> States = new();
 
     /// <summary>
-    /// Whether EF runs another save interceptor registered in its internal services after this one: -1 not known
-    /// yet, 0 no, 1 yes. A fact of the internal service provider this instance is a singleton of.
+    /// Whether EF's internal services hold another save interceptor: -1 not known yet, 0 no, 1 yes. A fact of the
+    /// internal service provider this instance is a singleton of.
     /// </summary>
-    private int injectedAfter = -1;
+    private int injectedOthers = -1;
 
-    private OptionsFacts? lastFacts;
+    /// <summary>
+    /// Ends a save on the way EF reports every failure: its <c>SaveChangesFailed</c> event, raised also for a
+    /// concurrency conflict, for which EF calls no interceptor (efcore#32750). Subscribed only during a save.
+    /// </summary>
+    private static readonly EventHandler<SaveChangesFailedEventArgs> OnSaveFailed = static (sender, _) => Abandon(sender as DbContext);
 
     public InterceptionResult<int> SavingChanges(DbContextEventData eventData, InterceptionResult<int> result)
     {
@@ -112,19 +116,6 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         return Task.CompletedTask;
     }
 
-    // EF calls neither SaveChangesFailed nor SaveChangesCanceled for a concurrency conflict (efcore#32750).
-    public InterceptionResult ThrowingConcurrencyException(ConcurrencyExceptionEventData eventData, InterceptionResult result)
-    {
-        Abandon(eventData.Context);
-        return result;
-    }
-
-    public ValueTask<InterceptionResult> ThrowingConcurrencyExceptionAsync(ConcurrencyExceptionEventData eventData, InterceptionResult result, CancellationToken cancellationToken = default)
-    {
-        Abandon(eventData.Context);
-        return ValueTask.FromResult(result);
-    }
-
     public InterceptionResult TransactionCommitting(DbTransaction transaction, TransactionEventData eventData, InterceptionResult result)
     {
         if (eventData.Context is { } context && Active(context) is { Mode: DeferredWrite.AtCommit } state)
@@ -170,26 +161,11 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     internal static TimeProvider Clock(DbContext context) => OptionsFacts.For(context.GetService<IDbContextOptions>()).Clock;
 
     /// <summary>
-    /// The facts of the context's options, kept beside the context (its options never change) and in this
-    /// interceptor for the last options instance seen (shared by pooled contexts and context factories).
+    /// The facts of the context's options, kept beside the context (its options never change) and beside the
+    /// options instance, which contexts from a pool, a factory or <c>new</c> with shared options have in common.
     /// </summary>
-    private OptionsFacts FactsOf(DbContext context, SaveState state)
-    {
-        if (state.Facts is { } known)
-        {
-            return known;
-        }
-
-        var options = context.GetService<IDbContextOptions>();
-        var last = lastFacts;
-        if (last is null || !ReferenceEquals(last.Options, options))
-        {
-            last = OptionsFacts.For(options);
-            lastFacts = last;
-        }
-
-        return state.Facts = last;
-    }
+    private static OptionsFacts FactsOf(DbContext context, SaveState state) =>
+        state.Facts ??= OptionsFacts.For(context.GetService<IDbContextOptions>());
 
     private static SaveState? Active(DbContext context) =>
         States.TryGetValue(context, out var state) && state.InProgress ? state : null;
@@ -222,12 +198,13 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
                 tracker.DetectChanges();
                 tracker.AutoDetectChangesEnabled = false;
 
-                // EF's own pass would find nothing new unless a save interceptor after this one changes entities;
-                // when none exists, detection stays off until this save ends (SavedChanges, Failed, Canceled).
-                keepDetectionOff = !facts.ConfiguresSaveInterceptor && IsLastInjectedSaveInterceptor(context);
+                // EF's own pass would find nothing new unless another save interceptor changes entities. When this is
+                // the only one, detection stays off until this save ends (SavedChanges, Failed, Canceled); with any
+                // other, EF's pass runs and other interceptors never see detection off.
+                keepDetectionOff = !facts.ConfiguresSaveInterceptor && IsOnlyInjectedSaveInterceptor(context);
                 if (keepDetectionOff)
                 {
-                    state.InProgress = true;
+                    Begin(context, state);
                     state.RestoreDetectChanges = true;
                 }
             }
@@ -244,7 +221,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
                 return;
             }
 
-            state.InProgress = true;
+            Begin(context, state);
             state.HasRows = true;
             state.Timestamp = facts.Clock.GetUtcNow().UtcDateTime;
             state.Tracked.AddRange(scanner.ManualRows);
@@ -282,32 +259,41 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     }
 
     /// <summary>
-    /// True when no other save interceptor in EF's internal services comes after this one. (Those added with
-    /// <c>AddInterceptors</c> run after all of them: <see cref="OptionsFacts.ConfiguresSaveInterceptor"/>.)
+    /// True when no other save interceptor is in EF's internal services (those added with <c>AddInterceptors</c>
+    /// are in <see cref="OptionsFacts.ConfiguresSaveInterceptor"/>).
     /// </summary>
-    private bool IsLastInjectedSaveInterceptor(DbContext context)
+    private bool IsOnlyInjectedSaveInterceptor(DbContext context)
     {
-        if (injectedAfter < 0)
+        if (injectedOthers < 0)
         {
             var seen = false;
-            var after = false;
+            var others = false;
             foreach (var interceptor in context.GetService<IEnumerable<IInterceptor>>())
             {
                 if (ReferenceEquals(interceptor, this))
                 {
                     seen = true;
                 }
-                else if (seen && interceptor is ISaveChangesInterceptor)
+                else if (interceptor is ISaveChangesInterceptor)
                 {
-                    after = true;
+                    others = true;
                 }
             }
 
             // Not found in the list: an arrangement this code does not know; keep EF's own pass.
-            injectedAfter = seen && !after ? 0 : 1;
+            injectedOthers = seen && !others ? 0 : 1;
         }
 
-        return injectedAfter == 0;
+        return injectedOthers == 0;
+    }
+
+    private static void Begin(DbContext context, SaveState state)
+    {
+        if (!state.InProgress)
+        {
+            state.InProgress = true;
+            context.SaveChangesFailed += OnSaveFailed;
+        }
     }
 
     private static void RestoreDetectChanges(DbContext context, SaveState state)
@@ -397,6 +383,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     private static void End(DbContext context, SaveState state)
     {
+        context.SaveChangesFailed -= OnSaveFailed;
         RestoreDetectChanges(context, state);
         if (state.PreviousBehavior is { } previous)
         {

@@ -1,7 +1,10 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Tests.Infrastructure;
@@ -370,6 +373,46 @@ public abstract class CaptureTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SaveChanges_ConcurrencyConflictSuppressedByTheApp_KeepsTheEventsOfTheSave()
+    {
+        int id;
+        await using (var context = NewContext())
+        {
+            var numbered = new NumberedUser { Email = "c@example.com", Name = "Before" };
+            context.NumberedUsers.Add(numbered);
+            await context.SaveChangesAsync();
+            id = numbered.Id;
+        }
+
+        var builder = new DbContextOptionsBuilder<TestDbContext>();
+        Database.Configure(builder);
+        builder.AddThrivestackIdentifyInterceptor(Clock).AddInterceptors(new IgnoreConcurrencyConflicts());
+        // A store-generated key: its event is written at commit, after the conflict.
+        var newcomer = new NumberedUser { Email = "newcomer@example.com", Name = "Newcomer" };
+        await using (var context = new TestDbContext(builder.Options))
+        {
+            var numbered = await context.NumberedUsers.SingleAsync(u => u.Id == id);
+            await using (var other = NewContext())
+            {
+                (await other.NumberedUsers.SingleAsync(u => u.Id == id)).Version++;
+                await other.SaveChangesAsync();
+            }
+
+            numbered.Name = "After";
+            context.NumberedUsers.Add(newcomer);
+
+            // The application's interceptor (after this library's) decides the conflict does not matter: EF goes on
+            // and the save succeeds, so the events of what it saved must be there.
+            await context.SaveChangesAsync();
+            Assert.Empty(context.ChangeTracker.Entries<OutboxMessage>());
+            Assert.True(context.ChangeTracker.AutoDetectChangesEnabled);
+        }
+
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Single(rows, r => r.UserId == newcomer.Id.ToString(CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
     public async Task SaveChanges_ConcurrencyConflict_WritesNoRowAndRetryWritesOne()
     {
         int id;
@@ -601,6 +644,42 @@ public abstract class CaptureTests : IAsyncLifetime
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
+    public async Task SaveChanges_AnotherLibrarysInjectedSaveInterceptor_NeverSeesDetectionOff(bool registeredFirst)
+    {
+        var user = await SeedUserAsync();
+        var other = new RecordDetectionState();
+        var builder = new DbContextOptionsBuilder<TestDbContext>();
+        Database.Configure(builder);
+        var infrastructure = (IDbContextOptionsBuilderInfrastructure)builder;
+        if (registeredFirst)
+        {
+            infrastructure.AddOrUpdateExtension(new InjectedInterceptorExtension(other));
+        }
+
+        builder.AddThrivestackIdentifyInterceptor(Clock);
+        if (!registeredFirst)
+        {
+            infrastructure.AddOrUpdateExtension(new InjectedInterceptorExtension(other));
+        }
+
+        int detections;
+        await using (var context = new TestDbContext(builder.Options))
+        {
+            var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
+            loaded.FirstName = "Changed";
+            detections = await CountDetectChangesAsync(context);
+        }
+
+        // Another save interceptor in EF's internal services (as another library registers one): EF's own pass
+        // runs, and that interceptor finds detection on in every callback, before or after this library's.
+        Assert.Equal(2, detections);
+        Assert.Equal([true, true], other.Seen);
+        Assert.Equal(2, (await OutboxReader.RowsAsync(Database)).Count);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
     public async Task SaveChanges_AnyOutcome_LeavesAutoDetectChangesOn(bool async)
     {
         await SeedUserAsync("taken@example.com");
@@ -750,6 +829,64 @@ public abstract class CaptureTests : IAsyncLifetime
         context.Members.Add(member);
         await context.SaveChangesAsync();
         return (member.UserId, member.WorkspaceId);
+    }
+
+    /// <summary>A save interceptor that notes whether change detection is on when it runs.</summary>
+    private sealed class RecordDetectionState : SaveChangesInterceptor
+    {
+        public List<bool> Seen { get; } = [];
+
+        public override ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            Seen.Add(eventData.Context!.ChangeTracker.AutoDetectChangesEnabled);
+            return ValueTask.FromResult(result);
+        }
+
+        public override ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
+        {
+            Seen.Add(eventData.Context!.ChangeTracker.AutoDetectChangesEnabled);
+            return ValueTask.FromResult(result);
+        }
+    }
+
+    /// <summary>Registers a save interceptor in EF's internal services, the way a library's options extension does.</summary>
+    private sealed class InjectedInterceptorExtension(IInterceptor interceptor) : IDbContextOptionsExtension
+    {
+        private DbContextOptionsExtensionInfo? info;
+
+        public DbContextOptionsExtensionInfo Info => info ??= new ExtensionInfo(this, interceptor);
+
+        public void ApplyServices(IServiceCollection services) => services.AddSingleton(interceptor);
+
+        public void Validate(IDbContextOptions options)
+        {
+        }
+
+        private sealed class ExtensionInfo(IDbContextOptionsExtension extension, IInterceptor interceptor) : DbContextOptionsExtensionInfo(extension)
+        {
+            public override bool IsDatabaseProvider => false;
+
+            public override string LogFragment => "";
+
+            public override int GetServiceProviderHashCode() => RuntimeHelpers.GetHashCode(interceptor);
+
+            public override bool ShouldUseSameServiceProvider(DbContextOptionsExtensionInfo other) =>
+                other is ExtensionInfo info && ReferenceEquals(info.Extension, Extension);
+
+            public override void PopulateDebugInfo(IDictionary<string, string> debugInfo)
+            {
+            }
+        }
+    }
+
+    /// <summary>An application interceptor that lets a save go on past a concurrency conflict.</summary>
+    private sealed class IgnoreConcurrencyConflicts : SaveChangesInterceptor
+    {
+        public override InterceptionResult ThrowingConcurrencyException(ConcurrencyExceptionEventData eventData, InterceptionResult result) =>
+            InterceptionResult.Suppress();
+
+        public override ValueTask<InterceptionResult> ThrowingConcurrencyExceptionAsync(ConcurrencyExceptionEventData eventData, InterceptionResult result, CancellationToken cancellationToken = default) =>
+            ValueTask.FromResult(InterceptionResult.Suppress());
     }
 
     /// <summary>An application interceptor that sets a property of a tracked user directly while a save starts.</summary>
