@@ -197,16 +197,6 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
             {
                 tracker.DetectChanges();
                 tracker.AutoDetectChangesEnabled = false;
-
-                // EF's own pass would find nothing new unless another save interceptor changes entities. When this is
-                // the only one, detection stays off until this save ends (SavedChanges, Failed, Canceled); with any
-                // other, EF's pass runs and other interceptors never see detection off.
-                keepDetectionOff = !facts.ConfiguresSaveInterceptor && IsOnlyInjectedSaveInterceptor(context);
-                if (keepDetectionOff)
-                {
-                    Begin(context, state);
-                    state.RestoreDetectChanges = true;
-                }
             }
 
             scanner.Scan(tracker);
@@ -218,6 +208,19 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
             var captures = scanner.Captures();
             if (captures.Count == 0 && scanner.ManualRows.Count == 0)
             {
+                // EF's own pass would find nothing new unless another save interceptor changes entities. When this
+                // is the only one, detection stays off until this save ends (SavedChanges, Failed, Canceled); with
+                // any other, EF's pass runs and other interceptors never see detection off. Only for saves that
+                // insert nothing: with detection off EF was measured slower at saving many inserted entities
+                // (1,000 users: 1.4-1.5x), and a save that writes events inserts outbox rows.
+                keepDetectionOff = autoDetect && !scanner.SawInsert
+                    && !facts.ConfiguresSaveInterceptor && IsOnlyInjectedSaveInterceptor(context);
+                if (keepDetectionOff)
+                {
+                    Begin(context, state);
+                    state.RestoreDetectChanges = true;
+                }
+
                 return;
             }
 
