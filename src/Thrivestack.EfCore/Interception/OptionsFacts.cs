@@ -31,8 +31,7 @@ internal sealed class OptionsFacts
     /// <summary>Facts per options instance; an entry lives as long as its options (no scope is kept alive by it).</summary>
     private static readonly ConditionalWeakTable<IDbContextOptions, OptionsFacts> Known = new();
 
-    public static OptionsFacts For(IDbContextOptions options) =>
-        Known.TryGetValue(options, out var known) ? known : Known.GetValue(options, Find);
+    public static OptionsFacts For(IDbContextOptions options) => Known.GetValue(options, Find);
 
     private static OptionsFacts Find(IDbContextOptions options)
     {

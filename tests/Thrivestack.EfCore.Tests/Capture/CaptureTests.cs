@@ -375,23 +375,12 @@ public abstract class CaptureTests : IAsyncLifetime
     [Fact]
     public async Task SaveChanges_ConflictInASaveWithNothingToCapture_TurnsDetectionBackOn()
     {
-        int id;
-        await using (var context = NewContext())
-        {
-            var numbered = new NumberedUser { Email = "c@example.com", Name = "Before" };
-            context.NumberedUsers.Add(numbered);
-            await context.SaveChangesAsync();
-            id = numbered.Id;
-        }
+        var id = await SeedNumberedUserAsync();
 
         await using (var context = NewContext())
         {
             var numbered = await context.NumberedUsers.SingleAsync(u => u.Id == id);
-            await using (var other = NewContext())
-            {
-                (await other.NumberedUsers.SingleAsync(u => u.Id == id)).Version++;
-                await other.SaveChangesAsync();
-            }
+            await ChangeVersionElsewhereAsync(id);
 
             // Only non-trait columns change: detection stays off for this save, and the conflict (for which EF calls
             // no interceptor) must still turn it back on.
@@ -404,14 +393,7 @@ public abstract class CaptureTests : IAsyncLifetime
     [Fact]
     public async Task SaveChanges_ConcurrencyConflictSuppressedByTheApp_KeepsTheEventsOfTheSave()
     {
-        int id;
-        await using (var context = NewContext())
-        {
-            var numbered = new NumberedUser { Email = "c@example.com", Name = "Before" };
-            context.NumberedUsers.Add(numbered);
-            await context.SaveChangesAsync();
-            id = numbered.Id;
-        }
+        var id = await SeedNumberedUserAsync();
 
         var builder = new DbContextOptionsBuilder<TestDbContext>();
         Database.Configure(builder);
@@ -421,11 +403,7 @@ public abstract class CaptureTests : IAsyncLifetime
         await using (var context = new TestDbContext(builder.Options))
         {
             var numbered = await context.NumberedUsers.SingleAsync(u => u.Id == id);
-            await using (var other = NewContext())
-            {
-                (await other.NumberedUsers.SingleAsync(u => u.Id == id)).Version++;
-                await other.SaveChangesAsync();
-            }
+            await ChangeVersionElsewhereAsync(id);
 
             numbered.Name = "After";
             context.NumberedUsers.Add(newcomer);
@@ -444,24 +422,12 @@ public abstract class CaptureTests : IAsyncLifetime
     [Fact]
     public async Task SaveChanges_ConcurrencyConflict_WritesNoRowAndRetryWritesOne()
     {
-        int id;
-        await using (var context = NewContext())
-        {
-            var numbered = new NumberedUser { Email = "c@example.com", Name = "Before" };
-            context.NumberedUsers.Add(numbered);
-            await context.SaveChangesAsync();
-            id = numbered.Id;
-        }
+        var id = await SeedNumberedUserAsync();
 
         await using (var context = NewContext())
         {
             var numbered = await context.NumberedUsers.SingleAsync(u => u.Id == id);
-            await using (var other = NewContext())
-            {
-                var concurrent = await other.NumberedUsers.SingleAsync(u => u.Id == id);
-                concurrent.Version++;
-                await other.SaveChangesAsync();
-            }
+            await ChangeVersionElsewhereAsync(id);
 
             numbered.Name = "After";
             await Assert.ThrowsAsync<DbUpdateConcurrencyException>(() => context.SaveChangesAsync());
@@ -841,6 +807,24 @@ public abstract class CaptureTests : IAsyncLifetime
         }
 
         Assert.Single(await OutboxReader.RowsAsync(Database));
+    }
+
+    /// <summary>A saved user with a concurrency token (and a store-generated key); returns its id.</summary>
+    protected async Task<int> SeedNumberedUserAsync()
+    {
+        await using var context = NewContext();
+        var numbered = new NumberedUser { Email = "c@example.com", Name = "Before" };
+        context.NumberedUsers.Add(numbered);
+        await context.SaveChangesAsync();
+        return numbered.Id;
+    }
+
+    /// <summary>Another context changes the user's concurrency token, so a save from a stale context conflicts.</summary>
+    protected async Task ChangeVersionElsewhereAsync(int id)
+    {
+        await using var other = NewContext();
+        (await other.NumberedUsers.SingleAsync(u => u.Id == id)).Version++;
+        await other.SaveChangesAsync();
     }
 
     protected async Task<AppUser> SeedUserAsync(string email = "ada@example.com")
