@@ -18,6 +18,9 @@ internal sealed class SaveState
     /// <summary>The interceptor left <c>AutoDetectChangesEnabled</c> off for the rest of the save: turn it back on at its end.</summary>
     public bool RestoreDetectChanges { get; set; }
 
+    /// <summary>Other save interceptors follow this library's: capture at EF's own DetectChanges, after all of them.</summary>
+    public bool CaptureAtDetectChanges { get; set; }
+
     /// <summary>Outbox entities saved by EF's own batch; detached once the save succeeded.</summary>
     public List<EntityEntry> Tracked { get; } = [];
 
@@ -44,6 +47,7 @@ internal sealed class SaveState
         InProgress = false;
         HasRows = false;
         RestoreDetectChanges = false;
+        CaptureAtDetectChanges = false;
         Tracked.Clear();
         Deferred = null;
         Mode = DeferredWrite.None;

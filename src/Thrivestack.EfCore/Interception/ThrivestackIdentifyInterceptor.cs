@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Runtime.CompilerServices;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.ChangeTracking;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
@@ -188,8 +189,21 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         var tracker = context.ChangeTracker;
         var autoDetect = tracker.AutoDetectChangesEnabled;
         var facts = FactsOf(context, state);
+        var othersFollow = facts.ConfiguresSaveInterceptor || !IsOnlyInjectedSaveInterceptor(context);
+        if (autoDetect && othersFollow)
+        {
+            // EF runs this library's interceptor before every interceptor added with AddInterceptors, and those may
+            // still change, insert or remove entities (auditing, domain events). Capture at EF's own DetectChanges,
+            // which runs after all of them and right before the update pipeline reads the entries, so the events
+            // carry what is written. An interceptor that enumerates Entries() triggers an earlier pass: each pass
+            // captures afresh, the last one wins.
+            Begin(context, state);
+            state.CaptureAtDetectChanges = true;
+            tracker.DetectedAllChanges += OnDetectedAllChanges;
+            return;
+        }
+
         var keepDetectionOff = false;
-        var scanner = new ChangeScanner(map);
         try
         {
             // EF detects changes only after SaveChanges interceptors ran (efcore#35989): do it once here.
@@ -199,51 +213,19 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
                 tracker.AutoDetectChangesEnabled = false;
             }
 
-            scanner.Scan(tracker);
-            foreach (var leftover in scanner.Leftovers)
+            var scanner = Record(context, state, map, facts);
+            if (!state.HasRows)
             {
-                leftover.State = EntityState.Detached;
-            }
-
-            var captures = scanner.Captures();
-            if (captures.Count == 0 && scanner.ManualRows.Count == 0)
-            {
-                // EF's own pass would find nothing new unless another save interceptor changes entities. When this
-                // is the only one, detection stays off until this save ends (SavedChanges, Failed, Canceled); with
-                // any other, EF's pass runs and other interceptors never see detection off. Only for saves that
-                // insert nothing: with detection off EF was measured slower at saving many inserted entities
-                // (1,000 users: 1.4-1.5x), and a save that writes events inserts outbox rows.
-                keepDetectionOff = autoDetect && !scanner.SawInsert
-                    && !facts.ConfiguresSaveInterceptor && IsOnlyInjectedSaveInterceptor(context);
+                // EF's own pass would find nothing new: no other save interceptor follows (checked above). Detection
+                // stays off until this save ends (SavedChanges, Failed, Canceled), but only for saves that insert
+                // nothing: with detection off EF was measured slower at saving many inserted entities (1,000 users:
+                // 1.4-1.5x), and a save that writes events inserts outbox rows.
+                keepDetectionOff = autoDetect && !scanner.SawInsert;
                 if (keepDetectionOff)
                 {
                     Begin(context, state);
                     state.RestoreDetectChanges = true;
                 }
-
-                return;
-            }
-
-            Begin(context, state);
-            state.HasRows = true;
-            state.Timestamp = facts.Clock.GetUtcNow().UtcDateTime;
-            state.Tracked.AddRange(scanner.ManualRows);
-            foreach (var capture in captures)
-            {
-                if (capture.HasTemporaryId)
-                {
-                    (state.Deferred ??= []).Add(capture);
-                }
-                else if (capture.ToMessage(state.Timestamp) is { } message)
-                {
-                    message.Captured = true;
-                    state.Tracked.Add(context.Add(message));
-                }
-            }
-
-            if (state.Deferred is not null)
-            {
-                ChooseDeferredWrite(context, state);
             }
         }
         catch
@@ -258,6 +240,89 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
             {
                 tracker.AutoDetectChangesEnabled = autoDetect;
             }
+        }
+    }
+
+    private static void OnDetectedAllChanges(object? sender, DetectedChangesEventArgs args)
+    {
+        if (sender is not ChangeTracker tracker || Active(tracker.Context) is not { CaptureAtDetectChanges: true } state)
+        {
+            return;
+        }
+
+        // Entries() would detect changes again and raise this event inside itself.
+        tracker.AutoDetectChangesEnabled = false;
+        try
+        {
+            Uncapture(tracker.Context, state);
+            Record(tracker.Context, state, ModelMap.For(tracker.Context.Model), state.Facts!);
+        }
+        catch
+        {
+            Abandon(tracker.Context);
+            throw;
+        }
+        finally
+        {
+            tracker.AutoDetectChangesEnabled = true;
+        }
+    }
+
+    /// <summary>
+    /// Scans the tracked entries (changes already detected), detaches rows a failed or earlier pass left behind, and
+    /// adds this save's outbox rows (or defers those whose ids the database has yet to assign).
+    /// </summary>
+    private static ChangeScanner Record(DbContext context, SaveState state, ModelMap map, OptionsFacts facts)
+    {
+        var scanner = new ChangeScanner(map);
+        scanner.Scan(context.ChangeTracker);
+        foreach (var leftover in scanner.Leftovers)
+        {
+            leftover.State = EntityState.Detached;
+        }
+
+        var captures = scanner.Captures();
+        if (captures.Count == 0 && scanner.ManualRows.Count == 0)
+        {
+            return scanner;
+        }
+
+        Begin(context, state);
+        state.HasRows = true;
+        state.Timestamp = facts.Clock.GetUtcNow().UtcDateTime;
+        state.Tracked.AddRange(scanner.ManualRows);
+        foreach (var capture in captures)
+        {
+            if (capture.HasTemporaryId)
+            {
+                (state.Deferred ??= []).Add(capture);
+            }
+            else if (capture.ToMessage(state.Timestamp) is { } message)
+            {
+                message.Captured = true;
+                state.Tracked.Add(context.Add(message));
+            }
+        }
+
+        if (state.Deferred is not null)
+        {
+            ChooseDeferredWrite(context, state);
+        }
+
+        return scanner;
+    }
+
+    /// <summary>Forgets what an earlier pass of this save captured; its rows are detached by the next scan.</summary>
+    private static void Uncapture(DbContext context, SaveState state)
+    {
+        state.HasRows = false;
+        state.Tracked.Clear();
+        state.Deferred = null;
+        state.Mode = DeferredWrite.None;
+        if (state.PreviousBehavior is { } previous)
+        {
+            context.Database.AutoTransactionBehavior = previous;
+            state.PreviousBehavior = null;
         }
     }
 
@@ -387,6 +452,11 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     private static void End(DbContext context, SaveState state)
     {
         context.SaveChangesFailed -= OnSaveFailed;
+        if (state.CaptureAtDetectChanges)
+        {
+            context.ChangeTracker.DetectedAllChanges -= OnDetectedAllChanges;
+        }
+
         RestoreDetectChanges(context, state);
         if (state.PreviousBehavior is { } previous)
         {
