@@ -29,7 +29,10 @@ if (!string.IsNullOrWhiteSpace(endpointSetting) && !Uri.TryCreate(endpointSettin
     return 2;
 }
 
-await using ThrivestackStandIn? standIn = string.IsNullOrWhiteSpace(apiToken) ? await ThrivestackStandIn.StartAsync() : null;
+// The stand-in starts after builder.Build() (below): `dotnet ef` and WebApplicationFactory take the first host built in
+// the process for the app's, and the stand-in is a host of its own. Options are read when the host starts, by then it runs.
+var useStandIn = string.IsNullOrWhiteSpace(apiToken);
+ThrivestackStandIn? standIn = null;
 
 // 1. The app's context, with the interceptor that writes identify events into the outbox on SaveChanges.
 builder.Services.AddDbContext<AppDbContext>(o => o
@@ -39,10 +42,11 @@ builder.Services.AddDbContext<AppDbContext>(o => o
 // 2. The hosted dispatcher that ships the outbox to ThriveStack.
 builder.Services.AddThrivestackIdentify<AppDbContext>(o =>
 {
-    if (standIn is not null)
+    if (useStandIn)
     {
-        o.Endpoint = standIn.Endpoint;
-        o.ApiToken = standIn.ApiToken;
+        var running = standIn ?? throw new InvalidOperationException("Start the stand-in before the host.");
+        o.Endpoint = running.Endpoint;
+        o.ApiToken = running.ApiToken;
     }
     else
     {
@@ -56,11 +60,13 @@ builder.Services.AddThrivestackIdentify<AppDbContext>(o =>
 });
 
 using var host = builder.Build();
+await using var startedStandIn = useStandIn ? await ThrivestackStandIn.StartAsync() : null;
+standIn = startedStandIn;
 
 Console.WriteLine("Thrivestack.EfCore sample");
-Console.WriteLine(standIn is null
+Console.WriteLine(!useStandIn
     ? $"  ThriveStack: {endpoint?.ToString() ?? "https://api.app.thrivestack.ai/api/identify"} (THRIVESTACK_API_TOKEN is set)"
-    : $"  ThriveStack: a local stand-in at {standIn.Endpoint} (set THRIVESTACK_API_TOKEN to use the real API)");
+    : $"  ThriveStack: a local stand-in at {standIn!.Endpoint} (set THRIVESTACK_API_TOKEN to use the real API)");
 Console.WriteLine($"  Database:    {Path.GetRelativePath(Environment.CurrentDirectory, SampleDatabase.FilePath)} (recreated with EF Core migrations)");
 Console.WriteLine();
 
