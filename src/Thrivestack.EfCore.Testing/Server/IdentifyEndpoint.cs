@@ -32,14 +32,29 @@ internal sealed class IdentifyEndpoint(
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException)
         {
-            recorder.Record(new ReceivedRequest(
-                index, receivedAt, StatusCodes.Status499ClientClosedRequest, 0, BodyBytes(context.Request, 0), "the request was aborted before it was answered", []));
+            recorder.Record(new ReceivedRequest
+            {
+                Index = index,
+                ReceivedAt = receivedAt,
+                StatusCode = StatusCodes.Status499ClientClosedRequest,
+                BodyBytes = BodyBytes(context.Request, 0),
+                Error = "the request was aborted before it was answered",
+            });
             context.Abort();
             return;
         }
 
         recorder.Record(
-            new ReceivedRequest(index, receivedAt, verdict.StatusCode, verdict.EventCount, verdict.BodyBytes, verdict.Error, verdict.UserIds),
+            new ReceivedRequest
+            {
+                Index = index,
+                ReceivedAt = receivedAt,
+                StatusCode = verdict.StatusCode,
+                EventCount = verdict.EventCount,
+                BodyBytes = verdict.BodyBytes,
+                Error = verdict.Error,
+                UserIds = verdict.UserIds,
+            },
             verdict.Events);
         try
         {

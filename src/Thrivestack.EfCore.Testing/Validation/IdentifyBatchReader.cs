@@ -55,14 +55,16 @@ internal static class IdentifyBatchReader
         JsonElement? traits = clone.TryGetProperty("traits"u8, out JsonElement t) ? t : null;
         JsonElement? context = clone.TryGetProperty("context"u8, out JsonElement c) ? c : null;
         string? groupId = context is { } ctx && ctx.TryGetProperty("group_id"u8, out JsonElement g) ? g.GetString() : null;
-        return new ReceivedIdentifyEvent(
-            clone.GetProperty("user_id"u8).GetString()!,
-            clone.GetProperty("timestamp"u8).GetDateTimeOffset(),
-            groupId,
-            traits,
-            context,
-            requestIndex,
-            clone.GetRawText());
+        return new ReceivedIdentifyEvent
+        {
+            UserId = clone.GetProperty("user_id"u8).GetString()!,
+            Timestamp = clone.GetProperty("timestamp"u8).GetDateTimeOffset(),
+            GroupId = groupId,
+            Traits = traits,
+            Context = context,
+            RequestIndex = requestIndex,
+            Json = clone.GetRawText(),
+        };
     }
 
     /// <summary>Returns the index and user id of the first validated event whose user id is in <paramref name="userIds"/>.</summary>

@@ -8,7 +8,7 @@ namespace Thrivestack.EfCore.Diagnostics;
 
 /// <summary>
 /// Healthy while events flow; Degraded when the oldest pending event is older than the threshold or sending is
-/// paused for a refused token; Unhealthy when the outbox cannot be read.
+/// paused for a refused token; the registration's failure status when the outbox cannot be read.
 /// </summary>
 internal sealed class ThrivestackOutboxHealthCheck<TContext>(
     IServiceScopeFactory scopes,
@@ -28,7 +28,7 @@ internal sealed class ThrivestackOutboxHealthCheck<TContext>(
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            return HealthCheckResult.Unhealthy("The identify outbox cannot be read.", ex);
+            return new HealthCheckResult(context.Registration.FailureStatus, "The identify outbox cannot be read.", ex);
         }
 
         var data = new Dictionary<string, object>

@@ -4,15 +4,41 @@ using Thrivestack.EfCore.Outbox;
 
 namespace Microsoft.EntityFrameworkCore;
 
-/// <summary>Lists, requeues and purges dead-lettered identify events of a context's outbox.</summary>
+/// <summary>Reads a context's identify outbox, and lists, requeues and purges its dead-lettered events.</summary>
 public static class ThrivestackDeadLetterExtensions
 {
+    /// <summary>Counts the outbox's events by state and finds the age of the oldest pending one, in one query.</summary>
+    /// <param name="context">The application's context.</param>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>The outbox's state now.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
+    public static async Task<ThrivestackOutboxState> GetThrivestackOutboxStateAsync(this DbContext context, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var groups = await context.Set<OutboxMessage>().AsNoTracking()
+            .GroupBy(r => r.State)
+            .Select(g => new { State = g.Key, Count = g.LongCount(), Oldest = g.Min(r => r.CreatedAt) })
+            .ToListAsync(cancellationToken).ConfigureAwait(false);
+        var pending = groups.Find(g => g.State == OutboxRowState.Pending);
+        var now = ThrivestackIdentifyInterceptor.Clock(context).GetUtcNow().UtcDateTime;
+        return new ThrivestackOutboxState
+        {
+            Pending = pending?.Count ?? 0,
+            OldestPendingAge = pending is { } p && now > p.Oldest ? now - p.Oldest : TimeSpan.Zero,
+            Delivered = groups.Find(g => g.State == OutboxRowState.Delivered)?.Count ?? 0,
+            DeadLettered = groups.Find(g => g.State == OutboxRowState.DeadLettered)?.Count ?? 0,
+        };
+    }
+
     /// <summary>Lists dead-lettered events, oldest first.</summary>
     /// <param name="context">The application's context.</param>
     /// <param name="take">How many to return at most. The default value is 100.</param>
     /// <param name="afterId">Returns events with a larger id, for paging.</param>
     /// <param name="cancellationToken">Cancels the query.</param>
     /// <returns>The dead letters.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="take"/> is zero or negative.</exception>
     public static async Task<IReadOnlyList<ThrivestackDeadLetter>> GetThrivestackDeadLettersAsync(
         this DbContext context,
         int take = 100,
@@ -23,30 +49,76 @@ public static class ThrivestackDeadLetterExtensions
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(take);
         var rows = await DeadLetters(context).Where(r => r.Id > afterId).OrderBy(r => r.Id).Take(take)
             .ToListAsync(cancellationToken).ConfigureAwait(false);
-        return rows.Select(r => new ThrivestackDeadLetter(
-            r.Id,
-            r.UserId,
-            r.GroupId,
-            r.Attempts,
-            new DateTimeOffset(r.CreatedAt, TimeSpan.Zero),
-            new DateTimeOffset(r.DeadLetteredAt ?? r.CreatedAt, TimeSpan.Zero),
-            r.LastError ?? "",
-            r.Payload)).ToArray();
+        return rows.Select(r => new ThrivestackDeadLetter
+        {
+            Id = r.Id,
+            UserId = r.UserId,
+            GroupId = r.GroupId,
+            Attempts = r.Attempts,
+            CreatedAt = new DateTimeOffset(r.CreatedAt, TimeSpan.Zero),
+            DeadLetteredAt = new DateTimeOffset(r.DeadLetteredAt ?? r.CreatedAt, TimeSpan.Zero),
+            Reason = r.LastError ?? "",
+            Payload = r.Payload,
+        }).ToArray();
     }
 
     /// <summary>
-    /// Puts dead-lettered events back in line with fresh attempts (after fixing a token, a rejected trait or
-    /// ThriveStack's side). They are sent again in their original order.
+    /// Puts the given dead-lettered events back in line with fresh attempts (after fixing a token, a rejected trait or
+    /// ThriveStack's side). They are sent again in their original order, after any newer event of the same user that is
+    /// still pending, so a requeued event never overwrites newer traits; one whose user has had a newer event delivered
+    /// since is sent all the same (identify events carry the user's traits as they were then: requeue with care).
     /// </summary>
     /// <param name="context">The application's context.</param>
-    /// <param name="ids">The events to requeue; <see langword="null"/> requeues every dead letter.</param>
+    /// <param name="ids">The events to requeue (ids from <see cref="GetThrivestackDeadLettersAsync"/>). Ids that are not dead letters are ignored.</param>
     /// <param name="cancellationToken">Cancels the update.</param>
     /// <returns>How many events were requeued.</returns>
-    public static async Task<int> RequeueThrivestackDeadLettersAsync(this DbContext context, IReadOnlyCollection<long>? ids = null, CancellationToken cancellationToken = default)
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> or <paramref name="ids"/> is <see langword="null"/>.</exception>
+    public static Task<int> RequeueThrivestackDeadLettersAsync(this DbContext context, IReadOnlyCollection<long> ids, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(ids);
+        return RequeueAsync(context, ByIds(context, ids), cancellationToken);
+    }
+
+    /// <summary>Puts every dead-lettered event back in line with fresh attempts, in their original order.</summary>
+    /// <param name="context">The application's context.</param>
+    /// <param name="cancellationToken">Cancels the update.</param>
+    /// <returns>How many events were requeued.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
+    public static Task<int> RequeueAllThrivestackDeadLettersAsync(this DbContext context, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return RequeueAsync(context, DeadLetters(context), cancellationToken);
+    }
+
+    /// <summary>Deletes the given dead-lettered events for good.</summary>
+    /// <param name="context">The application's context.</param>
+    /// <param name="ids">The events to delete. Ids that are not dead letters are ignored.</param>
+    /// <param name="cancellationToken">Cancels the delete.</param>
+    /// <returns>How many events were deleted.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> or <paramref name="ids"/> is <see langword="null"/>.</exception>
+    public static Task<int> PurgeThrivestackDeadLettersAsync(this DbContext context, IReadOnlyCollection<long> ids, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(ids);
+        return ByIds(context, ids).ExecuteDeleteAsync(cancellationToken);
+    }
+
+    /// <summary>Deletes every dead-lettered event for good.</summary>
+    /// <param name="context">The application's context.</param>
+    /// <param name="cancellationToken">Cancels the delete.</param>
+    /// <returns>How many events were deleted.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
+    public static Task<int> PurgeAllThrivestackDeadLettersAsync(this DbContext context, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return DeadLetters(context).ExecuteDeleteAsync(cancellationToken);
+    }
+
+    private static async Task<int> RequeueAsync(DbContext context, IQueryable<OutboxMessage> letters, CancellationToken cancellationToken)
+    {
         var now = ThrivestackIdentifyInterceptor.Clock(context).GetUtcNow().UtcDateTime;
-        var count = await Select(context, ids).ExecuteUpdateAsync(
+        var count = await letters.ExecuteUpdateAsync(
             s => s.SetProperty(r => r.State, OutboxRowState.Pending)
                 .SetProperty(r => r.Attempts, 0)
                 .SetProperty(r => r.NextAttemptAt, now)
@@ -62,20 +134,9 @@ public static class ThrivestackDeadLetterExtensions
         return count;
     }
 
-    /// <summary>Deletes dead-lettered events for good.</summary>
-    /// <param name="context">The application's context.</param>
-    /// <param name="ids">The events to delete; <see langword="null"/> deletes every dead letter.</param>
-    /// <param name="cancellationToken">Cancels the delete.</param>
-    /// <returns>How many events were deleted.</returns>
-    public static Task<int> PurgeThrivestackDeadLettersAsync(this DbContext context, IReadOnlyCollection<long>? ids = null, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        return Select(context, ids).ExecuteDeleteAsync(cancellationToken);
-    }
-
     private static IQueryable<OutboxMessage> DeadLetters(DbContext context) =>
         context.Set<OutboxMessage>().AsNoTracking().Where(r => r.State == OutboxRowState.DeadLettered);
 
-    private static IQueryable<OutboxMessage> Select(DbContext context, IReadOnlyCollection<long>? ids) =>
-        ids is null ? DeadLetters(context) : DeadLetters(context).Where(r => ids.Contains(r.Id));
+    private static IQueryable<OutboxMessage> ByIds(DbContext context, IReadOnlyCollection<long> ids) =>
+        DeadLetters(context).Where(r => ids.Contains(r.Id));
 }

@@ -120,7 +120,7 @@ public sealed class DispatcherDeliveryTests : IAsyncLifetime
         await harness.StandIn.WaitForEventsAsync(1, TimeSpan.FromSeconds(30));
         Assert.Equal("bad-1", Assert.Single(harness.StandIn.Events).UserId);
 
-        Assert.Equal(1, await context.PurgeThrivestackDeadLettersAsync());
+        Assert.Equal(1, await context.PurgeAllThrivestackDeadLettersAsync());
         await harness.WaitForOutboxAsync(rows => rows.Count == 0);
     }
 

@@ -88,10 +88,40 @@ public sealed class OutboxHealthCheckTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AddThrivestackOutboxCheck_NameFailureStatusAndTags_AreUsed()
+    {
+        await using (var context = harness.Database.CreateContext())
+        {
+            await context.Database.ExecuteSqlRawAsync("DROP TABLE \"thrivestack_outbox\"");
+        }
+
+        var host = harness.BuildCustomHost(builder => builder.Services.AddHealthChecks()
+            .AddThrivestackOutboxCheck<TestDbContext>("identify-outbox", HealthStatus.Degraded, ["ready", "outbox"]));
+
+        var report = await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+
+        var entry = Assert.Single(report.Entries, e => e.Key == "identify-outbox").Value;
+        Assert.Equal(HealthStatus.Degraded, entry.Status);
+        Assert.Contains("cannot be read", entry.Description);
+        Assert.Equal(["outbox", "ready"], entry.Tags.Order());
+        var onlyReady = await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(r => r.Tags.Contains("ready"));
+        Assert.Single(onlyReady.Entries);
+    }
+
+    [Fact]
+    public void AddThrivestackOutboxCheck_NonPositiveThreshold_Throws()
+    {
+        var builder = new ServiceCollection().AddHealthChecks();
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => builder.AddThrivestackOutboxCheck<TestDbContext>(degradedAfter: TimeSpan.Zero));
+        Assert.Throws<ArgumentNullException>(() => ((IHealthChecksBuilder)null!).AddThrivestackOutboxCheck<TestDbContext>());
+    }
+
+    [Fact]
     public async Task CheckHealth_WithoutTheDispatcher_ReadsTheOutbox()
     {
         await harness.EnqueueAsync([("monitored", null)]);
-        var host = harness.BuildCustomHost(builder => builder.Services.AddHealthChecks().AddThrivestackOutbox<TestDbContext>(DegradedAfter));
+        var host = harness.BuildCustomHost(builder => builder.Services.AddHealthChecks().AddThrivestackOutboxCheck<TestDbContext>(degradedAfter: DegradedAfter));
 
         var entry = await CheckAsync(host);
 
@@ -100,7 +130,7 @@ public sealed class OutboxHealthCheckTests : IAsyncLifetime
     }
 
     private IHost BuildHost(TimeProvider? clock = null) =>
-        harness.BuildHost(time: clock, services: services => services.AddHealthChecks().AddThrivestackOutbox<TestDbContext>(DegradedAfter));
+        harness.BuildHost(time: clock, services: services => services.AddHealthChecks().AddThrivestackOutboxCheck<TestDbContext>(degradedAfter: DegradedAfter));
 
     private static async Task<HealthReportEntry> CheckAsync(IHost host)
     {
