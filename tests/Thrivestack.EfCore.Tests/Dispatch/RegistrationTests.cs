@@ -140,6 +140,9 @@ public sealed class RegistrationTests : IAsyncLifetime
         Assert.Equal(5, server.Requests.Count);
         Assert.Equal(1, meters.Sum("thrivestack.identify.events.retried"));
         Assert.Single(harness.Logs.Lines, l => l.Is(5) && l.Message.Contains("HTTP 503"));
+
+        // IHttpClientFactory's loggers (on by default for every client) are removed from the library's client.
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Category.StartsWith("System.Net.Http.HttpClient.Thrivestack", StringComparison.Ordinal));
     }
 
     [Fact]
