@@ -11,8 +11,9 @@ namespace Thrivestack.EfCore.Client;
 
 /// <summary>
 /// Posts one batch to <c>/api/identify</c> through a Polly pipeline (per-attempt timeout, a few quick retries
-/// with exponential backoff and jitter for 408/429/5xx and network errors, <c>Retry-After</c> honoured) and
-/// classifies the answer. The token goes only into the request header, never into logs or messages.
+/// with exponential backoff and jitter for 408/429/5xx and network errors, a short <c>Retry-After</c> honoured), reads
+/// at most <see cref="HttpAnswer.MaxBodyBytes"/> of the answer within the attempt and classifies it
+/// (<see cref="AnswerClassifier"/>). The token goes only into the request header, never into logs or messages.
 /// </summary>
 internal sealed class ThrivestackClient
 {
