@@ -38,7 +38,7 @@ internal sealed record IdentifyResponse(JsonValueKind Success, string? SuccessTe
             ? ServerText.Truncate(AsText(value))
             : null;
 
-    // Read as the source-generated context read it before: property names in any case.
+    // Names in any case: a tolerant reader (the earlier reader was case-insensitive too).
     private static bool TryFind(JsonElement root, string name, out JsonElement value)
     {
         foreach (var property in root.EnumerateObject())

@@ -22,7 +22,7 @@ internal static class RetryAfterHeader
         var value = values.ToString().Trim();
         if (value.Length > 0 && value.AsSpan().IndexOfAnyExceptInRange('0', '9') < 0)
         {
-            // Too many digits for a long is still a number of seconds: longer than any cap.
+            // Too many digits for a ulong is still a number of seconds: longer than any cap.
             return ulong.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds < (ulong)Longest.TotalSeconds
                 ? TimeSpan.FromSeconds(seconds)
                 : Longest;

@@ -260,6 +260,19 @@ public sealed class ThrivestackClientTests
     }
 
     [Fact]
+    public async Task SendAsync_TokenProviderReturnsEmptyToken_IsUnauthorizedAndSendsNothing()
+    {
+        await using var server = LoopbackHttpServer.Start(LoopbackHttpServer.Answer("200 OK", """{"success":true}"""));
+        using var client = new ClientUnderTest(server.Endpoint, o => o.TokenProvider = _ => ValueTask.FromResult(string.Empty));
+
+        var result = await client.SendAsync();
+
+        Assert.Equal(SendOutcome.Unauthorized, result.Outcome);
+        Assert.Equal("TokenProvider returned no token", result.Message);
+        Assert.Equal(0, server.ConnectionCount);
+    }
+
+    [Fact]
     public async Task SendAsync_ConnectionRefused_NamesHostAndPortButNotPathOrQuery()
     {
         var port = ClosedPort();
