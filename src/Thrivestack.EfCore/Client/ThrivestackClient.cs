@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using System.Net;
+using System.Globalization;
+using System.Net.Sockets;
 using System.Net.Http.Headers;
-using System.Text.Json;
 using Polly;
 using Polly.Retry;
 using Polly.Timeout;
@@ -11,8 +11,9 @@ namespace Thrivestack.EfCore.Client;
 
 /// <summary>
 /// Posts one batch to <c>/api/identify</c> through a Polly pipeline (per-attempt timeout, a few quick retries
-/// with exponential backoff and jitter for 408/429/5xx and network errors, <c>Retry-After</c> honoured) and
-/// classifies the answer. The token goes only into the request header, never into logs or messages.
+/// with exponential backoff and jitter for 408/429/5xx and network errors, a short <c>Retry-After</c> honoured), reads
+/// at most <see cref="HttpAnswer.MaxBodyBytes"/> of the answer within the attempt and classifies it
+/// (<see cref="AnswerClassifier"/>). The token goes only into the request header, never into logs or messages.
 /// </summary>
 internal sealed class ThrivestackClient
 {
@@ -26,7 +27,7 @@ internal sealed class ThrivestackClient
     private readonly ThrivestackOptions options;
     private readonly TimeProvider timeProvider;
     private readonly ThrivestackMetrics metrics;
-    private readonly ResiliencePipeline<HttpResponseMessage> pipeline;
+    private readonly ResiliencePipeline<HttpAnswer> pipeline;
 
     public ThrivestackClient(IHttpClientFactory httpClientFactory, string clientName, ThrivestackOptions options, TimeProvider timeProvider, ThrivestackMetrics metrics)
     {
@@ -70,22 +71,32 @@ internal sealed class ThrivestackClient
 
     private async Task<SendResult> SendOnceAsync(ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
     {
-        string token;
+        string? token;
         try
         {
             token = options.TokenProvider is { } provider
                 ? await provider(cancellationToken).ConfigureAwait(false)
-                : options.ApiToken!;
+                : options.ApiToken;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             return new SendResult(SendOutcome.Unauthorized, null, $"TokenProvider failed: {ex.GetType().Name}");
         }
 
+        if (string.IsNullOrEmpty(token))
+        {
+            return new SendResult(SendOutcome.Unauthorized, null, "TokenProvider returned no token");
+        }
+
+        if (!HeaderToken.IsValid(token))
+        {
+            return new SendResult(SendOutcome.Unauthorized, null, HeaderToken.ProviderMessage);
+        }
+
         var client = httpClientFactory.CreateClient(clientName);
         try
         {
-            using var response = await pipeline.ExecuteAsync(
+            var answer = await pipeline.ExecuteAsync(
                 static async (state, ct) =>
                 {
                     using var request = new HttpRequestMessage(HttpMethod.Post, state.Endpoint);
@@ -99,79 +110,64 @@ internal sealed class ThrivestackClient
                         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", state.Token);
                     }
 
-                    return await state.Client.SendAsync(request, HttpCompletionOption.ResponseContentRead, ct).ConfigureAwait(false);
+                    // Headers first, then a bounded read of the body, both within this attempt's timeout.
+                    using var response = await state.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+                    return await HttpAnswer.ReadAsync(response, state.Time.GetUtcNow(), ct).ConfigureAwait(false);
                 },
-                new RequestState(client, options.Endpoint, body, token, options.AuthHeader),
+                new RequestState(client, options.Endpoint, body, token, options.AuthHeader, timeProvider),
                 cancellationToken).ConfigureAwait(false);
-            return await ClassifyAsync(response, cancellationToken).ConfigureAwait(false);
+            return AnswerClassifier.Classify(answer, options.Endpoint);
         }
         catch (TimeoutRejectedException)
         {
-            return new SendResult(SendOutcome.Transient, null, $"no answer within {options.RequestTimeout}");
+            return new SendResult(SendOutcome.Transient, null, $"no answer from {HostAndPort(options.Endpoint)} within {options.RequestTimeout}");
         }
         catch (HttpRequestException ex)
         {
-            return new SendResult(SendOutcome.Transient, null, $"network error: {ex.HttpRequestError}");
+            return new SendResult(SendOutcome.Transient, null, NetworkError(ex, options.Endpoint));
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return new SendResult(SendOutcome.Transient, null, $"no answer within {options.RequestTimeout}");
+            return new SendResult(SendOutcome.Transient, null, $"no answer from {HostAndPort(options.Endpoint)} within {options.RequestTimeout}");
         }
     }
 
-    private async Task<SendResult> ClassifyAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    // Host and port only: the endpoint's path and query string stay out of messages.
+    private static string HostAndPort(Uri endpoint) => $"{endpoint.Host}:{endpoint.Port.ToString(CultureInfo.InvariantCulture)}";
+
+    private static string NetworkError(HttpRequestException exception, Uri endpoint)
     {
-        var status = (int)response.StatusCode;
-        var answer = await ReadAnswerAsync(response, cancellationToken).ConfigureAwait(false);
-        var message = answer?.Message ?? response.ReasonPhrase;
-        if (response.IsSuccessStatusCode)
+        var detail = exception.InnerException is SocketException socket ? socket.Message : Innermost(exception).Message;
+        if (endpoint.Query.Length > 1)
         {
-            return answer?.Success == false
-                ? new SendResult(SendOutcome.Transient, status, $"success: false ({message})")
-                : new SendResult(SendOutcome.Delivered, status, message, null, answer?.ResponseId ?? answer?.EventId, answer?.Warnings);
+            detail = detail.Replace(endpoint.Query, "?...", StringComparison.Ordinal);
         }
 
-        return response.StatusCode switch
-        {
-            HttpStatusCode.BadRequest => new SendResult(SendOutcome.Rejected, status, message),
-            HttpStatusCode.RequestEntityTooLarge => new SendResult(SendOutcome.TooLarge, status, message),
-            HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => new SendResult(SendOutcome.Unauthorized, status, message),
-            _ => new SendResult(SendOutcome.Transient, status, message, RetryAfter(response)),
-        };
+        detail = ServerText.Truncate(detail)!;
+        return exception.HttpRequestError == HttpRequestError.ConnectionError
+            ? $"network error: could not connect to {HostAndPort(endpoint)} (ConnectionError: {detail})"
+            : $"network error with {HostAndPort(endpoint)} ({exception.HttpRequestError}: {detail})";
     }
 
-    private static async Task<IdentifyResponse?> ReadAnswerAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    private static Exception Innermost(Exception exception)
     {
-        try
+        while (exception.InnerException is { } inner)
         {
-            var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-            await using (stream.ConfigureAwait(false))
-            {
-                return await JsonSerializer.DeserializeAsync(stream, ThrivestackJsonContext.Default.IdentifyResponse, cancellationToken).ConfigureAwait(false);
-            }
+            exception = inner;
         }
-        catch (JsonException)
-        {
-            return null;
-        }
+
+        return exception;
     }
 
-    private TimeSpan? RetryAfter(HttpResponseMessage response)
+    private static ResiliencePipeline<HttpAnswer> BuildPipeline(ThrivestackOptions options, TimeProvider timeProvider)
     {
-        var header = response.Headers.RetryAfter;
-        var wait = header?.Delta ?? (header?.Date is { } date ? date - timeProvider.GetUtcNow() : null);
-        return wait is { } w && w > TimeSpan.Zero ? w : wait is null ? null : TimeSpan.Zero;
-    }
-
-    private static ResiliencePipeline<HttpResponseMessage> BuildPipeline(ThrivestackOptions options, TimeProvider timeProvider)
-    {
-        var builder = new ResiliencePipelineBuilder<HttpResponseMessage> { TimeProvider = timeProvider };
+        var builder = new ResiliencePipelineBuilder<HttpAnswer> { TimeProvider = timeProvider };
 
         // Never hold rows past their lease: give up before it ends, the rows are then retried later.
         builder.AddTimeout(options.LeaseDuration * 0.9);
         if (options.MaxRequestRetries > 0)
         {
-            builder.AddRetry(new RetryStrategyOptions<HttpResponseMessage>
+            builder.AddRetry(new RetryStrategyOptions<HttpAnswer>
             {
                 MaxRetryAttempts = options.MaxRequestRetries,
                 BackoffType = DelayBackoffType.Exponential,
@@ -179,8 +175,10 @@ internal sealed class ThrivestackClient
                 Delay = TimeSpan.FromMilliseconds(200),
                 MaxDelay = LongestQuickRetryWait,
                 ShouldHandle = static args => ValueTask.FromResult(IsQuickRetryable(args.Outcome)),
-                DelayGenerator = static args =>
-                    ValueTask.FromResult(args.Outcome.Result?.Headers.RetryAfter?.Delta is { } wait ? wait : (TimeSpan?)null),
+
+                // Never more than MaxDelay, whatever the server asked (IsQuickRetryable already left long waits to the row).
+                DelayGenerator = static args => ValueTask.FromResult(
+                    args.Outcome.Result?.RetryAfter is { } wait ? (TimeSpan?)(wait < LongestQuickRetryWait ? wait : LongestQuickRetryWait) : null),
             });
         }
 
@@ -188,25 +186,19 @@ internal sealed class ThrivestackClient
         return builder.Build();
     }
 
-    private static bool IsQuickRetryable(Outcome<HttpResponseMessage> outcome)
+    private static bool IsQuickRetryable(Outcome<HttpAnswer> outcome)
     {
         if (outcome.Exception is not null)
         {
             return outcome.Exception is HttpRequestException or TimeoutRejectedException;
         }
 
-        var response = outcome.Result!;
-        var status = (int)response.StatusCode;
-        var transient = status is 408 or 429 or >= 500;
-        if (!transient)
-        {
-            return false;
-        }
+        var answer = outcome.Result!;
+        var transient = answer.StatusCode is 408 or 429 or >= 500;
 
         // A long Retry-After is honoured by the row's next attempt time instead of waiting here.
-        var header = response.Headers.RetryAfter;
-        return header?.Delta is not { } delta || delta <= LongestQuickRetryWait;
+        return transient && (answer.RetryAfter is not { } wait || wait <= LongestQuickRetryWait);
     }
 
-    private sealed record RequestState(HttpClient Client, Uri Endpoint, ReadOnlyMemory<byte> Body, string Token, ThrivestackAuthHeader AuthHeader);
+    private sealed record RequestState(HttpClient Client, Uri Endpoint, ReadOnlyMemory<byte> Body, string Token, ThrivestackAuthHeader AuthHeader, TimeProvider Time);
 }

@@ -3,7 +3,10 @@ using Microsoft.Extensions.Options;
 
 namespace Thrivestack.EfCore.Client;
 
-/// <summary>Checks the options when the host starts; each message names the option, its value and the fix.</summary>
+/// <summary>
+/// Checks the options when the host starts; each message names the option, its value and the fix. Messages are single
+/// sentences without a final period or a semicolon: <see cref="OptionsValidationException.Message"/> joins them with "; ".
+/// </summary>
 internal sealed class ThrivestackOptionsValidator : IValidateOptions<ThrivestackOptions>
 {
     public ValidateOptionsResult Validate(string? name, ThrivestackOptions options)
@@ -14,30 +17,35 @@ internal sealed class ThrivestackOptionsValidator : IValidateOptions<Thrivestack
 
         if (options.Endpoint is null || !options.Endpoint.IsAbsoluteUri)
         {
-            Fail($"Endpoint '{options.Endpoint}' must be an absolute https URI, such as https://api.app.thrivestack.ai/api/identify.");
+            Fail($"Endpoint '{options.Endpoint}' must be an absolute https URI, such as https://api.app.thrivestack.ai/api/identify");
         }
         else if (options.Endpoint.Scheme == Uri.UriSchemeHttp && !options.Endpoint.IsLoopback)
         {
-            Fail($"Endpoint '{options.Endpoint}' uses plain http to a host that is not loopback; the token would travel unencrypted. Use https.");
+            Fail($"Endpoint '{options.Endpoint}' uses plain http to a host that is not loopback, so the token would travel unencrypted: use https");
         }
         else if (options.Endpoint.Scheme != Uri.UriSchemeHttps && options.Endpoint.Scheme != Uri.UriSchemeHttp)
         {
-            Fail($"Endpoint '{options.Endpoint}' must use https.");
+            Fail($"Endpoint '{options.Endpoint}' must use https");
         }
 
         if (options.TokenProvider is null && string.IsNullOrWhiteSpace(options.ApiToken))
         {
-            Fail("ApiToken is missing. Set Thrivestack:ApiToken (for example from a secret store), or set TokenProvider for rotating tokens.");
+            Fail("ApiToken is missing: set Thrivestack:ApiToken (for example from a secret store), or set TokenProvider for rotating tokens");
+        }
+        else if (options.TokenProvider is null && !HeaderToken.IsValid(options.ApiToken!))
+        {
+            // Never the token itself: only what is wrong with it.
+            Fail("ApiToken contains control or non-ASCII characters (such as a line break at its end), so it cannot be sent as an HTTP header value: remove them from Thrivestack:ApiToken");
         }
 
         if (options.MaxEventsPerBatch is < 1 or > ThrivestackOptions.MaxEventsPerRequest)
         {
-            Fail($"MaxEventsPerBatch is {Format(options.MaxEventsPerBatch)}; ThriveStack accepts 1 to 1,000 events per request.");
+            Fail($"MaxEventsPerBatch is {Format(options.MaxEventsPerBatch)}, but ThriveStack accepts 1 to 1,000 events per request");
         }
 
         if (options.MaxBatchBytes is < 1024 or > ThrivestackOptions.MaxRequestBytes)
         {
-            Fail($"MaxBatchBytes is {Format(options.MaxBatchBytes)}; it must be between 1,024 and 2,000,000 (ThriveStack's 2 MB limit).");
+            Fail($"MaxBatchBytes is {Format(options.MaxBatchBytes)}, but it must be between 1,024 and 2,000,000 (ThriveStack's 2 MB limit)");
         }
 
         Positive(options.PollInterval, nameof(options.PollInterval));
@@ -46,27 +54,27 @@ internal sealed class ThrivestackOptionsValidator : IValidateOptions<Thrivestack
         Positive(options.RetryBaseDelay, nameof(options.RetryBaseDelay));
         if (options.LeaseDuration < options.RequestTimeout)
         {
-            Fail($"LeaseDuration ({options.LeaseDuration}) is shorter than RequestTimeout ({options.RequestTimeout}); a slow request would outlive its lease and be sent twice. Make the lease longer than the request timeout.");
+            Fail($"LeaseDuration ({options.LeaseDuration}) is shorter than RequestTimeout ({options.RequestTimeout}), so a slow request would outlive its lease and be sent twice: make the lease longer than the request timeout");
         }
 
         if (options.RetryMaxDelay < options.RetryBaseDelay)
         {
-            Fail($"RetryMaxDelay ({options.RetryMaxDelay}) is shorter than RetryBaseDelay ({options.RetryBaseDelay}).");
+            Fail($"RetryMaxDelay ({options.RetryMaxDelay}) is shorter than RetryBaseDelay ({options.RetryBaseDelay}), but it must be at least as long");
         }
 
         if (options.MaxAttempts < 1)
         {
-            Fail($"MaxAttempts is {Format(options.MaxAttempts)}; it must be at least 1.");
+            Fail($"MaxAttempts is {Format(options.MaxAttempts)}, but it must be at least 1");
         }
 
         if (options.MaxRequestRetries is < 0 or > 10)
         {
-            Fail($"MaxRequestRetries is {Format(options.MaxRequestRetries)}; it must be between 0 and 10.");
+            Fail($"MaxRequestRetries is {Format(options.MaxRequestRetries)}, but it must be between 0 and 10");
         }
 
         if (options.DeliveredRetention < TimeSpan.Zero)
         {
-            Fail($"DeliveredRetention is {options.DeliveredRetention}; it cannot be negative.");
+            Fail($"DeliveredRetention is {options.DeliveredRetention}, but it cannot be negative");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
@@ -75,7 +83,7 @@ internal sealed class ThrivestackOptionsValidator : IValidateOptions<Thrivestack
         {
             if (value <= TimeSpan.Zero)
             {
-                Fail($"{option} is {value}; it must be positive.");
+                Fail($"{option} is {value}, but it must be positive");
             }
         }
     }

@@ -20,34 +20,40 @@ public static class ThrivestackServiceCollectionExtensions
     /// <typeparam name="TContext">The application's context; register it with <c>AddDbContext</c> or <c>AddDbContextPool</c>.</typeparam>
     /// <param name="services">The service collection.</param>
     /// <param name="configure">Sets the options, at least <see cref="ThrivestackOptions.ApiToken"/> or <see cref="ThrivestackOptions.TokenProvider"/>.</param>
-    /// <returns>The same service collection, so calls can be chained.</returns>
-    public static IServiceCollection AddThrivestackIdentify<TContext>(this IServiceCollection services, Action<ThrivestackOptions> configure)
+    /// <returns>A builder to configure the options from services or to extend the dispatcher's HTTP client.</returns>
+    public static ThrivestackIdentifyBuilder AddThrivestackIdentify<TContext>(this IServiceCollection services, Action<ThrivestackOptions> configure)
         where TContext : DbContext
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
-        AddCore<TContext>(services).Configure(configure);
-        return services;
+        var builder = AddCore<TContext>(services);
+        services.AddOptions<ThrivestackOptions>(ThrivestackRegistration.OptionsName<TContext>()).Configure(configure);
+        return builder;
     }
 
     /// <summary>
-    /// Adds the dispatcher for <typeparamref name="TContext"/>'s outbox with options bound from the
-    /// <c>Thrivestack</c> section of <paramref name="configuration"/> (for example <c>Thrivestack:ApiToken</c>).
+    /// Adds the dispatcher for <typeparamref name="TContext"/>'s outbox with options bound from configuration:
+    /// pass a section to bind it; pass the root to bind its <c>Thrivestack</c> section (for example <c>Thrivestack:ApiToken</c>).
     /// </summary>
     /// <typeparam name="TContext">The application's context.</typeparam>
     /// <param name="services">The service collection.</param>
-    /// <param name="configuration">The application's configuration root; its <c>Thrivestack</c> section is bound.</param>
-    /// <returns>The same service collection, so calls can be chained.</returns>
-    public static IServiceCollection AddThrivestackIdentify<TContext>(this IServiceCollection services, IConfiguration configuration)
+    /// <param name="configuration">
+    /// A section such as <c>Configuration.GetSection("Identify:Billing")</c>, bound as it is; or the configuration root,
+    /// whose <c>Thrivestack</c> section is bound.
+    /// </param>
+    /// <returns>A builder to configure the options from services or to extend the dispatcher's HTTP client.</returns>
+    public static ThrivestackIdentifyBuilder AddThrivestackIdentify<TContext>(this IServiceCollection services, IConfiguration configuration)
         where TContext : DbContext
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
-        AddCore<TContext>(services).Bind(configuration.GetSection(ThrivestackOptions.SectionName));
-        return services;
+        var builder = AddCore<TContext>(services);
+        var section = configuration as IConfigurationSection ?? configuration.GetSection(ThrivestackOptions.SectionName);
+        services.AddOptions<ThrivestackOptions>(ThrivestackRegistration.OptionsName<TContext>()).Bind(section);
+        return builder;
     }
 
-    private static OptionsBuilder<ThrivestackOptions> AddCore<TContext>(IServiceCollection services)
+    private static ThrivestackIdentifyBuilder AddCore<TContext>(IServiceCollection services)
         where TContext : DbContext
     {
         var name = ThrivestackRegistration.OptionsName<TContext>();
@@ -61,11 +67,28 @@ public static class ThrivestackServiceCollectionExtensions
         if (!services.Any(d => d.ServiceType == typeof(DispatcherMarker<TContext>)))
         {
             services.AddSingleton<DispatcherMarker<TContext>>();
-            services.AddHttpClient(name);
+            services.AddOptions<ThrivestackOptions>(name).ValidateOnStart();
+
+            // The library's HTTP is its own: whatever ConfigureHttpClientDefaults adds to every client (resilience
+            // handlers, loggers, a timeout) is removed here; its Polly pipeline owns retries and timeouts.
+            services.AddHttpClient(name)
+                .ConfigurePrimaryHttpMessageHandler(CreatePrimaryHandler)
+                .ConfigureAdditionalHttpMessageHandlers(static (handlers, _) => handlers.Clear())
+                .RemoveAllLoggers()
+                .ConfigureHttpClient(static client => client.Timeout = Timeout.InfiniteTimeSpan);
         }
 
-        return services.AddOptions<ThrivestackOptions>(name).ValidateOnStart();
+        return new ThrivestackIdentifyBuilder(services, services.AddHttpClient(name), name);
     }
+
+    // Redirects are never followed: the token must not reach another origin, and a 3xx is a wrong Endpoint.
+    private static SocketsHttpHandler CreatePrimaryHandler() => new()
+    {
+        AllowAutoRedirect = false,
+        UseCookies = false,
+        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+        MaxResponseDrainSize = 0,
+    };
 
     private sealed class DispatcherMarker<TContext>;
 }
