@@ -40,4 +40,7 @@ internal static partial class Log
 
     [LoggerMessage(12, LogLevel.Warning, "Identify batch of {Count} events for {Context} was rejected ({Reason}); splitting it to find the bad events.")]
     public static partial void BatchSplit(ILogger logger, int count, string context, string reason);
+
+    [LoggerMessage(301, LogLevel.Warning, "The ThriveStack identify interceptor is on a context whose database provider ({Provider}) does not run SQL, such as EF's InMemory provider: no identify events are captured for it. Saves work as usual. Use SQLite or another relational provider where events should be written.")]
+    public static partial void CaptureUnsupportedProvider(ILogger logger, string provider);
 }
