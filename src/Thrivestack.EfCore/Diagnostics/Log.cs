@@ -49,4 +49,7 @@ internal static partial class Log
 
     [LoggerMessage(303, LogLevel.Warning, "A {Entity} was saved with an empty user id: no identify event is written, because ThriveStack cannot identify a user without an id.")]
     public static partial void EmptyUserId(ILogger logger, string entity);
+
+    [LoggerMessage(304, LogLevel.Warning, "{Context} writes identify events into its outbox, but this process registered no dispatcher for it, so nothing here sends them and the outbox grows. Add services.AddThrivestackIdentify<{Context}>(...) in this process, or, when another process ships this outbox, say so with AddThrivestackIdentifyInterceptor(o => o.DispatchedElsewhere()).")]
+    public static partial void OutboxNotDispatched(ILogger logger, string context);
 }

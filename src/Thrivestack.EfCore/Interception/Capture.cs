@@ -50,6 +50,11 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
             return null;
         }
 
+        if (OptionsFacts.AnyUndispatched)
+        {
+            OptionsFacts.For(Entry.Context.GetService<IDbContextOptions>()).WarnIfUndispatched();
+        }
+
         var writer = IdentifyEventWriter.Start(userId, timestampUtc);
         if (User is not null)
         {
