@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Migrations;
@@ -28,8 +29,16 @@ public static class ThrivestackDatabaseFacadeExtensions
             return false;
         }
 
-        context.GetService<IMigrationCommandExecutor>().ExecuteNonQuery(Commands(context, table), context.GetService<IRelationalConnection>());
-        return true;
+        try
+        {
+            context.GetService<IMigrationCommandExecutor>().ExecuteNonQuery(Commands(context, table), context.GetService<IRelationalConnection>());
+            return true;
+        }
+        catch (DbException) when (OutboxTableProbe.Exists(context, table))
+        {
+            // Another instance created it between the check and the CREATE.
+            return false;
+        }
     }
 
     /// <summary>
@@ -47,10 +56,17 @@ public static class ThrivestackDatabaseFacadeExtensions
             return false;
         }
 
-        await context.GetService<IMigrationCommandExecutor>()
-            .ExecuteNonQueryAsync(Commands(context, table), context.GetService<IRelationalConnection>(), cancellationToken)
-            .ConfigureAwait(false);
-        return true;
+        try
+        {
+            await context.GetService<IMigrationCommandExecutor>()
+                .ExecuteNonQueryAsync(Commands(context, table), context.GetService<IRelationalConnection>(), cancellationToken)
+                .ConfigureAwait(false);
+            return true;
+        }
+        catch (DbException) when (OutboxTableProbe.Exists(context, table))
+        {
+            return false;
+        }
     }
 
     private static (DbContext Context, OutboxTable Table) Resolve(DatabaseFacade database)
