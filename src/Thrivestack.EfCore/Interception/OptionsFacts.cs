@@ -102,6 +102,9 @@ internal sealed class OptionsFacts
             return true;
         }
 
-        return isService.IsService(typeof(DispatcherStatus<>).MakeGenericType(contextType));
+        return isService.IsService(StatusTypes.GetOrAdd(contextType, static t => typeof(DispatcherStatus<>).MakeGenericType(t)));
     }
+
+    /// <summary><c>AddDbContext</c> builds options per scope: the generic type is made once per context type, not per request.</summary>
+    private static readonly ConcurrentDictionary<Type, Type> StatusTypes = new();
 }

@@ -82,6 +82,23 @@ public sealed class StartupCheckTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StartingAsync_ModelWithoutOutbox_LogsErrorNamingAddThrivestackOutbox()
+    {
+        using var host = BuildHost(s =>
+        {
+            s.AddDbContext<PlainDbContext>(o => o.UseSqlite(database.ConnectionString).AddThrivestackIdentifyInterceptor());
+            ThrivestackStartupCheck.Register<PlainDbContext>(s);
+        });
+
+        await host.StartAsync();
+
+        var error = Assert.Single(logs.Lines, l => l.Is(307));
+        Assert.Equal(LogLevel.Error, error.Level);
+        Assert.Contains("modelBuilder.AddThrivestackOutbox()", error.Message, StringComparison.Ordinal);
+        await host.StopAsync();
+    }
+
+    [Fact]
     public async Task StartingAsync_DatabaseUnreachable_WarnsAndStarts()
     {
         var missing = new SqliteConnectionStringBuilder
@@ -185,6 +202,11 @@ public sealed class StartupCheckTests : IAsyncLifetime
     private sealed class Invoice
     {
         public long Id { get; set; }
+    }
+
+    private sealed class PlainDbContext(DbContextOptions<PlainDbContext> options) : DbContext(options)
+    {
+        protected override void OnModelCreating(ModelBuilder modelBuilder) => modelBuilder.Entity<Invoice>();
     }
 
     private sealed class BillingDbContext(DbContextOptions<BillingDbContext> options) : DbContext(options)
