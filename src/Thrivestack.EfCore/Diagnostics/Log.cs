@@ -70,4 +70,7 @@ internal static partial class Log
 
     [LoggerMessage(310, LogLevel.Debug, "{Context} is dispatched but not registered in the services; its start-up checks are skipped.")]
     public static partial void StartupContextNotRegistered(ILogger logger, string context);
+
+    [LoggerMessage(311, LogLevel.Error, "The start-up check of the identify outbox of {Context} failed unexpectedly; the host starts anyway. Please report this with the exception.")]
+    public static partial void StartupCheckFailed(ILogger logger, Exception exception, string context);
 }

@@ -161,5 +161,10 @@ internal sealed class ThrivestackStartupCheck(
         {
             Log.StartupDatabaseUnreachable(logger, exception, registration.ContextType.Name);
         }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // A check must never be the reason an application does not start; this one is a bug to report.
+            Log.StartupCheckFailed(logger, exception, registration.ContextType.Name);
+        }
     }
 }

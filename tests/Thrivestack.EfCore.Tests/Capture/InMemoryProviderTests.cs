@@ -41,4 +41,18 @@ public sealed class InMemoryProviderTests
         Assert.Equal(LogLevel.Warning, warning.Level);
         Assert.Contains("InMemory", warning.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task EnsureThrivestackOutboxCreatedAsync_InMemoryProvider_ThrowsNamingTheProvider()
+    {
+        var options = new DbContextOptionsBuilder<TestDbContext>()
+            .UseInMemoryDatabase("thrivestack-" + Guid.NewGuid().ToString("N"))
+            .AddThrivestackIdentifyInterceptor()
+            .Options;
+        await using var context = new TestDbContext(options);
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => context.Database.EnsureThrivestackOutboxCreatedAsync());
+
+        Assert.Contains("InMemory", error.Message, StringComparison.Ordinal);
+    }
 }
