@@ -41,7 +41,6 @@ namespace Thrivestack.EfCore.Sample.Migrations
                         .HasColumnName("delivered_at");
 
                     b.Property<string>("GroupId")
-                        .HasMaxLength(256)
                         .HasColumnType("TEXT")
                         .HasColumnName("group_id");
 
@@ -86,7 +85,6 @@ namespace Thrivestack.EfCore.Sample.Migrations
 
                     b.Property<string>("UserId")
                         .IsRequired()
-                        .HasMaxLength(256)
                         .HasColumnType("TEXT")
                         .HasColumnName("user_id");
 

@@ -56,4 +56,18 @@ public sealed class ThrivestackOptions
 
     /// <summary>How long delivered rows stay in the outbox; zero deletes them on delivery. The default value is zero.</summary>
     public TimeSpan DeliveredRetention { get; set; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// Whether the dispatcher sends events. When <see langword="false"/> (for developers without a ThriveStack
+    /// account) no token is required, nothing is sent, events stay in the outbox until sending is enabled, and one
+    /// information line at start says so. The default value is <see langword="true"/>.
+    /// </summary>
+    public bool SendingEnabled { get; set; } = true;
+
+    /// <summary>
+    /// Says that this process only ships the outbox and the interceptor runs in another process, so the start-up
+    /// check does not warn that the context's options lack <c>AddThrivestackIdentifyInterceptor()</c>.
+    /// The default value is <see langword="false"/>.
+    /// </summary>
+    public bool CaptureRunsElsewhere { get; set; }
 }

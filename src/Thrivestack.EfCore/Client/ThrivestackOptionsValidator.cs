@@ -28,11 +28,11 @@ internal sealed class ThrivestackOptionsValidator : IValidateOptions<Thrivestack
             Fail($"Endpoint '{options.Endpoint}' must use https");
         }
 
-        if (options.TokenProvider is null && string.IsNullOrWhiteSpace(options.ApiToken))
+        if (options.SendingEnabled && options.TokenProvider is null && string.IsNullOrWhiteSpace(options.ApiToken))
         {
             Fail("ApiToken is missing: set Thrivestack:ApiToken (for example from a secret store), or set TokenProvider for rotating tokens");
         }
-        else if (options.TokenProvider is null && !HeaderToken.IsValid(options.ApiToken!))
+        else if (options.TokenProvider is null && options.ApiToken is not null && !HeaderToken.IsValid(options.ApiToken))
         {
             // Never the token itself: only what is wrong with it.
             Fail("ApiToken contains control or non-ASCII characters (such as a line break at its end), so it cannot be sent as an HTTP header value: remove them from Thrivestack:ApiToken");

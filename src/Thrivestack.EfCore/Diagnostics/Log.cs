@@ -40,4 +40,37 @@ internal static partial class Log
 
     [LoggerMessage(12, LogLevel.Warning, "Identify batch of {Count} events for {Context} was rejected ({Reason}); splitting it to find the bad events.")]
     public static partial void BatchSplit(ILogger logger, int count, string context, string reason);
+
+    [LoggerMessage(301, LogLevel.Warning, "The ThriveStack identify interceptor is on a context whose database provider ({Provider}) does not run SQL, such as EF's InMemory provider: no identify events are captured for it. Saves work as usual. Use SQLite or another relational provider where events should be written.")]
+    public static partial void CaptureUnsupportedProvider(ILogger logger, string provider);
+
+    [LoggerMessage(302, LogLevel.Warning, "The identify event of {Entity} for user {UserId} ({Length} characters) is left out: a user or group id of more than 1,000 characters (or 2,000 UTF-8 bytes) cannot be stored in the outbox's index. The save itself succeeded.")]
+    public static partial void IdTooLong(ILogger logger, string entity, string userId, int length);
+
+    [LoggerMessage(303, LogLevel.Warning, "A {Entity} was saved with an empty user id: no identify event is written, because ThriveStack cannot identify a user without an id.")]
+    public static partial void EmptyUserId(ILogger logger, string entity);
+
+    [LoggerMessage(304, LogLevel.Warning, "{Context} writes identify events into its outbox, but this process registered no dispatcher for it, so nothing here sends them and the outbox grows. Add services.AddThrivestackIdentify<{Context}>(...) in this process, or, when another process ships this outbox, say so with AddThrivestackIdentifyInterceptor(o => o.DispatchedElsewhere()).")]
+    public static partial void OutboxNotDispatched(ILogger logger, string context);
+
+    [LoggerMessage(305, LogLevel.Warning, "{Context} is dispatched, but its options have no ThriveStack interceptor, so this process writes no identify events. Add .AddThrivestackIdentifyInterceptor() to the options of AddDbContext<{Context}>(...). If another process writes the events, set ThrivestackOptions.CaptureRunsElsewhere = true.")]
+    public static partial void StartupInterceptorMissing(ILogger logger, string context);
+
+    [LoggerMessage(306, LogLevel.Information, "Sending identify events of {Context} is disabled (ThrivestackOptions.SendingEnabled is false): events are kept in the outbox and nothing is sent. Set Thrivestack:SendingEnabled to true and an API token to send them.")]
+    public static partial void StartupSendingDisabled(ILogger logger, string context);
+
+    [LoggerMessage(307, LogLevel.Error, "The model of {Context} has no identify outbox (relational provider: {Relational}), so its dispatcher has nothing to ship. Call modelBuilder.AddThrivestackOutbox() in OnModelCreating on a SQL provider (SQLite, PostgreSQL, ...) and add a migration.")]
+    public static partial void StartupOutboxNotMapped(ILogger logger, string context, bool relational);
+
+    [LoggerMessage(308, LogLevel.Error, "The identify outbox table '{Table}' of {Context} does not exist, so events cannot be written or sent. With migrations: dotnet ef migrations add AddThrivestackOutbox, then dotnet ef database update (or Database.Migrate() at start). With Database.EnsureCreated(): call Database.EnsureThrivestackOutboxCreated() after it.")]
+    public static partial void StartupOutboxTableMissing(ILogger logger, string context, string table);
+
+    [LoggerMessage(309, LogLevel.Warning, "Could not check the identify outbox of {Context} at start: the database did not answer. The host starts anyway; the dispatcher retries.")]
+    public static partial void StartupDatabaseUnreachable(ILogger logger, Exception exception, string context);
+
+    [LoggerMessage(310, LogLevel.Debug, "{Context} is dispatched but not registered in the services; its start-up checks are skipped.")]
+    public static partial void StartupContextNotRegistered(ILogger logger, string context);
+
+    [LoggerMessage(311, LogLevel.Error, "The start-up check of the identify outbox of {Context} failed unexpectedly; the host starts anyway. Please report this with the exception.")]
+    public static partial void StartupCheckFailed(ILogger logger, Exception exception, string context);
 }

@@ -62,6 +62,7 @@ public static class ThrivestackServiceCollectionExtensions
         services.TryAddSingleton<ThrivestackMetrics>();
         services.TryAddSingleton<DispatcherStatus<TContext>>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ThrivestackOptions>, ThrivestackOptionsValidator>());
+        ThrivestackStartupCheck.Register<TContext>(services);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, OutboxDispatcher<TContext>>());
         services.AddMetrics();
         if (!services.Any(d => d.ServiceType == typeof(DispatcherMarker<TContext>)))

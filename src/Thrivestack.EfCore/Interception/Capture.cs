@@ -1,4 +1,8 @@
+using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.Extensions.Logging;
+using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
 
@@ -18,19 +22,39 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
         || (Membership is not null
             && (Membership.Property(MembershipMap!.UserId.Property).IsTemporary || Membership.Property(MembershipMap.GroupId.Property).IsTemporary));
 
+    private EntityEntry Entry => (Membership ?? User)!;
+
     public OutboxMessage? ToMessage(DateTime timestampUtc)
     {
         // One PropertyValues per entry instead of one PropertyEntry per value read.
         var userValues = User?.CurrentValues;
-        var userId = Membership is not null
-            ? MembershipMap!.UserId.Format(Membership.Property(MembershipMap.UserId.Property).CurrentValue)
-            : UserMap!.UserId.Format(userValues![UserMap.UserId.Property]);
+        var rawUserId = Membership is not null
+            ? Membership.Property(MembershipMap!.UserId.Property).CurrentValue
+            : userValues![UserMap!.UserId.Property];
+        var userId = (Membership is not null ? MembershipMap!.UserId : UserMap!.UserId).Format(rawUserId);
         if (userId is null)
         {
+            if (rawUserId is not null)
+            {
+                Log.EmptyUserId(LoggerOf(Entry), Entry.Metadata.DisplayName());
+            }
+
             return null;
         }
 
         var groupId = Membership is null ? null : MembershipMap!.GroupId.Format(Membership.Property(MembershipMap.GroupId.Property).CurrentValue);
+        if (!OutboxIds.FitsIndex(userId) || (groupId is not null && !OutboxIds.FitsIndex(groupId)))
+        {
+            var longest = OutboxIds.FitsIndex(userId) ? groupId! : userId;
+            Log.IdTooLong(LoggerOf(Entry), Entry.Metadata.DisplayName(), OutboxIds.Shorten(userId), longest.Length);
+            return null;
+        }
+
+        if (OptionsFacts.AnyUndispatched)
+        {
+            OptionsFacts.For(Entry.Context.GetService<IDbContextOptions>()).WarnIfUndispatched();
+        }
+
         var writer = IdentifyEventWriter.Start(userId, timestampUtc);
         if (User is not null)
         {
@@ -48,4 +72,8 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
 
         return writer.Finish(userId, groupId, timestampUtc, Kind);
     }
+
+    /// <summary>Only on the rare paths that warn: EF's logger factory is the application's when it has one.</summary>
+    private static ILogger LoggerOf(EntityEntry entry) =>
+        entry.Context.GetService<ILoggerFactory>().CreateLogger<ThrivestackIdentifyInterceptor>();
 }

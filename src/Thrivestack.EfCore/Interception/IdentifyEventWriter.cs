@@ -52,10 +52,11 @@ internal sealed class IdentifyEventWriter
     public static string FormatTimestamp(DateTime utc) =>
         utc.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
 
-    /// <summary>Writes a trait; <see langword="null"/> values are left out.</summary>
+    /// <summary>Writes a trait; <see langword="null"/> values, and numbers JSON cannot hold (NaN, infinities), are left out.</summary>
     public void Trait(string key, TraitValueKind kind, object? value)
     {
-        if (value is null)
+        if (value is null or double and (double.NaN or double.PositiveInfinity or double.NegativeInfinity)
+            or float and (float.NaN or float.PositiveInfinity or float.NegativeInfinity))
         {
             return;
         }

@@ -1,7 +1,12 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Dispatch;
 
 namespace Thrivestack.EfCore.Interception;
@@ -9,13 +14,28 @@ namespace Thrivestack.EfCore.Interception;
 /// <summary>What the interceptor needs from a context's options. Options are immutable, so this is too.</summary>
 internal sealed class OptionsFacts
 {
-    private OptionsFacts(IDbContextOptions options, TimeProvider clock, OutboxSignal? signal, bool configuresSaveInterceptor)
+    /// <summary>
+    /// Context types already warned about, per application container. <c>AddDbContext</c> builds options per scope, so
+    /// the container's scope factory (one per root container) keys the warning, not the options instance.
+    /// </summary>
+    private static readonly ConditionalWeakTable<object, ConcurrentDictionary<Type, byte>> Warned = new();
+
+    private int undispatchedWarned;
+
+    private OptionsFacts(IDbContextOptions options, TimeProvider clock, OutboxSignal? signal, bool configuresSaveInterceptor, ILoggerFactory? undispatchedLogs)
     {
         Options = options;
         Clock = clock;
         Signal = signal;
         ConfiguresSaveInterceptor = configuresSaveInterceptor;
+        UndispatchedLogs = undispatchedLogs;
     }
+
+    /// <summary>
+    /// Some options in this process write events that no dispatcher here ships: only then does a capture look up its
+    /// options' facts to warn (<see cref="WarnIfUndispatched"/>); a well-wired application pays one static read.
+    /// </summary>
+    public static bool AnyUndispatched { get; private set; }
 
     public IDbContextOptions Options { get; }
 
@@ -28,19 +48,63 @@ internal sealed class OptionsFacts
     /// <summary>A save interceptor was added with <c>AddInterceptors</c>; EF runs those after this library's.</summary>
     public bool ConfiguresSaveInterceptor { get; }
 
+    /// <summary>Set when the application's services register no dispatcher for this context type and the user did not say why.</summary>
+    private ILoggerFactory? UndispatchedLogs { get; }
+
     /// <summary>Facts per options instance; an entry lives as long as its options (no scope is kept alive by it).</summary>
     private static readonly ConditionalWeakTable<IDbContextOptions, OptionsFacts> Known = new();
 
     public static OptionsFacts For(IDbContextOptions options) => Known.GetValue(options, Find);
 
+    /// <summary>Warns once per context type and application container, when events are first written that no dispatcher in this process ships.</summary>
+    public void WarnIfUndispatched()
+    {
+        if (UndispatchedLogs is { } logs && Interlocked.Exchange(ref undispatchedWarned, 1) == 0)
+        {
+            var application = Options.FindExtension<CoreOptionsExtension>()!.ApplicationServiceProvider!;
+            var container = application.GetService<IServiceScopeFactory>() ?? (object)application;
+            var contextType = ((DbContextOptions)Options).ContextType;
+            if (Warned.GetValue(container, static _ => new ConcurrentDictionary<Type, byte>()).TryAdd(contextType, 0))
+            {
+                Log.OutboxNotDispatched(logs.CreateLogger<ThrivestackIdentifyInterceptor>(), contextType.Name);
+            }
+        }
+    }
+
     private static OptionsFacts Find(IDbContextOptions options)
     {
         var core = options.FindExtension<CoreOptionsExtension>();
         var application = core?.ApplicationServiceProvider;
-        var clock = options.FindExtension<ThrivestackIdentifyOptionsExtension>()?.TimeProvider
+        var extension = options.FindExtension<ThrivestackIdentifyOptionsExtension>();
+        var clock = extension?.TimeProvider
             ?? application?.GetService<TimeProvider>()
             ?? TimeProvider.System;
         var configures = core?.Interceptors?.Any(i => i is ISaveChangesInterceptor) == true;
-        return new OptionsFacts(options, clock, application?.GetService<OutboxSignal>(), configures);
+        ILoggerFactory? undispatched = null;
+        if (application is not null && extension is { DispatchedElsewhere: false } && !IsDispatched(application, options))
+        {
+            undispatched = core?.LoggerFactory ?? application.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
+            AnyUndispatched = true;
+        }
+
+        return new OptionsFacts(options, clock, application?.GetService<OutboxSignal>(), configures, undispatched);
     }
+
+    /// <summary>
+    /// AddThrivestackIdentify registers a status per dispatched context type. Only the application's own container is
+    /// asked (<see cref="IServiceProviderIsService"/>); without one nothing is known, and nothing is claimed.
+    /// </summary>
+    private static bool IsDispatched(IServiceProvider application, IDbContextOptions options)
+    {
+        if (options is not DbContextOptions { ContextType: var contextType } || contextType == typeof(DbContext)
+            || application.GetService<IServiceProviderIsService>() is not { } isService)
+        {
+            return true;
+        }
+
+        return isService.IsService(StatusTypes.GetOrAdd(contextType, static t => typeof(DispatcherStatus<>).MakeGenericType(t)));
+    }
+
+    /// <summary><c>AddDbContext</c> builds options per scope: the generic type is made once per context type, not per request.</summary>
+    private static readonly ConcurrentDictionary<Type, Type> StatusTypes = new();
 }

@@ -67,6 +67,13 @@ public static class ThrivestackDbContextExtensions
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentException.ThrowIfNullOrEmpty(userId);
+        if (!OutboxIds.FitsIndex(userId) || (groupId is { } group && !OutboxIds.FitsIndex(group)))
+        {
+            throw new ArgumentException(
+                $"Ids longer than {ThrivestackModelBuilderExtensions.MaxIdLength:N0} characters (or 2,000 UTF-8 bytes) cannot be enqueued: ThriveStack ids are keys, not text.",
+                OutboxIds.FitsIndex(userId) ? nameof(groupId) : nameof(userId));
+        }
+
         var table = ModelMap.For(context.Model).RequireOutbox();
         var now = ThrivestackIdentifyInterceptor.Clock(context).GetUtcNow().UtcDateTime;
         var writer = IdentifyEventWriter.Start(userId, now);

@@ -1,4 +1,6 @@
+using System.ComponentModel;
 using Microsoft.EntityFrameworkCore.Infrastructure;
+using Thrivestack.EfCore;
 using Thrivestack.EfCore.Interception;
 
 namespace Microsoft.EntityFrameworkCore;
@@ -18,16 +20,30 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
         AddExtension(optionsBuilder, null);
 
     /// <summary>
-    /// Adds the identify interceptor with the clock that stamps events (tests pass a fake one).
-    /// Calling it more than once registers one interceptor.
+    /// Adds the identify interceptor with settings, such as
+    /// <c>AddThrivestackIdentifyInterceptor(o =&gt; o.DispatchedElsewhere())</c>. Calling it more than once registers
+    /// one interceptor; a later call keeps the settings of earlier ones and adds its own.
     /// </summary>
+    /// <param name="optionsBuilder">The context's options builder.</param>
+    /// <param name="configure">Sets the interceptor's settings.</param>
+    /// <returns>The same builder, so calls can be chained.</returns>
+    public static DbContextOptionsBuilder AddThrivestackIdentifyInterceptor(
+        this DbContextOptionsBuilder optionsBuilder,
+        Action<ThrivestackInterceptorOptionsBuilder> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        return AddExtension(optionsBuilder, configure);
+    }
+
+    /// <summary>Adds the identify interceptor with the clock that stamps events. Use <c>o =&gt; o.UseTimeProvider(timeProvider)</c> instead.</summary>
     /// <param name="optionsBuilder">The context's options builder.</param>
     /// <param name="timeProvider">The clock for event timestamps.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    [EditorBrowsable(EditorBrowsableState.Never)]
     public static DbContextOptionsBuilder AddThrivestackIdentifyInterceptor(this DbContextOptionsBuilder optionsBuilder, TimeProvider timeProvider)
     {
         ArgumentNullException.ThrowIfNull(timeProvider);
-        return AddExtension(optionsBuilder, timeProvider);
+        return AddExtension(optionsBuilder, o => o.UseTimeProvider(timeProvider));
     }
 
     /// <summary>
@@ -42,23 +58,44 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
         (DbContextOptionsBuilder<TContext>)AddExtension(optionsBuilder, null);
 
     /// <summary>
-    /// Adds the identify interceptor with the clock that stamps events; the typed overload keeps the chain typed.
+    /// Adds the identify interceptor with settings; the typed overload keeps the chain typed. A later call keeps the
+    /// settings of earlier ones and adds its own.
     /// </summary>
+    /// <typeparam name="TContext">The context type.</typeparam>
+    /// <param name="optionsBuilder">The context's options builder.</param>
+    /// <param name="configure">Sets the interceptor's settings.</param>
+    /// <returns>The same builder, so calls can be chained.</returns>
+    public static DbContextOptionsBuilder<TContext> AddThrivestackIdentifyInterceptor<TContext>(
+        this DbContextOptionsBuilder<TContext> optionsBuilder,
+        Action<ThrivestackInterceptorOptionsBuilder> configure)
+        where TContext : DbContext
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        return (DbContextOptionsBuilder<TContext>)AddExtension(optionsBuilder, configure);
+    }
+
+    /// <summary>Adds the identify interceptor with the clock that stamps events. Use <c>o =&gt; o.UseTimeProvider(timeProvider)</c> instead.</summary>
     /// <typeparam name="TContext">The context type.</typeparam>
     /// <param name="optionsBuilder">The context's options builder.</param>
     /// <param name="timeProvider">The clock for event timestamps.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    [EditorBrowsable(EditorBrowsableState.Never)]
     public static DbContextOptionsBuilder<TContext> AddThrivestackIdentifyInterceptor<TContext>(this DbContextOptionsBuilder<TContext> optionsBuilder, TimeProvider timeProvider)
         where TContext : DbContext
     {
         ArgumentNullException.ThrowIfNull(timeProvider);
-        return (DbContextOptionsBuilder<TContext>)AddExtension(optionsBuilder, timeProvider);
+        return (DbContextOptionsBuilder<TContext>)AddExtension(optionsBuilder, o => o.UseTimeProvider(timeProvider));
     }
 
-    private static DbContextOptionsBuilder AddExtension(DbContextOptionsBuilder optionsBuilder, TimeProvider? timeProvider)
+    private static DbContextOptionsBuilder AddExtension(DbContextOptionsBuilder optionsBuilder, Action<ThrivestackInterceptorOptionsBuilder>? configure)
     {
         ArgumentNullException.ThrowIfNull(optionsBuilder);
-        ((IDbContextOptionsBuilderInfrastructure)optionsBuilder).AddOrUpdateExtension(new ThrivestackIdentifyOptionsExtension(timeProvider));
+
+        // Clone what an earlier call set (efcore.pg's NpgsqlOptionsExtension): a second call must not lose it.
+        var builder = new ThrivestackInterceptorOptionsBuilder(
+            optionsBuilder.Options.FindExtension<ThrivestackIdentifyOptionsExtension>() ?? new ThrivestackIdentifyOptionsExtension());
+        configure?.Invoke(builder);
+        ((IDbContextOptionsBuilderInfrastructure)optionsBuilder).AddOrUpdateExtension(builder.Extension);
         return optionsBuilder;
     }
 }

@@ -8,14 +8,33 @@ namespace Thrivestack.EfCore.Interception;
 /// <summary>
 /// Registers the interceptor and the mapping validation in EF's internal services. Being an options
 /// extension makes registration idempotent: a second call replaces the first instead of adding an interceptor.
+/// Immutable: a second <c>AddThrivestackIdentifyInterceptor</c> clones it with its changes, keeping earlier settings.
 /// </summary>
-internal sealed class ThrivestackIdentifyOptionsExtension(TimeProvider? timeProvider) : IDbContextOptionsExtension
+internal sealed class ThrivestackIdentifyOptionsExtension : IDbContextOptionsExtension
 {
     private DbContextOptionsExtensionInfo? info;
 
-    public TimeProvider? TimeProvider { get; } = timeProvider;
+    public ThrivestackIdentifyOptionsExtension()
+    {
+    }
+
+    private ThrivestackIdentifyOptionsExtension(ThrivestackIdentifyOptionsExtension copyFrom)
+    {
+        TimeProvider = copyFrom.TimeProvider;
+        DispatchedElsewhere = copyFrom.DispatchedElsewhere;
+    }
+
+    /// <summary>The clock that stamps events, when the application chose one for this context.</summary>
+    public TimeProvider? TimeProvider { get; private init; }
+
+    /// <summary>The application said another process runs the dispatcher for this context's outbox.</summary>
+    public bool DispatchedElsewhere { get; private init; }
 
     public DbContextOptionsExtensionInfo Info => info ??= new ExtensionInfo(this);
+
+    public ThrivestackIdentifyOptionsExtension WithTimeProvider(TimeProvider timeProvider) => new(this) { TimeProvider = timeProvider };
+
+    public ThrivestackIdentifyOptionsExtension WithDispatchedElsewhere() => new(this) { DispatchedElsewhere = true };
 
     public void ApplyServices(IServiceCollection services)
     {
@@ -27,6 +46,7 @@ internal sealed class ThrivestackIdentifyOptionsExtension(TimeProvider? timeProv
     {
     }
 
+    // The settings are read from the options per context (OptionsFacts), never by EF's internal services: one provider serves all.
     private sealed class ExtensionInfo(IDbContextOptionsExtension extension) : DbContextOptionsExtensionInfo(extension)
     {
         public override bool IsDatabaseProvider => false;

@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata;
+using Microsoft.EntityFrameworkCore.Storage;
 using Thrivestack.EfCore.Outbox;
 
 namespace Thrivestack.EfCore.Mapping;
@@ -45,7 +46,8 @@ internal sealed class ModelMap
     private static ModelMap Build(IModel model)
     {
         var resolution = MappingResolver.Resolve(model);
-        if (resolution.Outbox is null)
+        // Without SQL type mappings (EF's InMemory provider) there is no table to write: capture nothing.
+        if (resolution.Outbox is null || ((IEntityType)resolution.Outbox).FindPrimaryKey()?.Properties[0].FindTypeMapping() is not RelationalTypeMapping)
         {
             return Empty;
         }

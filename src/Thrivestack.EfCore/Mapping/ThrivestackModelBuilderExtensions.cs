@@ -16,6 +16,13 @@ public static class ThrivestackModelBuilderExtensions
     public const string DefaultOutboxTableName = "thrivestack_outbox";
 
     /// <summary>
+    /// The longest user or group id, in characters, that gets an identify event: 1,000 (and at most 2,000 UTF-8 bytes).
+    /// A longer id never fails the application's save; its event is left out with a warning, because the outbox
+    /// indexes user ids and a database index entry is limited in size (PostgreSQL: about 2,700 bytes).
+    /// </summary>
+    public const int MaxIdLength = 1000;
+
+    /// <summary>
     /// Adds the identify outbox table to the model, so that <c>dotnet ef migrations add</c> creates it
     /// with the application's own tables.
     /// </summary>

@@ -22,8 +22,9 @@ internal static class OutboxModelConfiguration
         entity.HasAnnotation(ThrivestackAnnotationNames.Outbox, true);
         entity.HasKey(m => m.Id).HasName($"pk_{tableName}");
         entity.Property(m => m.Id).HasColumnName("id").ValueGeneratedOnAdd();
-        entity.Property(m => m.UserId).HasColumnName("user_id").HasMaxLength(256).IsRequired();
-        entity.Property(m => m.GroupId).HasColumnName("group_id").HasMaxLength(256);
+        // Unbounded, so a long id never fails the application's save; ids past MaxIdLength are left out instead.
+        entity.Property(m => m.UserId).HasColumnName("user_id").IsRequired();
+        entity.Property(m => m.GroupId).HasColumnName("group_id");
         entity.Property(m => m.Kind).HasColumnName("kind");
         entity.Property(m => m.Payload).HasColumnName("payload").IsRequired();
         entity.Property(m => m.PayloadBytes).HasColumnName("payload_bytes");

@@ -1,0 +1,11 @@
+using Microsoft.EntityFrameworkCore.Infrastructure;
+
+namespace Thrivestack.EfCore.Interception;
+
+/// <summary>What the library needs to know about a context's database provider.</summary>
+internal static class ProviderFacts
+{
+    /// <summary>True for SQL providers (SQLite, PostgreSQL, SQL Server); false for EF's InMemory and Cosmos.</summary>
+    public static bool IsRelational(IDbContextOptions options) =>
+        options.Extensions.Any(e => e is RelationalOptionsExtension);
+}

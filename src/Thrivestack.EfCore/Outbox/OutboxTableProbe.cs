@@ -1,0 +1,105 @@
+using System.Data.Common;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
+
+namespace Thrivestack.EfCore.Outbox;
+
+/// <summary>Asks the database whether the outbox table exists, with the cheapest query each provider has.</summary>
+internal static class OutboxTableProbe
+{
+    public static bool Exists(DbContext context, OutboxTable table)
+    {
+        var connection = context.GetService<IRelationalConnection>();
+        var opened = connection.Open();
+        try
+        {
+            using var command = Build(context, connection, table, out var probing);
+            try
+            {
+                var result = command.ExecuteScalar();
+                return probing || IsTrue(result);
+            }
+            catch (DbException) when (probing)
+            {
+                return false;
+            }
+        }
+        finally
+        {
+            if (opened)
+            {
+                connection.Close();
+            }
+        }
+    }
+
+    public static async Task<bool> ExistsAsync(DbContext context, OutboxTable table, CancellationToken cancellationToken)
+    {
+        var connection = context.GetService<IRelationalConnection>();
+        var opened = await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var command = Build(context, connection, table, out var probing);
+            try
+            {
+                var result = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+                return probing || IsTrue(result);
+            }
+            catch (DbException) when (probing)
+            {
+                return false;
+            }
+        }
+        finally
+        {
+            if (opened)
+            {
+                await connection.CloseAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static DbCommand Build(DbContext context, IRelationalConnection connection, OutboxTable table, out bool probing)
+    {
+        var sql = context.GetService<ISqlGenerationHelper>();
+        var command = connection.DbConnection.CreateCommand();
+        command.Transaction = connection.CurrentTransaction?.GetDbTransaction();
+        var provider = context.Database.ProviderName ?? "";
+        probing = false;
+        if (provider.Contains("Sqlite", StringComparison.Ordinal))
+        {
+            command.CommandText = $"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = {sql.GenerateParameterNamePlaceholder("name")}";
+            AddParameter(command, sql.GenerateParameterName("name"), table.TableName);
+        }
+        else if (provider.Contains("Npgsql", StringComparison.Ordinal))
+        {
+            command.CommandText = $"SELECT to_regclass({sql.GenerateParameterNamePlaceholder("name")}) IS NOT NULL";
+            AddParameter(command, sql.GenerateParameterName("name"), sql.DelimitIdentifier(table.TableName, table.Schema));
+        }
+        else
+        {
+            // Any other SQL database: a query that reads nothing fails exactly when the table is missing.
+            command.CommandText = $"SELECT 1 FROM {sql.DelimitIdentifier(table.TableName, table.Schema)} WHERE 1 = 0";
+            probing = true;
+        }
+
+        return command;
+    }
+
+    private static void AddParameter(DbCommand command, string name, string value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
+
+    private static bool IsTrue(object? value) => value switch
+    {
+        bool b => b,
+        long l => l > 0,
+        int i => i > 0,
+        _ => false,
+    };
+}
