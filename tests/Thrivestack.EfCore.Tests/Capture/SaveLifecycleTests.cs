@@ -71,6 +71,22 @@ public sealed class SaveLifecycleTests : IAsyncLifetime
         Assert.Single(await OutboxReader.RowsAsync(database));
     }
 
+    [Fact]
+    public async Task SaveChanges_SyncSaveCancelledInItsCommand_LeavesNoOutboxRowTracked()
+    {
+        await using (var context = NewContext(new CancelFirstSyncCommand()))
+        {
+            context.Users.Add(NewUser("sync-cancelled@example.com"));
+
+            Assert.ThrowsAny<OperationCanceledException>(() => context.SaveChanges());
+
+            Assert.DoesNotContain(context.ChangeTracker.Entries(), e => e.Entity is OutboxMessage);
+            Assert.True(context.ChangeTracker.AutoDetectChangesEnabled);
+        }
+
+        Assert.Empty(await OutboxReader.RowsAsync(database));
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
@@ -271,6 +287,29 @@ public sealed class SaveLifecycleTests : IAsyncLifetime
             {
                 await source.CancelAsync();
                 Cancelled = true;
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>A synchronous command cancelled as it starts (as <c>DbCommand.Cancel</c> from another thread would).</summary>
+    private sealed class CancelFirstSyncCommand : DbCommandInterceptor
+    {
+        private bool cancelled;
+
+        public override InterceptionResult<DbDataReader> ReaderExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result) =>
+            Cancel(result);
+
+        public override InterceptionResult<int> NonQueryExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<int> result) =>
+            Cancel(result);
+
+        private T Cancel<T>(T result)
+        {
+            if (!cancelled)
+            {
+                cancelled = true;
+                throw new OperationCanceledException("The command was cancelled.");
             }
 
             return result;
