@@ -44,16 +44,17 @@ public sealed class LeaseGuardTests : IAsyncLifetime
         await host.StartAsync();
 
         await gate.FirstArrived.WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Equal(Lease, gate.LeaseLeftAtSend.Single());
+        Assert.All(gate.Snapshot(), left => Assert.Equal(Lease, left));
 
         // The first request takes 6 of the lease's 10 minutes: 4 are left, less than half.
         clock.Advance(TimeSpan.FromMinutes(6));
         gate.Release();
 
         await harness.StandIn.WaitForEventsAsync(2, TimeSpan.FromSeconds(30));
-        Assert.Equal(["first", "second"], harness.StandIn.Events.Select(e => e.UserId));
-        Assert.Equal(2, gate.LeaseLeftAtSend.Count);
-        Assert.All(gate.LeaseLeftAtSend, left => Assert.True(left >= Lease / 2, $"a send started with {left} of its lease left"));
+        Assert.Equal(["first", "second"], harness.StandIn.Events.Select(e => e.UserId).Order());
+        var leaseLeft = gate.Snapshot();
+        Assert.Equal(2, leaseLeft.Count);
+        Assert.All(leaseLeft, left => Assert.True(left >= Lease / 2, $"a send started with {left} of its lease left"));
         await harness.WaitForOutboxAsync(rows => rows.Count == 0);
     }
 
@@ -66,9 +67,18 @@ public sealed class LeaseGuardTests : IAsyncLifetime
 
         public Task FirstArrived => arrived.Task;
 
-        public List<TimeSpan> LeaseLeftAtSend { get; } = [];
+        private readonly List<TimeSpan> leaseLeftAtSend = [];
 
         public void Release() => released.TrySetResult();
+
+        /// <summary>For each event sent so far, how much of its row's lease was left when its request started.</summary>
+        public List<TimeSpan> Snapshot()
+        {
+            lock (leaseLeftAtSend)
+            {
+                return [.. leaseLeftAtSend];
+            }
+        }
 
         public async Task BeforeSendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
@@ -81,9 +91,9 @@ public sealed class LeaseGuardTests : IAsyncLifetime
                     .Where(m => users.Contains(m.UserId))
                     .Select(m => m.LeaseExpiresAt)
                     .ToListAsync(cancellationToken);
-                lock (LeaseLeftAtSend)
+                lock (leaseLeftAtSend)
                 {
-                    LeaseLeftAtSend.AddRange(leases.Select(end => (end ?? DateTime.MinValue) - now));
+                    leaseLeftAtSend.AddRange(leases.Select(end => (end ?? DateTime.MinValue) - now));
                 }
             }
 
