@@ -1,4 +1,3 @@
-using System.ComponentModel;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Thrivestack.EfCore;
 using Thrivestack.EfCore.Interception;
@@ -35,17 +34,6 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
         return AddExtension(optionsBuilder, configure);
     }
 
-    /// <summary>Adds the identify interceptor with the clock that stamps events. Use <c>o =&gt; o.UseTimeProvider(timeProvider)</c> instead.</summary>
-    /// <param name="optionsBuilder">The context's options builder.</param>
-    /// <param name="timeProvider">The clock for event timestamps.</param>
-    /// <returns>The same builder, so calls can be chained.</returns>
-    [EditorBrowsable(EditorBrowsableState.Never)]
-    public static DbContextOptionsBuilder AddThrivestackIdentifyInterceptor(this DbContextOptionsBuilder optionsBuilder, TimeProvider timeProvider)
-    {
-        ArgumentNullException.ThrowIfNull(timeProvider);
-        return AddExtension(optionsBuilder, o => o.UseTimeProvider(timeProvider));
-    }
-
     /// <summary>
     /// Adds the identify interceptor; the typed overload keeps a <see cref="DbContextOptionsBuilder{TContext}"/> chain typed.
     /// Calling it more than once registers one interceptor.
@@ -72,19 +60,6 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(configure);
         return (DbContextOptionsBuilder<TContext>)AddExtension(optionsBuilder, configure);
-    }
-
-    /// <summary>Adds the identify interceptor with the clock that stamps events. Use <c>o =&gt; o.UseTimeProvider(timeProvider)</c> instead.</summary>
-    /// <typeparam name="TContext">The context type.</typeparam>
-    /// <param name="optionsBuilder">The context's options builder.</param>
-    /// <param name="timeProvider">The clock for event timestamps.</param>
-    /// <returns>The same builder, so calls can be chained.</returns>
-    [EditorBrowsable(EditorBrowsableState.Never)]
-    public static DbContextOptionsBuilder<TContext> AddThrivestackIdentifyInterceptor<TContext>(this DbContextOptionsBuilder<TContext> optionsBuilder, TimeProvider timeProvider)
-        where TContext : DbContext
-    {
-        ArgumentNullException.ThrowIfNull(timeProvider);
-        return (DbContextOptionsBuilder<TContext>)AddExtension(optionsBuilder, o => o.UseTimeProvider(timeProvider));
     }
 
     private static DbContextOptionsBuilder AddExtension(DbContextOptionsBuilder optionsBuilder, Action<ThrivestackInterceptorOptionsBuilder>? configure)

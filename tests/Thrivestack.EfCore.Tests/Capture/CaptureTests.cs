@@ -397,7 +397,7 @@ public abstract class CaptureTests : IAsyncLifetime
 
         var builder = new DbContextOptionsBuilder<TestDbContext>();
         Database.Configure(builder);
-        builder.AddThrivestackIdentifyInterceptor(Clock).AddInterceptors(new IgnoreConcurrencyConflicts());
+        builder.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(Clock)).AddInterceptors(new IgnoreConcurrencyConflicts());
         // A store-generated key: its event is written at commit, after the conflict.
         var newcomer = new NumberedUser { Email = "newcomer@example.com", Name = "Newcomer" };
         await using (var context = new TestDbContext(builder.Options))
@@ -618,7 +618,7 @@ public abstract class CaptureTests : IAsyncLifetime
         var builder = new DbContextOptionsBuilder<TestDbContext>();
         Database.Configure(builder);
         var stamp = new StampLoginCount();
-        builder.AddThrivestackIdentifyInterceptor(Clock).AddInterceptors(stamp);
+        builder.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(Clock)).AddInterceptors(stamp);
         int detections;
         await using (var context = new TestDbContext(builder.Options))
         {
@@ -653,7 +653,7 @@ public abstract class CaptureTests : IAsyncLifetime
             infrastructure.AddOrUpdateExtension(new InjectedInterceptorExtension(other));
         }
 
-        builder.AddThrivestackIdentifyInterceptor(Clock);
+        builder.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(Clock));
         if (!registeredFirst)
         {
             infrastructure.AddOrUpdateExtension(new InjectedInterceptorExtension(other));
@@ -800,7 +800,7 @@ public abstract class CaptureTests : IAsyncLifetime
     {
         var builder = new DbContextOptionsBuilder<TestDbContext>();
         Database.Configure(builder);
-        builder.AddThrivestackIdentifyInterceptor().AddThrivestackIdentifyInterceptor(Clock);
+        builder.AddThrivestackIdentifyInterceptor().AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(Clock));
         await using (var context = new TestDbContext(builder.Options))
         {
             context.Users.Add(NewUser());

@@ -190,7 +190,7 @@ public sealed class SaveLifecycleTests : IAsyncLifetime
         var services = new ServiceCollection();
         services.AddLogging();
         services.AddThrivestackIdentify<TestDbContext>(o => o.ApiToken = "unused");
-        services.AddDbContext<TestDbContext>(o => database.Configure(o.AddThrivestackIdentifyInterceptor(clock)));
+        services.AddDbContext<TestDbContext>(o => database.Configure(o.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(clock))));
         await using var provider = services.BuildServiceProvider();
         var signal = provider.GetRequiredService<OutboxSignal>();
 
@@ -223,7 +223,7 @@ public sealed class SaveLifecycleTests : IAsyncLifetime
         var services = new ServiceCollection();
         services.AddLogging();
         services.AddThrivestackIdentify<TestDbContext>(o => o.ApiToken = "unused");
-        services.AddDbContext<TestDbContext>(o => database.Configure(o.AddThrivestackIdentifyInterceptor(clock)));
+        services.AddDbContext<TestDbContext>(o => database.Configure(o.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(clock))));
         await using var provider = services.BuildServiceProvider();
         var signal = provider.GetRequiredService<OutboxSignal>();
 
@@ -245,7 +245,7 @@ public sealed class SaveLifecycleTests : IAsyncLifetime
     {
         var builder = new DbContextOptionsBuilder<TestDbContext>();
         database.Configure(builder);
-        builder.AddThrivestackIdentifyInterceptor(clock);
+        builder.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(clock));
         if (interceptors.Length > 0)
         {
             builder.AddInterceptors(interceptors);

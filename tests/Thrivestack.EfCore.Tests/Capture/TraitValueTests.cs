@@ -323,7 +323,7 @@ public sealed class TraitValueTests : IAsyncLifetime
         public DbSet<KindsUser> Users => Set<KindsUser>();
 
         protected override void OnConfiguring(DbContextOptionsBuilder optionsBuilder) =>
-            optionsBuilder.UseSqlite(database.ConnectionString).AddThrivestackIdentifyInterceptor(clock);
+            optionsBuilder.UseSqlite(database.ConnectionString).AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(clock));
 
         protected override void OnModelCreating(ModelBuilder modelBuilder)
         {

@@ -19,7 +19,7 @@ public abstract class TestDatabase : IAsyncDisposable
         }
         else
         {
-            builder.AddThrivestackIdentifyInterceptor(clock);
+            builder.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(clock));
         }
 
         return builder.Options;

@@ -17,11 +17,12 @@ public sealed class ArgumentValidationTests
         var typed = new DbContextOptionsBuilder<TestDbContext>();
 
         Null("optionsBuilder", () => ((DbContextOptionsBuilder)null!).AddThrivestackIdentifyInterceptor());
-        Null("optionsBuilder", () => ((DbContextOptionsBuilder)null!).AddThrivestackIdentifyInterceptor(TimeProvider.System));
+        Null("optionsBuilder", () => ((DbContextOptionsBuilder)null!).AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(TimeProvider.System)));
         Null("optionsBuilder", () => ((DbContextOptionsBuilder<TestDbContext>)null!).AddThrivestackIdentifyInterceptor());
-        Null("optionsBuilder", () => ((DbContextOptionsBuilder<TestDbContext>)null!).AddThrivestackIdentifyInterceptor(TimeProvider.System));
-        Null("timeProvider", () => builder.AddThrivestackIdentifyInterceptor(null!));
-        Null("timeProvider", () => typed.AddThrivestackIdentifyInterceptor(null!));
+        Null("optionsBuilder", () => ((DbContextOptionsBuilder<TestDbContext>)null!).AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(TimeProvider.System)));
+        Null("configure", () => builder.AddThrivestackIdentifyInterceptor(null!));
+        Null("configure", () => typed.AddThrivestackIdentifyInterceptor(null!));
+        Null("timeProvider", () => builder.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(null!)));
     }
 
     [Fact]
@@ -95,8 +96,12 @@ public sealed class ArgumentValidationTests
         await using var context = new TestDbContext(new DbContextOptionsBuilder<TestDbContext>().UseSqlite("Data Source=:memory:").Options);
 
         Assert.Equal("context", (await Assert.ThrowsAsync<ArgumentNullException>(() => ((DbContext)null!).GetThrivestackDeadLettersAsync())).ParamName);
-        Assert.Equal("context", (await Assert.ThrowsAsync<ArgumentNullException>(() => ((DbContext)null!).RequeueThrivestackDeadLettersAsync())).ParamName);
-        Assert.Equal("context", (await Assert.ThrowsAsync<ArgumentNullException>(() => ((DbContext)null!).PurgeThrivestackDeadLettersAsync())).ParamName);
+        Assert.Equal("context", (await Assert.ThrowsAsync<ArgumentNullException>(() => ((DbContext)null!).RequeueThrivestackDeadLettersAsync([1]))).ParamName);
+        Assert.Equal("context", (await Assert.ThrowsAsync<ArgumentNullException>(() => ((DbContext)null!).PurgeThrivestackDeadLettersAsync([1]))).ParamName);
+        Assert.Equal("context", (await Assert.ThrowsAsync<ArgumentNullException>(() => ((DbContext)null!).RequeueAllThrivestackDeadLettersAsync())).ParamName);
+        Assert.Equal("context", (await Assert.ThrowsAsync<ArgumentNullException>(() => ((DbContext)null!).PurgeAllThrivestackDeadLettersAsync())).ParamName);
+        Assert.Equal("ids", (await Assert.ThrowsAsync<ArgumentNullException>(() => context.RequeueThrivestackDeadLettersAsync(null!))).ParamName);
+        Assert.Equal("ids", (await Assert.ThrowsAsync<ArgumentNullException>(() => context.PurgeThrivestackDeadLettersAsync(null!))).ParamName);
         Assert.Equal("take", (await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => context.GetThrivestackDeadLettersAsync(take: 0))).ParamName);
         Assert.Equal("take", (await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => context.GetThrivestackDeadLettersAsync(take: -1))).ParamName);
     }
@@ -116,8 +121,8 @@ public sealed class ArgumentValidationTests
     [Fact]
     public void AddThrivestackOutboxHealthCheck_NullArguments_Throw()
     {
-        Null("builder", () => ((IHealthChecksBuilder)null!).AddThrivestackOutbox<TestDbContext>());
-        Null("name", () => new ServiceCollection().AddHealthChecks().AddThrivestackOutbox<TestDbContext>(name: null!));
+        Null("builder", () => ((IHealthChecksBuilder)null!).AddThrivestackOutboxCheck<TestDbContext>());
+        Assert.Equal("degradedAfter", Assert.Throws<ArgumentOutOfRangeException>(() => new ServiceCollection().AddHealthChecks().AddThrivestackOutboxCheck<TestDbContext>(degradedAfter: TimeSpan.FromSeconds(-1))).ParamName);
     }
 
     private static EntityTypeBuilder<T> Entity<T>()
