@@ -166,7 +166,13 @@ internal sealed class IdentifyEventWriter
                 writer.WriteEndArray();
                 break;
             default:
-                writer.WriteStringValue(value is IFormattable f ? f.ToString(null, CultureInfo.InvariantCulture) : value.ToString());
+                // TimeOnly's invariant default is a short pattern without seconds: write ISO 8601 instead.
+                writer.WriteStringValue(value switch
+                {
+                    TimeOnly time => time.ToString("HH:mm:ss.FFFFFFF", CultureInfo.InvariantCulture),
+                    IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+                    _ => value.ToString(),
+                });
                 break;
         }
     }

@@ -42,7 +42,7 @@ public sealed class TraitValueTests : IAsyncLifetime
         Assert.EndsWith("Z", traits.GetProperty("seen_local").GetString());
         Assert.Equal("2026-03-04T03:06:07.8900000Z", traits.GetProperty("seen_offset").GetString());
         Assert.Equal("1990-07-15", traits.GetProperty("birthday").GetString());
-        Assert.Equal(new TimeOnly(6, 30), TimeOnly.Parse(traits.GetProperty("wakes").GetString()!, CultureInfo.InvariantCulture));
+        Assert.Equal("06:30:15.25", traits.GetProperty("wakes").GetString());
         Assert.Equal("https://example.com/a?b=c", traits.GetProperty("homepage").GetString());
         Assert.Equal("Gold", traits.GetProperty("tier").GetString());
         Assert.Equal("0f8fad5b-d9cb-469f-a165-70867728950e", traits.GetProperty("reference").GetString());
@@ -179,7 +179,7 @@ public sealed class TraitValueTests : IAsyncLifetime
         SeenUnspecified = DateTime.SpecifyKind(Seen, DateTimeKind.Unspecified),
         SeenOffset = new DateTimeOffset(2026, 3, 4, 5, 6, 7, 890, TimeSpan.FromHours(2)),
         Birthday = new DateOnly(1990, 7, 15),
-        Wakes = new TimeOnly(6, 30),
+        Wakes = new TimeOnly(6, 30, 15, 250),
         Homepage = new Uri("https://example.com/a?b=c"),
         Tier = Tier.Gold,
         Reference = Guid.Parse("0F8FAD5B-D9CB-469F-A165-70867728950E"),
