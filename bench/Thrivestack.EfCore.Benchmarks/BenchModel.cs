@@ -6,7 +6,15 @@ using Thrivestack.EfCore.Outbox;
 
 namespace Thrivestack.EfCore.Benchmarks;
 
-/// <summary>A typical SaaS user: six mapped traits (one an array) and a few columns that are not traits.</summary>
+/// <summary>A user's address, an owned type (OwnsOne) whose city is a trait.</summary>
+public sealed class BenchAddress
+{
+    public string? City { get; set; }
+
+    public string? Street { get; set; }
+}
+
+/// <summary>A typical SaaS user: seven mapped traits (one an array, one in an owned type) and a few columns that are not traits.</summary>
 public sealed class BenchUser
 {
     public Guid Id { get; set; }
@@ -29,6 +37,8 @@ public sealed class BenchUser
     public DateTime? LastSeenAt { get; set; }
 
     public string? Notes { get; set; }
+
+    public BenchAddress Address { get; set; } = new();
 }
 
 /// <summary>The same model with and without the interceptor: the outbox table is part of the model in both cases.</summary>
@@ -42,13 +52,15 @@ public sealed class BenchContext(DbContextOptions<BenchContext> options) : DbCon
         modelBuilder.Entity<BenchUser>(user =>
         {
             user.HasIndex(u => u.Email).IsUnique();
+            user.OwnsOne(u => u.Address);
             user.ToThrivestackUser(u => u.Id)
                 .HasTrait(u => u.Email, "email")
                 .HasTrait(u => u.FirstName, ThrivestackTraits.FirstName)
                 .HasTrait(u => u.LastName, ThrivestackTraits.LastName)
                 .HasTrait(u => u.Phones, ThrivestackTraits.Phone)
                 .HasTrait(u => u.Age, "age")
-                .HasTrait(u => u.ActiveAt, ThrivestackTraits.ActiveAt);
+                .HasTrait(u => u.ActiveAt, ThrivestackTraits.ActiveAt)
+                .HasTrait(u => u.Address.City, ThrivestackTraits.City);
         });
     }
 }
@@ -110,6 +122,7 @@ internal static class HandWrittenOutbox
         writer.Trait(ThrivestackTraits.Phone, TraitValueKind.StringArray, user.Phones);
         writer.Trait("age", TraitValueKind.Number, user.Age);
         writer.Trait(ThrivestackTraits.ActiveAt, TraitValueKind.DateTime, user.ActiveAt);
+        writer.Trait(ThrivestackTraits.City, TraitValueKind.String, user.Address.City);
         return writer.Finish(id, null, nowUtc, OutboxEventKind.UserTraits);
     }
 }
@@ -132,6 +145,7 @@ internal static class NewUsers
                 Age = 36,
                 ActiveAt = now,
                 Notes = "created by the benchmark",
+                Address = new BenchAddress { City = "London", Street = "1 Analytical Way" },
             });
         }
 

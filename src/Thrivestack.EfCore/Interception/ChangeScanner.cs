@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Microsoft.EntityFrameworkCore.Metadata;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
 
@@ -89,10 +90,16 @@ internal sealed class ChangeScanner(ModelMap map)
             captured.Add(capture.User!.Entity);
         }
 
+        // Owners by root type and key, built once: one lookup per changed owned entry instead of a scan of every user.
+        Dictionary<(IEntityType Root, object Key), EntityEntry>? owners = null;
         foreach (var (entry, ownedMap) in dirtyOwned ?? [])
         {
-            var owner = users?.Find(u => ownedMap.Owner.EntityType.IsAssignableFrom(u.Metadata) && SameKey(u, entry, ownedMap));
-            if (owner is { State: EntityState.Unchanged or EntityState.Modified } && captured.Add(owner.Entity))
+            owners ??= IndexByKey(users);
+            var ownerType = ownedMap.Owner.EntityType;
+            if (owners.TryGetValue((ownerType.GetRootType(), KeyOf(entry.CurrentValues, ownedMap.Key)), out var owner)
+                && ownerType.IsAssignableFrom(owner.Metadata)
+                && owner.State is EntityState.Unchanged or EntityState.Modified
+                && captured.Add(owner.Entity))
             {
                 (userCaptures ??= []).Add(new Capture(owner, ownedMap.Owner, null, null));
             }
@@ -160,22 +167,57 @@ internal sealed class ChangeScanner(ModelMap map)
         _ => false,
     };
 
-    private static bool SameKey(EntityEntry owner, EntityEntry owned, OwnedTraitMap map)
+    private static Dictionary<(IEntityType Root, object Key), EntityEntry> IndexByKey(List<EntityEntry>? users)
     {
-        var ownerKey = owner.Metadata.FindPrimaryKey()!.Properties;
-        if (ownerKey.Count != map.Key.Count)
+        var index = new Dictionary<(IEntityType, object), EntityEntry>(users?.Count ?? 0, OwnerKeyComparer.Instance);
+        foreach (var user in users ?? [])
         {
-            return false;
+            index.TryAdd((user.Metadata.GetRootType(), KeyOf(user.CurrentValues, user.Metadata.FindPrimaryKey()!.Properties)), user);
         }
 
-        for (var i = 0; i < ownerKey.Count; i++)
+        return index;
+    }
+
+    /// <summary>A single key value as it is; a composite key as an array compared element by element.</summary>
+    private static object KeyOf(PropertyValues values, IReadOnlyList<IProperty> key)
+    {
+        if (key.Count == 1)
         {
-            if (!Equals(owner.Property(ownerKey[i]).CurrentValue, owned.Property(map.Key[i]).CurrentValue))
+            return values[key[0]] ?? DBNull.Value;
+        }
+
+        var parts = new object?[key.Count];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            parts[i] = values[key[i]];
+        }
+
+        return parts;
+    }
+
+    private sealed class OwnerKeyComparer : IEqualityComparer<(IEntityType Root, object Key)>
+    {
+        public static readonly OwnerKeyComparer Instance = new();
+
+        public bool Equals((IEntityType Root, object Key) x, (IEntityType Root, object Key) y) =>
+            ReferenceEquals(x.Root, y.Root)
+            && (x.Key is object?[] a && y.Key is object?[] b ? a.AsSpan().SequenceEqual(b) : x.Key.Equals(y.Key));
+
+        public int GetHashCode((IEntityType Root, object Key) obj)
+        {
+            if (obj.Key is not object?[] parts)
             {
-                return false;
+                return HashCode.Combine(obj.Root, obj.Key);
             }
-        }
 
-        return true;
+            var hash = new HashCode();
+            hash.Add(obj.Root);
+            foreach (var part in parts)
+            {
+                hash.Add(part);
+            }
+
+            return hash.ToHashCode();
+        }
     }
 }
