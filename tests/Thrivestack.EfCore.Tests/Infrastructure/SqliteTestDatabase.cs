@@ -17,6 +17,14 @@ public sealed class SqliteTestDatabase : TestDatabase
 
     public override void Configure(DbContextOptionsBuilder builder) => builder.UseSqlite(ConnectionString);
 
+    /// <summary>Creates the schema in WAL mode, the journal mode the README recommends (it stays with the file).</summary>
+    public override async Task CreateSchemaAsync()
+    {
+        await base.CreateSchemaAsync();
+        await using var context = CreateContext();
+        await context.Database.ExecuteSqlRawAsync("PRAGMA journal_mode = WAL;");
+    }
+
     public override ValueTask DisposeAsync()
     {
         SqliteConnection.ClearAllPools();

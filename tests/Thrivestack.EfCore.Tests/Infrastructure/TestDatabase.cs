@@ -27,7 +27,7 @@ public abstract class TestDatabase : IAsyncDisposable
 
     public TestDbContext CreateContext(TimeProvider? clock = null) => new(Options(clock));
 
-    public async Task CreateSchemaAsync()
+    public virtual async Task CreateSchemaAsync()
     {
         await using var context = CreateContext();
         await context.Database.EnsureDeletedAsync();
