@@ -9,12 +9,6 @@ public sealed class ThrivestackOptions
     /// <summary>The configuration section the <c>IConfiguration</c> overload binds.</summary>
     public const string SectionName = "Thrivestack";
 
-    /// <summary>The largest number of events ThriveStack accepts in one request.</summary>
-    public const int MaxEventsPerRequest = 1000;
-
-    /// <summary>The largest request body ThriveStack accepts (2 MB, read as 2,000,000 bytes).</summary>
-    public const int MaxRequestBytes = 2_000_000;
-
     /// <summary>Where batches are posted. The default value is <c>https://api.app.thrivestack.ai/api/identify</c>. Plain <c>http</c> is only allowed to loopback.</summary>
     public Uri Endpoint { get; set; } = new("https://api.app.thrivestack.ai/api/identify");
 
@@ -31,7 +25,7 @@ public sealed class ThrivestackOptions
     public int MaxEventsPerBatch { get; set; } = 100;
 
     /// <summary>Bytes of one serialized request body, at most 2,000,000. The default value is 2,000,000.</summary>
-    public int MaxBatchBytes { get; set; } = MaxRequestBytes;
+    public int MaxBatchBytes { get; set; } = Client.ThrivestackLimits.MaxRequestBytes;
 
     /// <summary>How often the outbox is scanned for rows no in-process nudge announced (other processes, crashes). The default value is 1 second.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);

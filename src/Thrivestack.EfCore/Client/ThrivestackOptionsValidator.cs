@@ -38,12 +38,12 @@ internal sealed class ThrivestackOptionsValidator : IValidateOptions<Thrivestack
             Fail("ApiToken contains control or non-ASCII characters (such as a line break at its end), so it cannot be sent as an HTTP header value: remove them from Thrivestack:ApiToken");
         }
 
-        if (options.MaxEventsPerBatch is < 1 or > ThrivestackOptions.MaxEventsPerRequest)
+        if (options.MaxEventsPerBatch is < 1 or > ThrivestackLimits.MaxEventsPerRequest)
         {
             Fail($"MaxEventsPerBatch is {Format(options.MaxEventsPerBatch)}, but ThriveStack accepts 1 to 1,000 events per request");
         }
 
-        if (options.MaxBatchBytes is < 1024 or > ThrivestackOptions.MaxRequestBytes)
+        if (options.MaxBatchBytes is < 1024 or > ThrivestackLimits.MaxRequestBytes)
         {
             Fail($"MaxBatchBytes is {Format(options.MaxBatchBytes)}, but it must be between 1,024 and 2,000,000 (ThriveStack's 2 MB limit)");
         }

@@ -20,7 +20,7 @@ public static class ThrivestackModelBuilderExtensions
     /// A longer id never fails the application's save; its event is left out with a warning, because the outbox
     /// indexes user ids and a database index entry is limited in size (PostgreSQL: about 2,700 bytes).
     /// </summary>
-    public const int MaxIdLength = 1000;
+    public static int MaxIdLength => 1000;
 
     /// <summary>
     /// Adds the identify outbox table to the model, so that <c>dotnet ef migrations add</c> creates it

@@ -75,8 +75,8 @@ public sealed class ThrivestackOptionsValidatorTests : IAsyncLifetime
         await harness.EnqueueAsync([("edge", null)]);
         var host = harness.BuildHost(o =>
         {
-            o.MaxEventsPerBatch = ThrivestackOptions.MaxEventsPerRequest;
-            o.MaxBatchBytes = ThrivestackOptions.MaxRequestBytes;
+            o.MaxEventsPerBatch = 1000;
+            o.MaxBatchBytes = 2_000_000;
             o.LeaseDuration = o.RequestTimeout;
         });
 
