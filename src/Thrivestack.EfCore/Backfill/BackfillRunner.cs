@@ -174,7 +174,7 @@ internal sealed class BackfillRunner
     /// <summary>Waits while the outbox holds more pending events than the limit, keeping the lock alive meanwhile.</summary>
     private async Task WaitForRoomAsync(CancellationToken cancellationToken)
     {
-        var pendingRows = context.Set<OutboxMessage>().Where(m => m.State == OutboxRowState.Pending);
+        var pendingRows = context.Set<OutboxMessage>().Where(m => m.State == OutboxRowState.Pending).OrderBy(m => m.Id);
         var logged = false;
         while (await pendingRows.Take(options.MaxPendingEvents + 1).CountAsync(cancellationToken).ConfigureAwait(false) > options.MaxPendingEvents)
         {
