@@ -191,7 +191,7 @@ public abstract class BackfillTests : IAsyncLifetime
     [Fact]
     public async Task BackfillThrivestackAsync_UsersEditedMeanwhile_LastTraitsAtStandInEqualTheRows()
     {
-        var seed = await SeedAsync(appUsers: 0, numberedUsers: 40, guests: 0, teamMembers: 0);
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 24, guests: 0, teamMembers: 0);
         await harness.StartHostAsync();
         using var stop = new CancellationTokenSource();
         var edits = 0;
@@ -203,18 +203,28 @@ public abstract class BackfillTests : IAsyncLifetime
                 await using var context = harness.Database.CreateContext();
                 var id = seed.NumberedIds[random.Next(seed.NumberedIds.Count)];
                 var user = await context.NumberedUsers.SingleAsync(u => u.Id == id);
-                user.Email = $"edit{++edits}-{id}@example.com";
+                user.Email = $"edit{edits + 1}-{id}@example.com";
                 await context.SaveChangesAsync();
+                Interlocked.Increment(ref edits);
             }
         });
 
-        var result = await RunAsync(new ThrivestackBackfillOptions { ChunkSize = 3 });
-        var editsDuringBackfill = Volatile.Read(ref edits);
+        // Between two chunks at least one edit commits, so edits and chunks interleave on every run.
+        await WaitUntilAsync(() => Volatile.Read(ref edits) > 0);
+        var editsBefore = Volatile.Read(ref edits);
+        var result = await RunAsync(
+            new ThrivestackBackfillOptions { ChunkSize = 3 },
+            new SyncProgress(_ =>
+            {
+                var seen = Volatile.Read(ref edits);
+                SpinWait.SpinUntil(() => Volatile.Read(ref edits) > seen, Deadline);
+            }));
+        var editsDuringBackfill = Volatile.Read(ref edits) - editsBefore;
         stop.Cancel();
         await writer.WaitAsync(Deadline);
 
         Assert.True(result.Completed);
-        Assert.True(editsDuringBackfill > 0);
+        Assert.True(editsDuringBackfill >= 7, $"{editsDuringBackfill} edits during the backfill");
         await harness.WaitForOutboxAsync(rows => rows.All(r => r.State != OutboxRowState.Pending), Deadline);
         await using var check = PlainContext();
         foreach (var user in await check.NumberedUsers.AsNoTracking().ToListAsync())
@@ -223,6 +233,26 @@ public abstract class BackfillTests : IAsyncLifetime
             Assert.NotEmpty(received);
             Assert.Equal(user.Email, received[^1].Traits!.Value.GetProperty("email").GetString());
         }
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_EditCommittingRightAfterTheChunkRead_NeverLeavesStaleTraits()
+    {
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 4, guests: 0, teamMembers: 0);
+        await harness.StartHostAsync();
+        var target = seed.NumberedIds[0];
+        var targetId = target.ToString(CultureInfo.InvariantCulture);
+        var edit = new EditAfterRead(harness, target);
+
+        var result = await RunWithAsync(edit, new ThrivestackBackfillOptions { ChunkSize = 10 }, new SyncProgress(_ => { }));
+        await edit.Saved!.WaitAsync(Deadline);
+
+        Assert.True(result.Completed);
+        await harness.StandIn.WaitUntilAsync(s => s.EventsFor(targetId).Count(e => e.GroupId is null) >= 2, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.All(r => r.State != OutboxRowState.Pending), Deadline);
+        var received = harness.StandIn.EventsFor(targetId).Where(e => e.GroupId is null).ToList();
+        Assert.Equal(2, received.Count);
+        Assert.Equal("edited@example.com", received[^1].Traits!.Value.GetProperty("email").GetString());
     }
 
     [Fact]
@@ -425,6 +455,41 @@ public abstract class BackfillTests : IAsyncLifetime
             }
 
             return base.NonQueryExecutingAsync(command, eventData, result, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Right after the backfill's first read of numbered users, another connection edits one of them, and the
+    /// chunk waits (a bounded while) for that edit to reach the stand-in: if the chunk's read and insert were
+    /// not protected, the edit would be delivered before the chunk's older copy of the user.
+    /// </summary>
+    private sealed class EditAfterRead(DispatchHarness harness, int userId) : DbCommandInterceptor
+    {
+        public Task? Saved { get; private set; }
+
+        public override async ValueTask<DbDataReader> ReaderExecutedAsync(
+            DbCommand command, CommandExecutedEventData eventData, DbDataReader result, CancellationToken cancellationToken = default)
+        {
+            if (Saved is null && command.CommandText.Contains("SELECT * FROM \"NumberedUsers\"", StringComparison.Ordinal))
+            {
+                Saved = Task.Run(async () =>
+                {
+                    await using var context = harness.Database.CreateContext();
+                    var user = await context.NumberedUsers.SingleAsync(u => u.Id == userId);
+                    user.Email = "edited@example.com";
+                    await context.SaveChangesAsync();
+                });
+                try
+                {
+                    // Protected, the edit cannot commit (let alone arrive) before this chunk commits: the wait runs out.
+                    await harness.StandIn.WaitUntilAsync(s => s.EventsFor(userId.ToString(CultureInfo.InvariantCulture)).Any(e => e.GroupId is null), TimeSpan.FromSeconds(2), cancellationToken);
+                }
+                catch (TimeoutException)
+                {
+                }
+            }
+
+            return result;
         }
     }
 
