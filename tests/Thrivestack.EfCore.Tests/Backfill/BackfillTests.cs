@@ -256,6 +256,42 @@ public abstract class BackfillTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task BackfillThrivestackAsync_AppTransactionWroteItsEventBeforeTheUserRow_NeverLeavesStaleTraits()
+    {
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 4, guests: 0, teamMembers: 0);
+        await harness.StartHostAsync();
+        var target = seed.NumberedIds[1];
+        var targetId = target.ToString(CultureInfo.InvariantCulture);
+        await using var app = harness.Database.CreateContext();
+        var transaction = await app.Database.BeginTransactionAsync();
+        await app.EnqueueThrivestackIdentifyAsync(targetId, new Dictionary<string, object?> { ["email"] = "edited@example.com" });
+        var read = new HoldChunkRead();
+
+        var backfill = Task.Run(() => RunWithAsync(read, new ThrivestackBackfillOptions { ChunkSize = 10, PollInterval = TimeSpan.FromMilliseconds(50) }, new SyncProgress(_ => { })));
+        try
+        {
+            // Protected, the chunk cannot read while a transaction that wrote an event is open: the wait runs out.
+            await read.Read.Task.WaitAsync(TimeSpan.FromSeconds(1));
+        }
+        catch (TimeoutException)
+        {
+        }
+
+        await app.NumberedUsers.Where(u => u.Id == target).ExecuteUpdateAsync(s => s.SetProperty(u => u.Email, "edited@example.com"));
+        await transaction.CommitAsync();
+        await transaction.DisposeAsync();
+        read.Committed.TrySetResult();
+        var result = await backfill.WaitAsync(Deadline);
+
+        Assert.True(result.Completed);
+        await harness.StandIn.WaitUntilAsync(s => s.EventsFor(targetId).Count >= 2, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.All(r => r.State != OutboxRowState.Pending), Deadline);
+        var received = harness.StandIn.EventsFor(targetId);
+        Assert.Equal(2, received.Count);
+        Assert.Equal("edited@example.com", received[^1].Traits!.Value.GetProperty("email").GetString());
+    }
+
+    [Fact]
     public async Task BackfillThrivestackAsync_BacklogAboveLimit_WaitsForDeliveryBeforeTheNextChunk()
     {
         var seed = await SeedAsync(appUsers: 0, numberedUsers: 40, guests: 0, teamMembers: 0);
@@ -483,6 +519,31 @@ public abstract class BackfillTests : IAsyncLifetime
                 {
                     // Protected, the edit cannot commit (let alone arrive) before this chunk commits: the wait runs out.
                     await harness.StandIn.WaitUntilAsync(s => s.EventsFor(userId.ToString(CultureInfo.InvariantCulture)).Any(e => e.GroupId is null), TimeSpan.FromSeconds(2), cancellationToken);
+                }
+                catch (TimeoutException)
+                {
+                }
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>Signals the chunk's read of numbered users, then holds the chunk (a bounded while) until the application committed.</summary>
+    private sealed class HoldChunkRead : DbCommandInterceptor
+    {
+        public TaskCompletionSource Read { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Committed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override async ValueTask<DbDataReader> ReaderExecutedAsync(
+            DbCommand command, CommandExecutedEventData eventData, DbDataReader result, CancellationToken cancellationToken = default)
+        {
+            if (command.CommandText.Contains("SELECT * FROM \"NumberedUsers\"", StringComparison.Ordinal) && Read.TrySetResult())
+            {
+                try
+                {
+                    await Committed.Task.WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
                 }
                 catch (TimeoutException)
                 {
