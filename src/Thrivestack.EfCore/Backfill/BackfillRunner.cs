@@ -211,7 +211,7 @@ internal sealed class BackfillRunner
                 await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
                 if (postgres)
                 {
-                    await context.Database.ExecuteSqlRawAsync("SET LOCAL lock_timeout = '2s'", cancellationToken).ConfigureAwait(false);
+                    await context.Database.ExecuteSqlRawAsync("SET LOCAL lock_timeout = '1s'", cancellationToken).ConfigureAwait(false);
                     await context.Database.ExecuteSqlRawAsync(lockOutbox, cancellationToken).ConfigureAwait(false);
                 }
 
