@@ -258,26 +258,10 @@ public abstract class BackfillTests : IAsyncLifetime
         await harness.StartHostAsync();
         var target = seed.NumberedIds[1];
         var targetId = target.ToString(CultureInfo.InvariantCulture);
-        await using var app = harness.Database.CreateContext();
-        var transaction = await app.Database.BeginTransactionAsync();
-        await app.EnqueueThrivestackIdentifyAsync(targetId, new Dictionary<string, object?> { ["email"] = "edited@example.com" });
-        var read = new HoldChunkRead();
+        var app = new AppTransactionAroundRead(harness, target);
 
-        var backfill = Task.Run(() => RunWithAsync(read, new ThrivestackBackfillOptions { ChunkSize = 10, PollInterval = TimeSpan.FromMilliseconds(50) }, new SyncProgress(_ => { })));
-        try
-        {
-            // Protected, the chunk cannot read while a transaction that wrote an event is open: the wait runs out.
-            await read.Read.Task.WaitAsync(TimeSpan.FromSeconds(1));
-        }
-        catch (TimeoutException)
-        {
-        }
-
-        await app.NumberedUsers.Where(u => u.Id == target).ExecuteUpdateAsync(s => s.SetProperty(u => u.Email, "edited@example.com"));
-        await transaction.CommitAsync();
-        await transaction.DisposeAsync();
-        read.Committed.TrySetResult();
-        var result = await backfill.WaitAsync(Deadline);
+        var result = await RunWithAsync(app, new ThrivestackBackfillOptions { ChunkSize = 10 }, new SyncProgress(_ => { }));
+        await app.Finished!.WaitAsync(Deadline);
 
         Assert.True(result.Completed);
         await AssertLastEmailAsync(targetId, "edited@example.com");
@@ -532,28 +516,74 @@ public abstract class BackfillTests : IAsyncLifetime
         }
     }
 
-    /// <summary>Signals the chunk's read of numbered users, then holds the chunk (a bounded while) until the application committed.</summary>
-    private sealed class HoldChunkRead : DbCommandInterceptor
+    /// <summary>
+    /// Around the chunk's read of numbered users, an application transaction writes an event for one of them first
+    /// (as EF does when the outbox table sorts before the user table, or an explicit enqueue), and updates the user
+    /// row after the read. Each step waits a bounded while for the other side: protected, the chunk's read and the
+    /// application's event write exclude each other, so the waits run out and the application commits after the chunk.
+    /// </summary>
+    private sealed class AppTransactionAroundRead(DispatchHarness harness, int userId) : DbCommandInterceptor
     {
-        public TaskCompletionSource Read { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource eventWritten = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource read = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public TaskCompletionSource Committed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Task? Finished { get; private set; }
+
+        public override async ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
+            DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+        {
+            if (Finished is null && IsChunkRead(command))
+            {
+                Finished = Task.Run(ApplicationAsync);
+                await BoundedAsync(eventWritten.Task, TimeSpan.FromSeconds(1));
+            }
+
+            return result;
+        }
 
         public override async ValueTask<DbDataReader> ReaderExecutedAsync(
             DbCommand command, CommandExecutedEventData eventData, DbDataReader result, CancellationToken cancellationToken = default)
         {
-            if (command.CommandText.Contains("SELECT * FROM \"NumberedUsers\"", StringComparison.Ordinal) && Read.TrySetResult())
+            if (IsChunkRead(command) && read.TrySetResult())
             {
-                try
-                {
-                    await Committed.Task.WaitAsync(TimeSpan.FromSeconds(2), cancellationToken);
-                }
-                catch (TimeoutException)
-                {
-                }
+                await BoundedAsync(committed.Task, TimeSpan.FromSeconds(2));
             }
 
             return result;
+        }
+
+        private static bool IsChunkRead(DbCommand command) =>
+            command.CommandText.Contains("SELECT * FROM \"NumberedUsers\"", StringComparison.Ordinal);
+
+        private static async Task BoundedAsync(Task task, TimeSpan limit)
+        {
+            try
+            {
+                await task.WaitAsync(limit);
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+
+        private async Task ApplicationAsync()
+        {
+            try
+            {
+                await using var context = harness.Database.CreateContext();
+                await using var transaction = await context.Database.BeginTransactionAsync();
+                await context.EnqueueThrivestackIdentifyAsync(
+                    userId.ToString(CultureInfo.InvariantCulture), new Dictionary<string, object?> { ["email"] = "edited@example.com" });
+                eventWritten.TrySetResult();
+                await BoundedAsync(read.Task, TimeSpan.FromSeconds(2));
+                await context.NumberedUsers.Where(u => u.Id == userId).ExecuteUpdateAsync(s => s.SetProperty(u => u.Email, "edited@example.com"));
+                await transaction.CommitAsync();
+            }
+            finally
+            {
+                committed.TrySetResult();
+            }
         }
     }
 
