@@ -2,6 +2,7 @@
 // identify calls without a single line of HTTP code. See Story.cs for what the app does.
 //
 //   dotnet run --project samples/Thrivestack.EfCore.Sample
+//   dotnet run --project samples/Thrivestack.EfCore.Sample -- backfill   (identify users that existed before the library)
 //
 // Without THRIVESTACK_API_TOKEN it starts a local ThriveStack stand-in in this process and shows what arrived.
 // With THRIVESTACK_API_TOKEN (and optionally THRIVESTACK_ENDPOINT) it sends to the real ThriveStack API.
@@ -86,8 +87,15 @@ var stopping = host.Services.GetRequiredService<IHostApplicationLifetime>().Appl
 var exitCode = 0;
 try
 {
-    await new Story(host.Services, standIn, stopping).RunAsync();
-    await Report.PrintAsync(host.Services, standIn);
+    if (args.Contains("backfill", StringComparer.OrdinalIgnoreCase))
+    {
+        await BackfillCommand.RunAsync(host.Services, standIn, stopping); // identify the users that existed before (issue 12)
+    }
+    else
+    {
+        await new Story(host.Services, standIn, stopping).RunAsync();
+        await Report.PrintAsync(host.Services, standIn);
+    }
 }
 catch (StoryFailedException e)
 {

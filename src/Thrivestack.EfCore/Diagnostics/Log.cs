@@ -73,4 +73,27 @@ internal static partial class Log
 
     [LoggerMessage(311, LogLevel.Error, "The start-up check of the identify outbox of {Context} failed unexpectedly; the host starts anyway. Please report this with the exception.")]
     public static partial void StartupCheckFailed(ILogger logger, Exception exception, string context);
+
+    // ---- Backfill (issue 12): event ids 900-949 ----
+    [LoggerMessage(900, LogLevel.Information, "Backfill {Name} of {Context} started as {Owner}: {Remaining} of about {Total} users and memberships left{Resumed}.")]
+    public static partial void BackfillStarted(ILogger logger, string name, string context, string owner, long remaining, long total, string resumed);
+
+    [LoggerMessage(901, LogLevel.Information, "Backfill {Name}: {Processed} of about {Total} users and memberships processed ({EntityType}), {Rate:F0} rows/s, about {Remaining} left.")]
+    public static partial void BackfillProgressed(ILogger logger, string name, long processed, long total, string entityType, double rate, TimeSpan? remaining);
+
+    [LoggerMessage(902, LogLevel.Information, "Backfill {Name} completed: {Users} user and {Memberships} membership events enqueued by this run in {Elapsed}.")]
+    public static partial void BackfillCompleted(ILogger logger, string name, long users, long memberships, TimeSpan elapsed);
+
+    [LoggerMessage(903, LogLevel.Debug, "Backfill {Name} waits: more than {Limit} identify events are pending in the outbox.")]
+    public static partial void BackfillWaiting(ILogger logger, string name, int limit);
+
+    [LoggerMessage(904, LogLevel.Warning, "Backfill {Name} was canceled after {Users} user and {Memberships} membership events; run it again to continue from its checkpoint.")]
+    public static partial void BackfillCanceled(ILogger logger, string name, long users, long memberships);
+
+    [LoggerMessage(905, LogLevel.Debug, "Backfill {Name} could not lock the outbox quickly (a long transaction writes to it); the chunk is tried again.")]
+    public static partial void BackfillChunkDeferred(ILogger logger, string name);
+
+    [LoggerMessage(906, LogLevel.Error, "Backfill {Name} stopped after {Users} user and {Memberships} membership events; run it again to continue from its checkpoint.")]
+    public static partial void BackfillFailed(ILogger logger, Exception exception, string name, long users, long memberships);
+    // ---- end of Backfill ----
 }

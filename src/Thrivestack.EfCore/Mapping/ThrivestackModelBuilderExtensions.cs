@@ -1,6 +1,7 @@
 using System.Linq.Expressions;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 using Thrivestack.EfCore;
+using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
 
@@ -24,7 +25,8 @@ public static class ThrivestackModelBuilderExtensions
 
     /// <summary>
     /// Adds the identify outbox table to the model, so that <c>dotnet ef migrations add</c> creates it
-    /// with the application's own tables.
+    /// with the application's own tables. It also adds <c>thrivestack_backfill</c> (same schema), where
+    /// <c>BackfillThrivestackAsync</c> keeps its checkpoints.
     /// </summary>
     /// <param name="modelBuilder">The application's model builder.</param>
     /// <param name="tableName">The table name. The default is <c>thrivestack_outbox</c>.</param>
@@ -35,6 +37,7 @@ public static class ThrivestackModelBuilderExtensions
         ArgumentNullException.ThrowIfNull(modelBuilder);
         ArgumentException.ThrowIfNullOrWhiteSpace(tableName);
         OutboxModelConfiguration.Configure(modelBuilder.Entity<OutboxMessage>(), tableName, schema);
+        BackfillCheckpointConfiguration.Configure(modelBuilder.Entity<BackfillCheckpoint>(), schema); // backfill checkpoints (issue 12)
         return modelBuilder;
     }
 

@@ -11,4 +11,10 @@ internal enum OutboxEventKind
 
     /// <summary>Enqueued by the application; delivered as written.</summary>
     Manual = 2,
+
+    /// <summary>
+    /// A user's full traits enqueued by the backfill. Sent like <see cref="UserTraits"/> when alone; a live
+    /// <see cref="UserTraits"/> row of the same user in the same claim wins over it whatever the ids.
+    /// </summary>
+    Backfill = 3,
 }

@@ -1,0 +1,301 @@
+using System.Data;
+using System.Data.Common;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
+using Microsoft.Extensions.Logging;
+using Thrivestack.EfCore.Diagnostics;
+using Thrivestack.EfCore.Interception;
+using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Outbox;
+
+namespace Thrivestack.EfCore.Backfill;
+
+/// <summary>
+/// One run of a backfill: takes the name's lock, then walks each mapped user type and each membership type in
+/// key order, one short transaction per chunk that reads the rows, writes their events and moves the checkpoint.
+/// </summary>
+internal sealed class BackfillRunner
+{
+    private const string LockNotAvailable = "55P03";
+    private static readonly TimeSpan LockDuration = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(5);
+
+    private readonly DbContext context;
+    private readonly ThrivestackBackfillOptions options;
+    private readonly IProgress<ThrivestackBackfillProgress>? progress;
+    private readonly TimeProvider clock;
+    private readonly ILogger logger;
+    private readonly BackfillMetrics metrics;
+    private readonly BackfillCheckpointStore store;
+    private readonly OutboxTable outbox;
+    private readonly List<BackfillPhase> phases;
+    private readonly bool postgres;
+    private readonly string lockOutbox;
+    private readonly string owner;
+    private readonly long started;
+    private long usersEnqueued;
+    private long membershipsEnqueued;
+    private long processedUsers;
+    private long processedMemberships;
+    private long processedThisRun;
+    private long total;
+    private DateTime lastLog;
+
+    private BackfillRunner(DbContext context, ThrivestackBackfillOptions options, IProgress<ThrivestackBackfillProgress>? progress)
+    {
+        this.context = context;
+        this.options = options;
+        this.progress = progress;
+        var map = ModelMap.For(context.Model);
+        outbox = map.RequireOutbox();
+        BackfillCheckpointStore.RequireModel(context);
+        var sql = context.GetService<ISqlGenerationHelper>();
+        phases =
+        [
+            .. map.Users.Values.OrderBy(u => u.EntityType.Name, StringComparer.Ordinal).Select(u => BackfillPhase.ForUser(u, sql)),
+            .. map.Memberships.Values.OrderBy(m => m.EntityType.Name, StringComparer.Ordinal).Select(m => BackfillPhase.ForMembership(m, sql)),
+        ];
+        clock = ThrivestackIdentifyInterceptor.Clock(context);
+        logger = context.GetService<ILoggerFactory>().CreateLogger("Thrivestack.EfCore.Backfill");
+        metrics = BackfillMetrics.For(context);
+        postgres = context.Database.ProviderName == OutboxClaimSql.Npgsql;
+        lockOutbox = $"LOCK TABLE {sql.DelimitIdentifier(outbox.TableName, outbox.Schema)} IN SHARE ROW EXCLUSIVE MODE";
+        var id = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
+        owner = id.Length <= 200 ? id : id[^200..];
+        store = new BackfillCheckpointStore(context, options.Name, owner);
+        started = clock.GetTimestamp();
+    }
+
+    public static Task<ThrivestackBackfillResult> RunAsync(
+        DbContext context, ThrivestackBackfillOptions options, IProgress<ThrivestackBackfillProgress>? progress, CancellationToken cancellationToken)
+    {
+        if (context.Database.CurrentTransaction is not null)
+        {
+            throw new InvalidOperationException(
+                "BackfillThrivestackAsync runs one short transaction per chunk of its own; call it outside Database.BeginTransaction().");
+        }
+
+        if (context.ChangeTracker.Entries().Any())
+        {
+            throw new InvalidOperationException(
+                "BackfillThrivestackAsync needs a context that tracks no entities (it reads with tracking and clears the change tracker after each chunk). Use a new context, for example from IDbContextFactory.");
+        }
+
+        return new BackfillRunner(context, options, progress).RunAsync(cancellationToken);
+    }
+
+    private DateTime Now => clock.GetUtcNow().UtcDateTime;
+
+    private async Task<ThrivestackBackfillResult> RunAsync(CancellationToken cancellationToken)
+    {
+        var now = Now;
+        await store.AcquireAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (options.Restart)
+            {
+                await store.ResetAsync(now, cancellationToken).ConfigureAwait(false);
+            }
+
+            var checkpoints = (await store.ReadAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(c => c.Entity, StringComparer.Ordinal);
+            var resumed = checkpoints.Values.Any(c => c.Entity != BackfillCheckpoint.RunEntity && (c.Processed > 0 || c.CompletedAt is not null));
+            foreach (var phase in phases)
+            {
+                total += await phase.CountAsync(context, cancellationToken).ConfigureAwait(false);
+                if (checkpoints.TryGetValue(phase.Name, out var done))
+                {
+                    _ = phase.IsUser ? processedUsers += done.Processed : processedMemberships += done.Processed;
+                }
+            }
+
+            Log.BackfillStarted(
+                logger, options.Name, context.GetType().Name, owner, Math.Max(0, total - processedUsers - processedMemberships), total, resumed ? " (resumed from its checkpoint)" : "");
+            lastLog = Now;
+            foreach (var phase in phases)
+            {
+                checkpoints.TryGetValue(phase.Name, out var checkpoint);
+                if (checkpoint?.CompletedAt is not null)
+                {
+                    continue;
+                }
+
+                if (checkpoint is null)
+                {
+                    await store.StartPhaseAsync(phase.Name, Now, cancellationToken).ConfigureAwait(false);
+                }
+
+                var lastKey = checkpoint?.LastKey;
+                var finished = false;
+                while (!finished)
+                {
+                    await WaitForRoomAsync(cancellationToken).ConfigureAwait(false);
+                    (finished, lastKey) = await ChunkAsync(phase, lastKey, cancellationToken).ConfigureAwait(false);
+                    Report(phase);
+                }
+            }
+
+            await store.CompleteRunAsync(Now, cancellationToken).ConfigureAwait(false);
+            var elapsed = clock.GetElapsedTime(started);
+            Log.BackfillCompleted(logger, options.Name, usersEnqueued, membershipsEnqueued, elapsed);
+            return new ThrivestackBackfillResult
+            {
+                UsersEnqueued = usersEnqueued,
+                MembershipsEnqueued = membershipsEnqueued,
+                Completed = true,
+                ResumedFromCheckpoint = resumed,
+                Elapsed = elapsed,
+            };
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Log.BackfillCanceled(logger, options.Name, usersEnqueued, membershipsEnqueued);
+            throw;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            Log.BackfillFailed(logger, exception, options.Name, usersEnqueued, membershipsEnqueued);
+            throw;
+        }
+        finally
+        {
+            context.ChangeTracker.Clear();
+            try
+            {
+                await store.ReleaseAsync(Now).ConfigureAwait(false);
+            }
+            catch (DbException)
+            {
+                // The lock expires by itself; the original failure matters more than this one.
+            }
+        }
+    }
+
+    /// <summary>Waits while the outbox holds more pending events than the limit, keeping the lock alive meanwhile.</summary>
+    private async Task WaitForRoomAsync(CancellationToken cancellationToken)
+    {
+        var pendingRows = context.Set<OutboxMessage>().Where(m => m.State == OutboxRowState.Pending).OrderBy(m => m.Id);
+        var logged = false;
+        while (await pendingRows.Take(options.MaxPendingEvents + 1).CountAsync(cancellationToken).ConfigureAwait(false) > options.MaxPendingEvents)
+        {
+            if (!logged)
+            {
+                Log.BackfillWaiting(logger, options.Name, options.MaxPendingEvents);
+                logged = true;
+            }
+
+            var now = Now;
+            await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(options.PollInterval, clock, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// One chunk in one transaction. Its first statement renews the lock, a write: on SQLite the chunk holds the
+    /// database's single write lock from then on, so no application save commits between the read and the
+    /// insert. On PostgreSQL the chunk locks the outbox against other writers before it reads: every transaction
+    /// that already wrote an event has committed (its values are read), every later one writes its event after
+    /// this chunk commits (a larger id, delivered after). The application's saves wait at most one chunk.
+    /// </summary>
+    private async Task<(bool Finished, string? LastKey)> ChunkAsync(BackfillPhase phase, string? lastKey, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var chunkStarted = clock.GetTimestamp();
+            var now = Now;
+            try
+            {
+                await using var transaction = await (postgres
+                    ? context.Database.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken)
+                    : context.Database.BeginTransactionAsync(cancellationToken)).ConfigureAwait(false);
+                await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
+                if (postgres)
+                {
+                    await context.Database.ExecuteSqlRawAsync("SET LOCAL lock_timeout = '1s'", cancellationToken).ConfigureAwait(false);
+                    await context.Database.ExecuteSqlRawAsync(lockOutbox, cancellationToken).ConfigureAwait(false);
+                }
+
+                var entities = await phase.ReadAsync(context, lastKey, options.ChunkSize, cancellationToken).ConfigureAwait(false);
+                var messages = new List<OutboxMessage>(entities.Count);
+                foreach (var entity in entities)
+                {
+                    if (phase.ToMessage(context.Entry(entity), now) is { } message)
+                    {
+                        messages.Add(message);
+                    }
+                }
+
+                var newLastKey = entities.Count == 0 ? lastKey : phase.KeyOf(context.Entry(entities[^1]));
+                if (messages.Count > 0)
+                {
+                    await OutboxRowWriter.InsertAsync(context, outbox, transaction.GetDbTransaction(), messages, cancellationToken).ConfigureAwait(false);
+                }
+
+                var finished = entities.Count < options.ChunkSize;
+                await store.AdvanceAsync(phase.Name, newLastKey, entities.Count, messages.Count, finished ? now : null, now, cancellationToken).ConfigureAwait(false);
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+
+                if (messages.Count > 0)
+                {
+                    ThrivestackIdentifyInterceptor.Nudge(context);
+                }
+
+                Count(phase, entities.Count, messages.Count);
+                metrics.Chunk(clock.GetElapsedTime(chunkStarted));
+                return (finished, newLastKey);
+            }
+            catch (DbException exception) when (postgres && exception.SqlState == LockNotAvailable)
+            {
+                Log.BackfillChunkDeferred(logger, options.Name);
+            }
+            finally
+            {
+                context.ChangeTracker.Clear();
+            }
+
+            await Task.Delay(options.PollInterval, clock, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private void Count(BackfillPhase phase, int read, int enqueued)
+    {
+        processedThisRun += read;
+        if (phase.IsUser)
+        {
+            processedUsers += read;
+            usersEnqueued += enqueued;
+        }
+        else
+        {
+            processedMemberships += read;
+            membershipsEnqueued += enqueued;
+        }
+
+        metrics.Enqueued(enqueued, options.Name, phase.IsUser);
+    }
+
+    private void Report(BackfillPhase phase)
+    {
+        var elapsed = clock.GetElapsedTime(started);
+        var rate = elapsed > TimeSpan.Zero ? processedThisRun / elapsed.TotalSeconds : 0;
+        var left = Math.Max(0, total - processedUsers - processedMemberships);
+        TimeSpan? remaining = rate > 0 ? TimeSpan.FromSeconds(Math.Min(left / rate, TimeSpan.MaxValue.TotalSeconds / 2)) : null;
+        progress?.Report(new ThrivestackBackfillProgress
+        {
+            EntityType = phase.EntityType.DisplayName(),
+            ProcessedUsers = processedUsers,
+            ProcessedMemberships = processedMemberships,
+            EstimatedTotal = total,
+            RowsPerSecond = rate,
+            EstimatedRemaining = remaining,
+            Elapsed = elapsed,
+        });
+
+        var now = Now;
+        if (now - lastLog >= LogInterval)
+        {
+            lastLog = now;
+            Log.BackfillProgressed(logger, options.Name, processedUsers + processedMemberships, total, phase.EntityType.DisplayName(), rate, remaining);
+        }
+    }
+}

@@ -1,0 +1,55 @@
+namespace Thrivestack.EfCore;
+
+/// <summary>How <c>BackfillThrivestackAsync</c> walks the existing users and memberships.</summary>
+public sealed class ThrivestackBackfillOptions
+{
+    /// <summary>
+    /// The backfill's name: its checkpoint and its lock are kept under this name, so a run continues the last
+    /// run of the same name. The default value is <c>"default"</c>.
+    /// </summary>
+    public string Name { get; set; } = "default";
+
+    /// <summary>
+    /// Rows read and enqueued per chunk, each chunk in its own short transaction. On SQLite a chunk holds the
+    /// single write lock while it runs, so smaller chunks keep the application's saves quick. The default value is 500.
+    /// </summary>
+    public int ChunkSize { get; set; } = 500;
+
+    /// <summary>
+    /// Before each chunk the backfill waits while more than this many events are pending in the outbox, so it
+    /// never runs far ahead of delivery and live events are not queued behind the whole backfill. The default value is 10,000.
+    /// </summary>
+    public int MaxPendingEvents { get; set; } = 10_000;
+
+    /// <summary>How often the pending count is checked again while the backfill waits. The default value is 1 second.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Starts over from the first user even when a run of this name completed or stopped half-way.
+    /// The default value is <see langword="false"/>: continue from the checkpoint, and enqueue nothing after completion.
+    /// </summary>
+    public bool Restart { get; set; }
+
+    internal void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Name) || Name.Length > 200)
+        {
+            throw new ArgumentException($"ThrivestackBackfillOptions.Name must be 1 to 200 characters; it is '{Name}'.", "options");
+        }
+
+        if (ChunkSize is < 1 or > 10_000)
+        {
+            throw new ArgumentOutOfRangeException("options", ChunkSize, "ThrivestackBackfillOptions.ChunkSize must be between 1 and 10,000.");
+        }
+
+        if (MaxPendingEvents < 1)
+        {
+            throw new ArgumentOutOfRangeException("options", MaxPendingEvents, "ThrivestackBackfillOptions.MaxPendingEvents must be at least 1.");
+        }
+
+        if (PollInterval <= TimeSpan.Zero || PollInterval > TimeSpan.FromHours(1))
+        {
+            throw new ArgumentOutOfRangeException("options", PollInterval, "ThrivestackBackfillOptions.PollInterval must be positive and at most 1 hour.");
+        }
+    }
+}

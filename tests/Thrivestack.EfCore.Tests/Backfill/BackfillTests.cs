@@ -1,0 +1,591 @@
+using System.Data.Common;
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Time.Testing;
+using Thrivestack.EfCore.Backfill;
+using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Tests.Infrastructure;
+
+namespace Thrivestack.EfCore.Tests.Backfill;
+
+/// <summary>
+/// The backfill of existing users and memberships, written once and run on every provider (SQLite here,
+/// PostgreSQL in the integration suite), against the dispatcher and the stand-in.
+/// </summary>
+public abstract class BackfillTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    private DispatchHarness harness = null!;
+
+    public async Task InitializeAsync()
+    {
+        harness = await DispatchHarness.StartAsync(await CreateDatabaseAsync());
+        await using var context = PlainContext();
+        await context.Database.EnsureDeletedAsync();
+        await context.Database.EnsureCreatedAsync();
+    }
+
+    public async Task DisposeAsync() => await harness.DisposeAsync();
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_ExistingUsersAndMemberships_EveryOneArrivesExactlyOnce()
+    {
+        var seed = await SeedAsync(appUsers: 7, numberedUsers: 12, guests: 4, teamMembers: 5);
+        var host = BuildHost();
+        using var meters = new MeterRecorder(host.Services.GetRequiredService<IMeterFactory>());
+        await host.StartAsync();
+        var reports = new List<ThrivestackBackfillProgress>();
+
+        ThrivestackBackfillResult result;
+        await using (var scope = host.Services.CreateAsyncScope())
+        {
+            var context = scope.ServiceProvider.GetRequiredService<BackfillDbContext>();
+            result = await context.BackfillThrivestackAsync(new ThrivestackBackfillOptions { ChunkSize = 3 }, new SyncProgress(reports.Add));
+        }
+
+        Assert.True(result.Completed);
+        Assert.False(result.ResumedFromCheckpoint);
+        Assert.Equal(seed.UserIds.Count, result.UsersEnqueued);
+        Assert.Equal(seed.Memberships.Count, result.MembershipsEnqueued);
+        Assert.Equal(seed.UserIds.Count, reports[^1].ProcessedUsers);
+        Assert.Equal(seed.Memberships.Count, reports[^1].ProcessedMemberships);
+        Assert.Equal(seed.UserIds.Count + seed.Memberships.Count, reports[^1].EstimatedTotal);
+        Assert.Equal(seed.UserIds.Count + seed.Memberships.Count, meters.Sum("thrivestack.backfill.enqueued"));
+
+        await WaitDeliveredAsync(seed.UserIds.Count + seed.Memberships.Count);
+        AssertArrivedOnce(seed);
+        var ada = Assert.Single(harness.StandIn.EventsFor(seed.FirstAppUser)).Traits!.Value;
+        Assert.Equal("app0@example.com", ada.GetProperty("email").GetString());
+        Assert.Equal("City0", ada.GetProperty(ThrivestackTraits.City).GetString());
+        Assert.Equal("pro", ada.GetProperty("plan").GetString());
+        Assert.Equal(20, ada.GetProperty("age").GetInt32());
+        var guest = Assert.Single(harness.StandIn.EventsFor(seed.GuestWithoutTraits));
+        Assert.True(guest.Traits is null || !guest.Traits.Value.EnumerateObject().Any());
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_RunAfterCompletion_EnqueuesNothingUnlessRestarted()
+    {
+        var seed = await SeedAsync(appUsers: 3, numberedUsers: 4, guests: 1, teamMembers: 2);
+        var all = seed.UserIds.Count + seed.Memberships.Count;
+        var first = await RunAsync(new ThrivestackBackfillOptions { ChunkSize = 2 });
+
+        var second = await RunAsync(new ThrivestackBackfillOptions { ChunkSize = 2 });
+        var afterSecond = await harness.RowsAsync();
+        var restarted = await RunAsync(new ThrivestackBackfillOptions { ChunkSize = 2, Restart = true });
+
+        Assert.Equal(all, first.UsersEnqueued + first.MembershipsEnqueued);
+        Assert.True(second.Completed);
+        Assert.True(second.ResumedFromCheckpoint);
+        Assert.Equal(0, second.UsersEnqueued + second.MembershipsEnqueued);
+        Assert.Equal(all, afterSecond.Count);
+        Assert.Equal(all, restarted.UsersEnqueued + restarted.MembershipsEnqueued);
+        Assert.Equal(2 * all, (await harness.RowsAsync()).Count);
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_CanceledAndRunAgain_EnqueuesEveryRowOnce()
+    {
+        var seed = await SeedAsync(appUsers: 5, numberedUsers: 6, guests: 2, teamMembers: 3);
+        using var cancel = new CancellationTokenSource();
+        ThrivestackBackfillProgress? last = null;
+        var chunks = 0;
+        var progress = new SyncProgress(p =>
+        {
+            last = p;
+            if (++chunks == 4)
+            {
+                cancel.Cancel();
+            }
+        });
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => RunAsync(new ThrivestackBackfillOptions { ChunkSize = 2 }, progress, cancel.Token));
+        Assert.Equal(last!.ProcessedUsers + last.ProcessedMemberships, (await harness.RowsAsync()).Count);
+        var resumed = await RunAsync(new ThrivestackBackfillOptions { ChunkSize = 2 });
+
+        Assert.True(resumed.Completed);
+        Assert.True(resumed.ResumedFromCheckpoint);
+        AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_FailureInsideChunk_RollsTheChunkBackAndTheNextRunEnqueuesEachOnce()
+    {
+        var seed = await SeedAsync(appUsers: 4, numberedUsers: 5, guests: 1, teamMembers: 2);
+        var failing = new FailCheckpointUpdate(failAt: 3);
+        ThrivestackBackfillProgress? last = null;
+
+        var failure = await Assert.ThrowsAnyAsync<DbException>(() => RunWithAsync(failing, new ThrivestackBackfillOptions { ChunkSize = 2 }, new SyncProgress(p => last = p)));
+        Assert.Contains("injected", failure.Message, StringComparison.Ordinal);
+        Assert.Equal(last!.ProcessedUsers + last.ProcessedMemberships, (await harness.RowsAsync()).Count);
+        var resumed = await RunAsync(new ThrivestackBackfillOptions { ChunkSize = 2 });
+
+        Assert.True(resumed.ResumedFromCheckpoint);
+        AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_LockLeftByKilledProcess_RefusesUntilItExpiresThenContinues()
+    {
+        var seed = await SeedAsync(appUsers: 3, numberedUsers: 5, guests: 1, teamMembers: 1);
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        using var cancel = new CancellationTokenSource();
+        var chunks = 0;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => RunAsync(
+            new ThrivestackBackfillOptions { ChunkSize = 2 },
+            new SyncProgress(_ =>
+            {
+                if (++chunks == 2)
+                {
+                    cancel.Cancel();
+                }
+            }),
+            cancel.Token,
+            clock));
+        await using (var context = PlainContext())
+        {
+            await context.Set<BackfillCheckpoint>().Where(c => c.Entity == BackfillCheckpoint.RunEntity).ExecuteUpdateAsync(s => s
+                .SetProperty(c => c.LockOwner, "killed-host/42")
+                .SetProperty(c => c.LockExpiresAt, clock.GetUtcNow().UtcDateTime.AddMinutes(1)));
+        }
+
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => RunAsync(new ThrivestackBackfillOptions { ChunkSize = 2 }, time: clock));
+        clock.Advance(TimeSpan.FromMinutes(2));
+        var resumed = await RunAsync(new ThrivestackBackfillOptions { ChunkSize = 2 }, time: clock);
+
+        Assert.Contains("already running (owner killed-host/42", refused.Message, StringComparison.Ordinal);
+        Assert.True(resumed.Completed);
+        AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_TwoRunsAtOnce_SecondRefusesAndWorkIsNotDoubled()
+    {
+        var seed = await SeedAsync(appUsers: 3, numberedUsers: 4, guests: 1, teamMembers: 2);
+        var firstChunk = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new ManualResetEventSlim();
+        var running = Task.Run(() => RunAsync(
+            new ThrivestackBackfillOptions { ChunkSize = 2 },
+            new SyncProgress(_ =>
+            {
+                firstChunk.TrySetResult();
+                release.Wait(Deadline);
+            })));
+        await firstChunk.Task.WaitAsync(Deadline);
+
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => RunAsync(new ThrivestackBackfillOptions { ChunkSize = 2 }));
+        release.Set();
+        var result = await running.WaitAsync(Deadline);
+
+        Assert.Contains("already running", refused.Message, StringComparison.Ordinal);
+        Assert.True(result.Completed);
+        AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_UsersEditedMeanwhile_LastTraitsAtStandInEqualTheRows()
+    {
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 24, guests: 0, teamMembers: 0);
+        await harness.StartHostAsync();
+        using var stop = new CancellationTokenSource();
+        var edits = 0;
+        var writer = Task.Run(async () =>
+        {
+            var random = new Random(20261130);
+            while (!stop.IsCancellationRequested)
+            {
+                await using var context = harness.Database.CreateContext();
+                var id = seed.NumberedIds[random.Next(seed.NumberedIds.Count)];
+                var user = await context.NumberedUsers.SingleAsync(u => u.Id == id);
+                user.Email = $"edit{edits + 1}-{id}@example.com";
+                await context.SaveChangesAsync();
+                Interlocked.Increment(ref edits);
+            }
+        });
+
+        // Between two chunks at least one edit commits, so edits and chunks interleave on every run.
+        await WaitUntilAsync(() => Volatile.Read(ref edits) > 0);
+        var editsBefore = Volatile.Read(ref edits);
+        var result = await RunAsync(
+            new ThrivestackBackfillOptions { ChunkSize = 3 },
+            new SyncProgress(_ =>
+            {
+                var seen = Volatile.Read(ref edits);
+                SpinWait.SpinUntil(() => Volatile.Read(ref edits) > seen, Deadline);
+            }));
+        var editsDuringBackfill = Volatile.Read(ref edits) - editsBefore;
+        stop.Cancel();
+        await writer.WaitAsync(Deadline);
+
+        Assert.True(result.Completed);
+        Assert.True(editsDuringBackfill >= 7, $"{editsDuringBackfill} edits during the backfill");
+        await harness.WaitForOutboxAsync(rows => rows.All(r => r.State != OutboxRowState.Pending), Deadline);
+        await using var check = PlainContext();
+        foreach (var user in await check.NumberedUsers.AsNoTracking().ToListAsync())
+        {
+            var received = harness.StandIn.EventsFor(user.Id.ToString(CultureInfo.InvariantCulture)).Where(e => e.GroupId is null).ToList();
+            Assert.NotEmpty(received);
+            Assert.Equal(user.Email, received[^1].Traits!.Value.GetProperty("email").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_EditCommittingRightAfterTheChunkRead_NeverLeavesStaleTraits()
+    {
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 4, guests: 0, teamMembers: 0);
+        await harness.StartHostAsync();
+        var target = seed.NumberedIds[0];
+        var targetId = target.ToString(CultureInfo.InvariantCulture);
+        var edit = new EditAfterRead(harness, target);
+
+        var result = await RunWithAsync(edit, new ThrivestackBackfillOptions { ChunkSize = 10 }, new SyncProgress(_ => { }));
+        await edit.Saved!.WaitAsync(Deadline);
+
+        Assert.True(result.Completed);
+        await AssertLastEmailAsync(targetId, "edited@example.com");
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_AppTransactionWroteItsEventBeforeTheUserRow_NeverLeavesStaleTraits()
+    {
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 4, guests: 0, teamMembers: 0);
+        await harness.StartHostAsync();
+        var target = seed.NumberedIds[1];
+        var targetId = target.ToString(CultureInfo.InvariantCulture);
+        var app = new AppTransactionAroundRead(harness, target);
+
+        var result = await RunWithAsync(app, new ThrivestackBackfillOptions { ChunkSize = 10 }, new SyncProgress(_ => { }));
+        await app.Finished!.WaitAsync(Deadline);
+
+        Assert.True(result.Completed);
+        await AssertLastEmailAsync(targetId, "edited@example.com");
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_BacklogAboveLimit_WaitsForDeliveryBeforeTheNextChunk()
+    {
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 40, guests: 0, teamMembers: 0);
+        var host = BuildHost();
+        var highest = 0;
+        var options = new ThrivestackBackfillOptions { ChunkSize = 5, MaxPendingEvents = 10, PollInterval = TimeSpan.FromMilliseconds(20) };
+        var running = Task.Run(async () =>
+        {
+            await using var scope = host.Services.CreateAsyncScope();
+            var context = scope.ServiceProvider.GetRequiredService<BackfillDbContext>();
+            return await context.BackfillThrivestackAsync(options, new SyncProgress(_ => highest = Math.Max(highest, PendingCount())));
+        });
+
+        await WaitUntilAsync(() => harness.Logs.Lines.Any(l => l.EventId.Id == 903));
+        var pendingWhileWaiting = PendingCount();
+        Assert.False(running.IsCompleted);
+        await host.StartAsync();
+        var result = await running.WaitAsync(Deadline);
+
+        Assert.InRange(pendingWhileWaiting, 11, 15);
+        Assert.InRange(highest, 1, 15);
+        Assert.True(result.Completed);
+        await WaitDeliveredAsync(seed.UserIds.Count);
+        AssertArrivedOnce(seed);
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_ContextTrackingEntitiesOrBadOptions_Throws()
+    {
+        await using var context = NewContext();
+        context.Guests.Add(new Guest { Id = 5 });
+
+        var tracked = await Assert.ThrowsAsync<InvalidOperationException>(() => context.BackfillThrivestackAsync());
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => NewContext().BackfillThrivestackAsync(new ThrivestackBackfillOptions { ChunkSize = 0 }));
+
+        Assert.Contains("tracks no entities", tracked.Message, StringComparison.Ordinal);
+    }
+
+    protected abstract Task<TestDatabase> CreateDatabaseAsync();
+
+    private static void AssertOutboxHoldsEachOnce(Seeded seed, List<OutboxMessage> rows)
+    {
+        var users = rows.Where(r => r.GroupId is null).Select(r => r.UserId).Order(StringComparer.Ordinal).ToList();
+        var memberships = rows.Where(r => r.GroupId is not null).Select(r => (r.UserId, r.GroupId!)).Order().ToList();
+        Assert.Equal(seed.UserIds.Order(StringComparer.Ordinal), users);
+        Assert.Equal(seed.Memberships.Order(), memberships);
+        Assert.All(rows.Where(r => r.GroupId is null), r => Assert.Equal(OutboxEventKind.Backfill, r.Kind));
+    }
+
+    private void AssertArrivedOnce(Seeded seed)
+    {
+        var events = harness.StandIn.Events;
+        Assert.Equal(seed.UserIds.Order(StringComparer.Ordinal), events.Where(e => e.GroupId is null).Select(e => e.UserId).Order(StringComparer.Ordinal));
+        Assert.Equal(seed.Memberships.Order(), events.Where(e => e.GroupId is not null).Select(e => (e.UserId, e.GroupId!)).Order());
+    }
+
+    // The backfill's copy may be coalesced away (live wins in one claim) or delivered before the edit; either way the
+    // user's last event, once nothing is pending, must carry the edited value.
+    private async Task AssertLastEmailAsync(string userId, string email)
+    {
+        await harness.StandIn.WaitUntilAsync(
+            s => s.EventsFor(userId).Any(e => e.GroupId is null && e.Traits?.GetProperty("email").GetString() == email), Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.All(r => r.State != OutboxRowState.Pending), Deadline);
+        var received = harness.StandIn.EventsFor(userId).Where(e => e.GroupId is null).ToList();
+        Assert.Equal(email, received[^1].Traits!.Value.GetProperty("email").GetString());
+    }
+
+    private async Task WaitDeliveredAsync(int count)
+    {
+        await harness.StandIn.WaitForEventsAsync(count, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.All(r => r.State != OutboxRowState.Pending), Deadline);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Deadline;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The condition was not met before the deadline.");
+            await Task.Delay(20);
+        }
+    }
+
+    private int PendingCount()
+    {
+        using var context = PlainContext();
+        return context.Set<OutboxMessage>().Count(m => m.State == OutboxRowState.Pending);
+    }
+
+    // TestDbContext takes non-generic options, so a second AddDbContext would hand it the wrong ones.
+    private IHost BuildHost() =>
+        harness.BuildHost(services: s => s.AddScoped(provider =>
+        {
+            var builder = new DbContextOptionsBuilder<BackfillDbContext>().UseApplicationServiceProvider(provider);
+            harness.Database.Configure(builder);
+            return new BackfillDbContext(builder.AddThrivestackIdentifyInterceptor().Options);
+        }));
+
+    private async Task<ThrivestackBackfillResult> RunAsync(
+        ThrivestackBackfillOptions options, IProgress<ThrivestackBackfillProgress>? progress = null, CancellationToken cancellationToken = default, TimeProvider? time = null)
+    {
+        await using var context = NewContext(time);
+        return await context.BackfillThrivestackAsync(options, progress, cancellationToken);
+    }
+
+    private async Task<ThrivestackBackfillResult> RunWithAsync(IInterceptor interceptor, ThrivestackBackfillOptions options, IProgress<ThrivestackBackfillProgress> progress)
+    {
+        var builder = new DbContextOptionsBuilder<BackfillDbContext>();
+        harness.Database.Configure(builder);
+        await using var context = new BackfillDbContext(builder.AddThrivestackIdentifyInterceptor().AddInterceptors(interceptor).Options);
+        return await context.BackfillThrivestackAsync(options, progress);
+    }
+
+    private BackfillDbContext NewContext(TimeProvider? time = null)
+    {
+        var builder = new DbContextOptionsBuilder<BackfillDbContext>();
+        harness.Database.Configure(builder);
+        if (time is null)
+        {
+            builder.AddThrivestackIdentifyInterceptor();
+        }
+        else
+        {
+            builder.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(time));
+        }
+
+        return new BackfillDbContext(builder.Options);
+    }
+
+    // Without the interceptor: the rows that exist before the library was adopted.
+    private BackfillDbContext PlainContext()
+    {
+        var builder = new DbContextOptionsBuilder<BackfillDbContext>();
+        harness.Database.Configure(builder);
+        return new BackfillDbContext(builder.Options);
+    }
+
+    private async Task<Seeded> SeedAsync(int appUsers, int numberedUsers, int guests, int teamMembers)
+    {
+        await using var context = PlainContext();
+        var apps = Enumerable.Range(0, appUsers).Select(i => new AppUser
+        {
+            Id = Guid.NewGuid(),
+            Email = $"app{i}@example.com",
+            FirstName = i % 2 == 0 ? $"First{i}" : null,
+            Phones = i % 3 == 0 ? ["+1 555 0100"] : [],
+            Age = 20 + i,
+            Address = new Address { City = $"City{i}" },
+        }).ToList();
+        foreach (var app in apps)
+        {
+            context.Users.Add(app);
+            context.Entry(app).Property("Plan").CurrentValue = "pro";
+        }
+
+        var numbered = Enumerable.Range(0, numberedUsers).Select(i => new NumberedUser { Email = $"n{i}@example.com", Name = i % 2 == 0 ? $"Name {i}" : null }).ToList();
+        context.NumberedUsers.AddRange(numbered);
+        var workspaces = new[] { new Workspace { Name = "A" }, new Workspace { Name = "B" } };
+        context.Workspaces.AddRange(workspaces);
+
+        // Explicit ids far from the identity users' ids, so user ids never collide across the two types.
+        var guestRows = Enumerable.Range(0, guests).Select(i => new Guest { Id = 100_000 + i, Nickname = i % 2 == 1 ? $"g{i}" : null, Email = i % 2 == 1 ? $"g{i}@example.com" : null }).ToList();
+        context.Guests.AddRange(guestRows);
+        var teams = Enumerable.Range(0, teamMembers).Select(i => new TeamMember { UserId = Guid.NewGuid(), TeamId = $"team-{i % 3}", Role = "member" }).ToList();
+        context.TeamMembers.AddRange(teams);
+        await context.SaveChangesAsync();
+
+        // Every other numbered user belongs to a workspace; the others have no membership.
+        var members = numbered.Where((_, i) => i % 2 == 0).Select((u, i) => new WorkspaceMember { UserId = u.Id, WorkspaceId = workspaces[i % 2].Id }).ToList();
+        context.Members.AddRange(members);
+        await context.SaveChangesAsync();
+
+        var invariant = CultureInfo.InvariantCulture;
+        return new Seeded(
+            [
+                .. apps.Select(a => a.Id.ToString("D")),
+                .. numbered.Select(n => n.Id.ToString(invariant)),
+                .. guestRows.Select(g => g.Id.ToString(invariant)),
+            ],
+            [
+                .. members.Select(m => (m.UserId.ToString(invariant), m.WorkspaceId.ToString(invariant))),
+                .. teams.Select(t => (t.UserId.ToString("D"), t.TeamId)),
+            ],
+            numbered.Select(n => n.Id).ToList(),
+            apps.Count > 0 ? apps[0].Id.ToString("D") : "",
+            guests > 0 ? guestRows[0].Id.ToString(invariant) : "");
+    }
+
+    private sealed record Seeded(List<string> UserIds, List<(string UserId, string GroupId)> Memberships, List<int> NumberedIds, string FirstAppUser, string GuestWithoutTraits);
+
+    /// <summary>Reports on the backfill's own thread (<see cref="Progress{T}"/> would post to the thread pool).</summary>
+    private sealed class SyncProgress(Action<ThrivestackBackfillProgress> report) : IProgress<ThrivestackBackfillProgress>
+    {
+        public void Report(ThrivestackBackfillProgress value) => report(value);
+    }
+
+    /// <summary>Fails the checkpoint update of the n-th chunk, after that chunk's outbox rows were inserted.</summary>
+    private sealed class FailCheckpointUpdate(int failAt) : DbCommandInterceptor
+    {
+        private int seen;
+
+        public override ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
+            DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            if (command.CommandText.Contains("last_key", StringComparison.Ordinal) && ++seen == failAt)
+            {
+                throw new InjectedException();
+            }
+
+            return base.NonQueryExecutingAsync(command, eventData, result, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Right after the backfill's first read of numbered users, another connection edits one of them, and the
+    /// chunk waits (a bounded while) for that edit to reach the stand-in: if the chunk's read and insert were
+    /// not protected, the edit would be delivered before the chunk's older copy of the user.
+    /// </summary>
+    private sealed class EditAfterRead(DispatchHarness harness, int userId) : DbCommandInterceptor
+    {
+        public Task? Saved { get; private set; }
+
+        public override async ValueTask<DbDataReader> ReaderExecutedAsync(
+            DbCommand command, CommandExecutedEventData eventData, DbDataReader result, CancellationToken cancellationToken = default)
+        {
+            if (Saved is null && command.CommandText.Contains("SELECT * FROM \"NumberedUsers\"", StringComparison.Ordinal))
+            {
+                Saved = Task.Run(async () =>
+                {
+                    await using var context = harness.Database.CreateContext();
+                    var user = await context.NumberedUsers.SingleAsync(u => u.Id == userId);
+                    user.Email = "edited@example.com";
+                    await context.SaveChangesAsync();
+                });
+                try
+                {
+                    // Protected, the edit cannot commit (let alone arrive) before this chunk commits: the wait runs out.
+                    await harness.StandIn.WaitUntilAsync(s => s.EventsFor(userId.ToString(CultureInfo.InvariantCulture)).Any(e => e.GroupId is null), TimeSpan.FromSeconds(2), cancellationToken);
+                }
+                catch (TimeoutException)
+                {
+                }
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>
+    /// Around the chunk's read of numbered users, an application transaction writes an event for one of them first
+    /// (as EF does when the outbox table sorts before the user table, or an explicit enqueue), and updates the user
+    /// row after the read. Each step waits a bounded while for the other side: protected, the chunk's read and the
+    /// application's event write exclude each other, so the waits run out and the application commits after the chunk.
+    /// </summary>
+    private sealed class AppTransactionAroundRead(DispatchHarness harness, int userId) : DbCommandInterceptor
+    {
+        private readonly TaskCompletionSource eventWritten = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource read = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource committed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task? Finished { get; private set; }
+
+        public override async ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
+            DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+        {
+            if (Finished is null && IsChunkRead(command))
+            {
+                Finished = Task.Run(ApplicationAsync);
+                await BoundedAsync(eventWritten.Task, TimeSpan.FromSeconds(1));
+            }
+
+            return result;
+        }
+
+        public override async ValueTask<DbDataReader> ReaderExecutedAsync(
+            DbCommand command, CommandExecutedEventData eventData, DbDataReader result, CancellationToken cancellationToken = default)
+        {
+            if (IsChunkRead(command) && read.TrySetResult())
+            {
+                await BoundedAsync(committed.Task, TimeSpan.FromSeconds(2));
+            }
+
+            return result;
+        }
+
+        private static bool IsChunkRead(DbCommand command) =>
+            command.CommandText.Contains("SELECT * FROM \"NumberedUsers\"", StringComparison.Ordinal);
+
+        private static async Task BoundedAsync(Task task, TimeSpan limit)
+        {
+            try
+            {
+                await task.WaitAsync(limit);
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+
+        private async Task ApplicationAsync()
+        {
+            try
+            {
+                await using var context = harness.Database.CreateContext();
+                await using var transaction = await context.Database.BeginTransactionAsync();
+                await context.EnqueueThrivestackIdentifyAsync(
+                    userId.ToString(CultureInfo.InvariantCulture), new Dictionary<string, object?> { ["email"] = "edited@example.com" });
+                eventWritten.TrySetResult();
+                await BoundedAsync(read.Task, TimeSpan.FromSeconds(2));
+                await context.NumberedUsers.Where(u => u.Id == userId).ExecuteUpdateAsync(s => s.SetProperty(u => u.Email, "edited@example.com"));
+                await transaction.CommitAsync();
+            }
+            finally
+            {
+                committed.TrySetResult();
+            }
+        }
+    }
+
+    private sealed class InjectedException() : DbException("injected failure of the checkpoint update");
+}

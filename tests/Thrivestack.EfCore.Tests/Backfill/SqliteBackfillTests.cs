@@ -1,0 +1,8 @@
+using Thrivestack.EfCore.Tests.Infrastructure;
+
+namespace Thrivestack.EfCore.Tests.Backfill;
+
+public sealed class SqliteBackfillTests : BackfillTests
+{
+    protected override Task<TestDatabase> CreateDatabaseAsync() => Task.FromResult<TestDatabase>(new SqliteTestDatabase());
+}
