@@ -17,6 +17,58 @@ namespace Thrivestack.EfCore.Sample.Migrations
 #pragma warning disable 612, 618
             modelBuilder.HasAnnotation("ProductVersion", "10.0.15");
 
+            modelBuilder.Entity("Thrivestack.EfCore.Backfill.BackfillCheckpoint", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Entity")
+                        .HasMaxLength(300)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("entity");
+
+                    b.Property<DateTime?>("CompletedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("completed_at");
+
+                    b.Property<long>("Enqueued")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("enqueued");
+
+                    b.Property<string>("LastKey")
+                        .HasMaxLength(2000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_key");
+
+                    b.Property<DateTime?>("LockExpiresAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lock_expires_at");
+
+                    b.Property<string>("LockOwner")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lock_owner");
+
+                    b.Property<long>("Processed")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("processed");
+
+                    b.Property<DateTime?>("StartedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("started_at");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Name", "Entity")
+                        .HasName("pk_thrivestack_backfill");
+
+                    b.ToTable("thrivestack_backfill", (string)null);
+                });
+
             modelBuilder.Entity("Thrivestack.EfCore.Outbox.OutboxMessage", b =>
                 {
                     b.Property<long>("Id")
