@@ -139,7 +139,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 // Wait inside SQLite (short sleeps) while the app holds the write lock, instead of taking SQLITE_BUSY
                 // and Microsoft.Data.Sqlite's 150 ms retry sleeps. The connection stays open for this cycle.
                 await context.Database.OpenConnectionAsync(stoppingToken).ConfigureAwait(false);
-                await context.Database.ExecuteSqlRawAsync("PRAGMA busy_timeout = 5000;", stoppingToken).ConfigureAwait(false);
+                await store.ConfigureSqliteConnectionAsync(stoppingToken).ConfigureAwait(false);
             }
 
             await HousekeepingAsync(store, stoppingToken).ConfigureAwait(false);
@@ -147,7 +147,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             var leaseId = Guid.NewGuid();
             var now = time.GetUtcNow().UtcDateTime;
             var leaseEnd = now + options.LeaseDuration;
-            var rows = await store.ClaimAsync(leaseId, owner, now, leaseEnd, ClaimSize, stoppingToken).ConfigureAwait(false);
+            var rows = await store.ClaimAsync(leaseId, owner, now, leaseEnd, ClaimSize, stoppingToken, options.RetryMaxDelay).ConfigureAwait(false);
             OutboxReachable();
             if (rows.Count == 0)
             {

@@ -162,6 +162,20 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
         });
     }
 
+    [Fact]
+    public async Task Dispatcher_RowsLeasedUnderAClockAnHourAhead_AreSentWithoutWaitingTheHour()
+    {
+        await harness.EnqueueAsync([("c1", null), ("c2", null)]);
+
+        // The fake clock never moves: the lease an hour ahead is only ignored because no lease can be that long.
+        var clock = new WatchedClock();
+        await harness.LeaseToDeadDispatcherAsync(clock.GetUtcNow().UtcDateTime.AddHours(1));
+        await harness.StartHostAsync(Options, clock);
+
+        await harness.StandIn.WaitForEventsAsync(2, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+    }
+
     // Every request goes through the gateway, which forwards to the stand-in unless a test intercepts.
     private void Options(ThrivestackOptions o)
     {
