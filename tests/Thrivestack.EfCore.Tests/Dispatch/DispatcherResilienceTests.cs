@@ -118,6 +118,9 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
         Assert.Contains("HTTP 503", dead.LastError);
         Assert.Empty(harness.StandIn.EventsFor("poison"));
         Assert.Single(harness.Logs.Lines, l => l.Is(6));
+
+        // Each counted failure but the last says "retried later"; the last one is logged as the dead letter only.
+        Assert.Equal(MaxAttempts - 1, harness.Logs.Lines.Count(l => l.Is(5)));
     }
 
     [Theory]
