@@ -73,9 +73,11 @@ internal static class OutboxClaimSql
         };
     }
 
-    /// <summary>The pending count and the oldest pending row's creation time (no parameters).</summary>
-    public static string Statistics(OutboxTable table, ISqlGenerationHelper sql) =>
-        $"SELECT COUNT(*), MIN(\"created_at\") FROM {sql.DelimitIdentifier(table.TableName, table.Schema)} WHERE \"state\" = 0";
+    /// <summary>The pending count and the oldest pending row's creation time (no parameters); null for providers without a claim statement here.</summary>
+    public static string? Statistics(string? provider, OutboxTable table, ISqlGenerationHelper sql) =>
+        provider is Sqlite or Npgsql
+            ? $"SELECT COUNT(*), MIN(\"created_at\") FROM {sql.DelimitIdentifier(table.TableName, table.Schema)} WHERE \"state\" = 0"
+            : null;
 
     private static string Where(string alias) => string.Format(CultureInfo.InvariantCulture, Claimable, alias);
 }

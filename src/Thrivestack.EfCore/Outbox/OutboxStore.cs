@@ -25,7 +25,7 @@ internal sealed class OutboxStore(DbContext context)
         {
             var table = ModelMap.For(c!.Model).RequireOutbox();
             var helper = c.GetService<ISqlGenerationHelper>();
-            return new OutboxSql(OutboxClaimSql.For(c.Database.ProviderName, table, helper), OutboxClaimSql.Statistics(table, helper));
+            return new OutboxSql(OutboxClaimSql.For(c.Database.ProviderName, table, helper), OutboxClaimSql.Statistics(c.Database.ProviderName, table, helper));
         },
         context);
 
@@ -115,9 +115,17 @@ internal sealed class OutboxStore(DbContext context)
 
     public async Task<OutboxStatistics> StatisticsAsync(DateTime now, CancellationToken cancellationToken)
     {
+        if (Sql.Statistics is not { } sql)
+        {
+            var pending = Rows.Where(r => r.State == OutboxRowState.Pending);
+            var count = await pending.LongCountAsync(cancellationToken).ConfigureAwait(false);
+            var oldest = count == 0 ? null : await pending.MinAsync(r => (DateTime?)r.CreatedAt, cancellationToken).ConfigureAwait(false);
+            return new OutboxStatistics(count, oldest is { } o && now > o ? now - o : TimeSpan.Zero);
+        }
+
         var statistics = new OutboxStatistics(0, TimeSpan.Zero);
         await ExecuteDirectlyAsync(
-            Sql.Statistics,
+            sql,
             [],
             async (reader, ct) =>
             {
