@@ -18,12 +18,14 @@ namespace Thrivestack.EfCore.Dispatch;
 /// delivered, or (in an isolation) another part of the same batch is. A batch of several events refused with a
 /// 403 or a 5xx (a WAF, or a server error that one event's content causes) is isolated as a 400 is: split in
 /// halves, each half sent, down to single events; the single events that still fail spend an attempt (and are
-/// dead-lettered after MaxAttempts), the innocent ones are delivered. An isolation whose first ceil(log2(n)) + 1
-/// requests all fail with nothing delivered is an outage, not a bad event: it stops, and nothing in it spends an
-/// attempt. Any other failure without evidence that others go through sets its batch aside (released, no attempt
-/// spent) and the next batch of other users is sent as a probe; if that fails too, ThriveStack is taken to be
-/// down: the cycle ends, every row is released without spending an attempt, and the whole dispatcher backs off
-/// (capped by RetryMaxDelay). So an outage never dead-letters and never splits more than that bound per cycle.
+/// dead-lettered after MaxAttempts), the innocent ones are delivered. It is isolated when others went through, or
+/// when it is the cycle's last batch (nothing else to probe with: a bad event among good ones must not block them
+/// forever). An isolation whose first ceil(log2(n)) + 1 requests all fail with nothing delivered is an outage, not
+/// a bad event: it stops, and nothing in it spends an attempt. Any other failure without evidence that others go
+/// through sets its batch aside (released, no attempt spent) and the next batch of other users is sent as a probe;
+/// if that fails too, ThriveStack is taken to be down: the cycle ends, every row is released without spending an
+/// attempt, and the whole dispatcher backs off (capped by RetryMaxDelay). So an outage never dead-letters, and costs
+/// at most two requests, or one bounded split, per backoff.
 /// 401 always pauses; 403 pauses unless it is isolated to some events. 429 never counts against an event (a rate
 /// limit is never the event's fault).
 /// </para>
@@ -43,6 +45,7 @@ internal sealed class DispatchCycle(
     private readonly HashSet<long> settled = [];
     private readonly List<Suspect> suspects = [];
     private SendResult? unprovenFailure;
+    private bool moreBatchesFollow;
     private bool deliveredInCycle;
 
     /// <summary>What the page ended with, for the dispatcher's pacing.</summary>
@@ -69,8 +72,10 @@ internal sealed class DispatchCycle(
                 await DeadLetterAsync([e], reason, countAttempt: false).ConfigureAwait(false);
             }
 
-            foreach (var batch in batches)
+            for (var i = 0; i < batches.Count; i++)
             {
+                var batch = batches[i];
+                moreBatchesFollow = i < batches.Count - 1;
                 // Never start a send that could outlive the lease: give the rest back and claim again.
                 if (Result != CycleResult.Completed || stoppingToken.IsCancellationRequested
                     || time.GetUtcNow().UtcDateTime > leaseEnd - (options.LeaseDuration / 2))
@@ -155,7 +160,8 @@ internal sealed class DispatchCycle(
             return;
         }
 
-        if (batch.Count > 1 && Isolatable(result))
+        // Without evidence, another batch of this cycle probes first (an outage then costs two requests, not a split).
+        if (batch.Count > 1 && Isolatable(result) && (othersGoThrough || !moreBatchesFollow))
         {
             var own = isolation ?? new Isolation((int)Math.Ceiling(Math.Log2(batch.Count)) + 1);
             if (isolation is null)

@@ -150,6 +150,29 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Dispatcher_OutageWithSeveralBatchesClaimed_ProbesWithOneOtherBatchInsteadOfSplitting()
+    {
+        harness.StandIn.Faults.FailNextRequests = 1_000;
+        await harness.EnqueueAsync(Enumerable.Range(0, 10).Select(i => ($"b{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var clock = new WatchedClock();
+        await harness.StartHostAsync(
+            o =>
+            {
+                Options(o);
+                o.MaxEventsPerBatch = 2;
+                o.RetryBaseDelay = TimeSpan.FromSeconds(1);
+                o.RetryMaxDelay = MaxDelay;
+            },
+            clock);
+
+        // Parked on the backoff after the first cycle: the first batch and one probe, nothing split.
+        await clock.WaitForWaitsAsync(1, due => due > TimeSpan.Zero && due <= MaxDelay, Deadline);
+        Assert.Equal(2, gateway.Requests);
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(33));
+        Assert.All(await harness.RowsAsync(), r => Assert.Equal(0, r.Attempts));
+    }
+
+    [Fact]
     public async Task Dispatcher_ForbiddenOnEveryRequest_PausesWithoutSplittingForeverOrSpendingAttempts()
     {
         gateway.Intercept = _ => new LoopbackGateway.Answer(403);
