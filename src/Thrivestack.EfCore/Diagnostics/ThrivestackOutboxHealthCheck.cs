@@ -39,7 +39,7 @@ internal sealed class ThrivestackOutboxHealthCheck<TContext>(
         if (status.AuthPausedSince is { } since)
         {
             data["auth_paused_since"] = since;
-            return HealthCheckResult.Degraded("Sending is paused: ThriveStack refused the API token.", data: data);
+            return HealthCheckResult.Degraded(status.PauseMessage ?? "Sending is paused: ThriveStack refused the API token.", data: data);
         }
 
         return statistics.OldestPendingAge > degradedAfter

@@ -8,9 +8,28 @@ namespace Thrivestack.EfCore.Dispatch;
 
 /// <summary>
 /// Ships one claimed page: coalesce per user, dead-letter what can never fit, pack batches, send them in
-/// order and acknowledge each by lease. A transient failure blocks the rest of that user's rows, so no
-/// newer event of a user overtakes an older one waiting for its retry.
+/// order and acknowledge each by lease. A failure blocks the rest of that user's rows, so no newer event of
+/// a user overtakes an older one waiting for its retry.
 /// </summary>
+/// <remarks>
+/// <para>When a failure counts against an event (the rule for outages and for refusals caused by content):</para>
+/// <para>
+/// A failure counts against events only while others go through: when the dispatcher's previous request was
+/// delivered, or (in an isolation) another part of the same batch is. A batch of several events refused with a
+/// 403 or a 5xx (a WAF, or a server error that one event's content causes) is isolated as a 400 is: split in
+/// halves, each half sent, down to single events; the single events that still fail spend an attempt (and are
+/// dead-lettered after MaxAttempts), the innocent ones are delivered. It is isolated when others went through, or
+/// when it is the cycle's last batch (nothing else to probe with: a bad event among good ones must not block them
+/// forever). An isolation whose first ceil(log2(n)) + 1 requests all fail with nothing delivered is an outage, not
+/// a bad event: it stops, and nothing in it spends an attempt. Any other failure without evidence that others go
+/// through sets its batch aside (released, no attempt spent) and the next batch of other users is sent as a probe;
+/// if that fails too, ThriveStack is taken to be down: the cycle ends, every row is released without spending an
+/// attempt, and the whole dispatcher backs off (capped by RetryMaxDelay). So an outage never dead-letters, and costs
+/// at most two requests, or one bounded split, per backoff.
+/// 401 always pauses; 403 pauses unless it is isolated to some events. 429 never counts against an event (a rate
+/// limit is never the event's fault).
+/// </para>
+/// </remarks>
 internal sealed class DispatchCycle(
     OutboxStore store,
     ThrivestackClient client,
@@ -19,10 +38,15 @@ internal sealed class DispatchCycle(
     ThrivestackMetrics metrics,
     ILogger logger,
     string contextName,
-    Guid leaseId)
+    Guid leaseId,
+    SendEvidence evidence)
 {
     private readonly HashSet<string> blockedUsers = [];
     private readonly HashSet<long> settled = [];
+    private readonly List<Suspect> suspects = [];
+    private SendResult? unprovenFailure;
+    private bool moreBatchesFollow;
+    private bool deliveredInCycle;
 
     /// <summary>What the page ended with, for the dispatcher's pacing.</summary>
     public CycleResult Result { get; private set; } = CycleResult.Completed;
@@ -31,7 +55,11 @@ internal sealed class DispatchCycle(
 
     public int Delivered { get; private set; }
 
-    public async Task RunAsync(List<ClaimedRow> rows, DateTime leaseEnd, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends the page. <paramref name="stoppingToken"/> stops starting new sends; <paramref name="sendToken"/> aborts the
+    /// request in flight (the host's shutdown timeout), so a request that was sent gets its answer recorded.
+    /// </summary>
+    public async Task RunAsync(List<ClaimedRow> rows, DateTime leaseEnd, CancellationToken stoppingToken, CancellationToken sendToken)
     {
         var events = OutboxEvent.Coalesce(rows);
         var oversized = new List<OutboxEvent>();
@@ -44,16 +72,27 @@ internal sealed class DispatchCycle(
                 await DeadLetterAsync([e], reason, countAttempt: false).ConfigureAwait(false);
             }
 
-            foreach (var batch in batches)
+            for (var i = 0; i < batches.Count; i++)
             {
+                var batch = batches[i];
+                moreBatchesFollow = i < batches.Count - 1;
                 // Never start a send that could outlive the lease: give the rest back and claim again.
-                if (Result != CycleResult.Completed || time.GetUtcNow().UtcDateTime > leaseEnd - (options.LeaseDuration / 2))
+                if (Result != CycleResult.Completed || stoppingToken.IsCancellationRequested
+                    || time.GetUtcNow().UtcDateTime > leaseEnd - (options.LeaseDuration / 2))
                 {
                     break;
                 }
 
-                await SendAsync(batch, cancellationToken).ConfigureAwait(false);
+                await SendAsync(batch, null, stoppingToken, sendToken).ConfigureAwait(false);
             }
+
+            // A failure without evidence and no later delivery in this cycle: ThriveStack looks down.
+            if (Result == CycleResult.Completed && unprovenFailure is { } failure && !deliveredInCycle)
+            {
+                Stop(failure);
+            }
+
+            await SettleSuspectsAsync().ConfigureAwait(false);
         }
         finally
         {
@@ -61,10 +100,12 @@ internal sealed class DispatchCycle(
         }
     }
 
-    private async Task SendAsync(List<OutboxEvent> batch, CancellationToken cancellationToken)
+    private static bool Isolatable(SendResult result) => result.StatusCode is 403 or >= 500;
+
+    private async Task SendAsync(List<OutboxEvent> batch, Isolation? isolation, CancellationToken stoppingToken, CancellationToken sendToken)
     {
         batch = batch.Where(e => !blockedUsers.Contains(e.Row.UserId)).ToList();
-        if (batch.Count == 0 || Result != CycleResult.Completed)
+        if (batch.Count == 0 || Result != CycleResult.Completed || isolation is { Aborted: true } || stoppingToken.IsCancellationRequested)
         {
             return;
         }
@@ -73,7 +114,7 @@ internal sealed class DispatchCycle(
         SendResult result;
         try
         {
-            result = await client.SendAsync(body, batch.Count, cancellationToken).ConfigureAwait(false);
+            result = await client.SendAsync(body, batch.Count, sendToken).ConfigureAwait(false);
         }
         finally
         {
@@ -83,26 +124,115 @@ internal sealed class DispatchCycle(
         switch (result.Outcome)
         {
             case SendOutcome.Delivered:
+                evidence.LastRequestSucceeded = true;
+                deliveredInCycle = true;
+                isolation?.Delivered = true;
                 await DeliveredAsync(batch, body.Length, result).ConfigureAwait(false);
                 break;
             case SendOutcome.Rejected or SendOutcome.TooLarge when batch.Count > 1:
                 Log.BatchSplit(logger, batch.Count, contextName, result.Describe());
                 var half = batch.Count / 2;
-                await SendAsync(batch[..half], cancellationToken).ConfigureAwait(false);
-                await SendAsync(batch[half..], cancellationToken).ConfigureAwait(false);
+                await SendAsync(batch[..half], isolation, stoppingToken, sendToken).ConfigureAwait(false);
+                await SendAsync(batch[half..], isolation, stoppingToken, sendToken).ConfigureAwait(false);
                 break;
             case SendOutcome.Rejected or SendOutcome.TooLarge:
                 await DeadLetterAsync(batch, $"ThriveStack rejected the event: {result.Describe()}", countAttempt: true).ConfigureAwait(false);
                 break;
-            case SendOutcome.Unauthorized:
-                LastFailure = result;
-                Result = CycleResult.Unauthorized;
+            case SendOutcome.Misconfigured:
+            case SendOutcome.Unauthorized when result.StatusCode != 403:
+                evidence.LastRequestSucceeded = false;
+                Stop(result);
                 break;
             default:
-                LastFailure = result;
-                Result = CycleResult.Transient;
-                await RetryLaterAsync(batch, result).ConfigureAwait(false);
+                await FailedAsync(batch, result, isolation, stoppingToken, sendToken).ConfigureAwait(false);
                 break;
+        }
+    }
+
+    private async Task FailedAsync(List<OutboxEvent> batch, SendResult result, Isolation? isolation, CancellationToken stoppingToken, CancellationToken sendToken)
+    {
+        var othersGoThrough = isolation is not null || evidence.LastRequestSucceeded || deliveredInCycle;
+        evidence.LastRequestSucceeded = false;
+        Block(batch);
+        if (isolation is not null && !isolation.Delivered && ++isolation.Failures > isolation.Limit)
+        {
+            isolation.Aborted = true;
+            return;
+        }
+
+        // Without evidence, another batch of this cycle probes first (an outage then costs two requests, not a split).
+        if (batch.Count > 1 && Isolatable(result) && (othersGoThrough || !moreBatchesFollow))
+        {
+            var own = isolation ?? new Isolation((int)Math.Ceiling(Math.Log2(batch.Count)) + 1);
+            if (isolation is null)
+            {
+                Log.BatchIsolated(logger, batch.Count, contextName, result.Describe());
+            }
+
+            // Unblocked for the halves: the isolation itself decides per event.
+            foreach (var e in batch)
+            {
+                blockedUsers.Remove(e.Row.UserId);
+            }
+
+            var half = batch.Count / 2;
+            await SendAsync(batch[..half], own, stoppingToken, sendToken).ConfigureAwait(false);
+            await SendAsync(batch[half..], own, stoppingToken, sendToken).ConfigureAwait(false);
+            Block(batch.Where(e => !settled.Contains(e.Row.Id)));
+            if (isolation is null && !own.Delivered && Result == CycleResult.Completed)
+            {
+                // Nothing in the batch goes through: not one bad event but an outage (or a refused token).
+                Stop(result);
+            }
+
+            return;
+        }
+
+        if (!othersGoThrough || result.StatusCode == 429)
+        {
+            // No evidence that others go through: probe with the next batch; a second such failure means an outage.
+            if (unprovenFailure is not null || result.StatusCode == 429)
+            {
+                Stop(result);
+            }
+
+            unprovenFailure = result;
+            return;
+        }
+
+        suspects.Add(new Suspect(batch, result, isolation));
+    }
+
+    private void Block(IEnumerable<OutboxEvent> batch)
+    {
+        foreach (var e in batch)
+        {
+            blockedUsers.Add(e.Row.UserId);
+        }
+    }
+
+    private void Stop(SendResult failure)
+    {
+        LastFailure = failure;
+        Result = failure.Outcome switch
+        {
+            SendOutcome.Misconfigured => CycleResult.Misconfigured,
+            SendOutcome.Unauthorized => CycleResult.Unauthorized,
+            _ => CycleResult.Transient,
+        };
+    }
+
+    // Failures that others went through around spend an attempt; those of an isolation that delivered nothing do not.
+    private async Task SettleSuspectsAsync()
+    {
+        foreach (var suspect in suspects)
+        {
+            if (suspect.Isolation is { Delivered: false })
+            {
+                continue;
+            }
+
+            await RetryLaterAsync(suspect.Events, suspect.Result).ConfigureAwait(false);
         }
     }
 
@@ -125,20 +255,20 @@ internal sealed class DispatchCycle(
     private async Task RetryLaterAsync(List<OutboxEvent> batch, SendResult result)
     {
         var reason = result.Describe();
-        Log.BatchRetried(logger, batch.Count, contextName, reason);
-        foreach (var e in batch)
-        {
-            blockedUsers.Add(e.Row.UserId);
-        }
-
         var exhausted = batch.Where(e => e.Row.Attempts + 1 >= options.MaxAttempts).ToList();
         if (exhausted.Count > 0)
         {
             await DeadLetterAsync(exhausted, $"gave up after {options.MaxAttempts} attempts; last error: {reason}", countAttempt: true).ConfigureAwait(false);
         }
 
+        var retried = batch.Except(exhausted).ToList();
+        if (retried.Count > 0)
+        {
+            Log.BatchRetried(logger, retried.Count, contextName, reason);
+        }
+
         var now = time.GetUtcNow().UtcDateTime;
-        foreach (var group in batch.Except(exhausted).GroupBy(e => e.Row.Attempts))
+        foreach (var group in retried.GroupBy(e => e.Row.Attempts))
         {
             var ids = group.SelectMany(e => e.Ids).ToArray();
             var next = now + RetrySchedule.Delay(group.Key + 1, options.RetryBaseDelay, options.RetryMaxDelay, result.RetryAfter);
@@ -160,7 +290,7 @@ internal sealed class DispatchCycle(
         }
     }
 
-    // Rows not sent (shutdown, pause, a blocked user, the lease running low) go back without spending an attempt.
+    // Rows not sent or not charged (shutdown, pause, outage, a blocked user, the lease running low) go back without spending an attempt.
     private async Task ReleaseUnsettledAsync(List<OutboxEvent> events)
     {
         var ids = events.SelectMany(e => e.Ids).Where(id => !settled.Contains(id)).ToArray();
@@ -180,4 +310,18 @@ internal sealed class DispatchCycle(
             // dispatcher reports that once for the whole outage.
         }
     }
+
+    /// <summary>One split of a batch refused for its content; <see cref="Limit"/> failures before any delivery mean an outage.</summary>
+    private sealed class Isolation(int limit)
+    {
+        public int Limit { get; } = limit;
+
+        public int Failures { get; set; }
+
+        public bool Delivered { get; set; }
+
+        public bool Aborted { get; set; }
+    }
+
+    private sealed record Suspect(List<OutboxEvent> Events, SendResult Result, Isolation? Isolation);
 }

@@ -12,8 +12,9 @@ internal sealed class DispatcherStatus<TContext>
     private volatile object? authPausedSince;
     private volatile object? outboxUnavailableSince;
     private volatile string? outboxError;
+    private volatile string? pauseMessage;
 
-    /// <summary>Set while sending is paused because ThriveStack refused the token.</summary>
+    /// <summary>Set while sending is paused because ThriveStack refused the token or the configuration is wrong (see <see cref="PauseMessage"/>).</summary>
     public DateTimeOffset? AuthPausedSince
     {
         get => (DateTimeOffset?)authPausedSince;
@@ -25,6 +26,13 @@ internal sealed class DispatcherStatus<TContext>
     {
         get => (DateTimeOffset?)outboxUnavailableSince;
         set => outboxUnavailableSince = value;
+    }
+
+    /// <summary>Why sending is paused, for the health check; null while not paused.</summary>
+    public string? PauseMessage
+    {
+        get => pauseMessage;
+        set => pauseMessage = value;
     }
 
     public string? OutboxError

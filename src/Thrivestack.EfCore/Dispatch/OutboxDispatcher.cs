@@ -1,3 +1,5 @@
+using System.Data.Common;
+using System.Net.Sockets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -28,10 +30,12 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private readonly DispatcherStatus<TContext> status;
     private readonly ILogger logger;
     private readonly string contextName = typeof(TContext).Name;
+    private readonly SendEvidence evidence = new();
+    private readonly CancellationTokenSource abortSends = new();
     private readonly string owner = OutboxStore.Truncate($"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}", 200);
     private int sendFailures;
     private int outboxFailures;
-    private int consecutiveAuthFailures;
+    private int consecutivePauses;
     private DateTimeOffset lastStatistics = DateTimeOffset.MinValue;
     private DateTimeOffset lastCleanup = DateTimeOffset.MinValue;
 
@@ -58,24 +62,71 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     /// <summary>Rows claimed at once: a few batches, so one claim keeps the sender busy without a large lease.</summary>
     private int ClaimSize => Math.Min(options.MaxEventsPerBatch * 4, 4000);
 
+    /// <summary>
+    /// Stops starting new sends at once, but lets the request in flight finish and records its answer, so an accepted
+    /// batch is not sent again after a deploy; the host's shutdown timeout (<paramref name="cancellationToken"/>) aborts it.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // Cancels the stopping token (no new send starts) and waits for the loop, or for the host's shutdown timeout.
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        if (ExecuteTask is { IsCompleted: false } running)
+        {
+            // The timeout ran out with a request still in flight: abort it and let the loop release the rows it held.
+            await abortSends.CancelAsync().ConfigureAwait(false);
+            await running.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void Dispose()
+    {
+        abortSends.Dispose();
+        base.Dispose();
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await Task.Yield();
-        Log.DispatcherStarted(logger, contextName, owner);
-        try
+        if (!options.SendingEnabled)
         {
-            while (!stoppingToken.IsCancellationRequested)
+            // The start-up check said so once; events stay in the outbox until sending is turned on.
+            return;
+        }
+
+        Log.DispatcherStarted(logger, contextName, owner);
+        var unexpectedFailures = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            // Only the stopping token ends this loop: a failure of one cycle is logged and waited out, never rethrown,
+            // since a BackgroundService that throws stops the whole host by default.
+            try
             {
                 var seen = signal.Version;
                 var wait = await RunOnceAsync(stoppingToken).ConfigureAwait(false);
+                unexpectedFailures = 0;
                 if (wait > TimeSpan.Zero)
                 {
                     await WaitAsync(seen, wait, stoppingToken).ConfigureAwait(false);
                 }
             }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                var pause = RetrySchedule.Delay(++unexpectedFailures, options.RetryBaseDelay, options.RetryMaxDelay);
+                Log.DispatcherFailedUnexpectedly(logger, ex, contextName, HumanDuration.Format(pause));
+                try
+                {
+                    await Task.Delay(pause, time, stoppingToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    break;
+                }
+            }
         }
 
         Log.DispatcherStopped(logger, contextName);
@@ -94,7 +145,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 // Wait inside SQLite (short sleeps) while the app holds the write lock, instead of taking SQLITE_BUSY
                 // and Microsoft.Data.Sqlite's 150 ms retry sleeps. The connection stays open for this cycle.
                 await context.Database.OpenConnectionAsync(stoppingToken).ConfigureAwait(false);
-                await context.Database.ExecuteSqlRawAsync("PRAGMA busy_timeout = 5000;", stoppingToken).ConfigureAwait(false);
+                await store.ConfigureSqliteConnectionAsync(stoppingToken).ConfigureAwait(false);
             }
 
             await HousekeepingAsync(store, stoppingToken).ConfigureAwait(false);
@@ -102,26 +153,41 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             var leaseId = Guid.NewGuid();
             var now = time.GetUtcNow().UtcDateTime;
             var leaseEnd = now + options.LeaseDuration;
-            var rows = await store.ClaimAsync(leaseId, owner, now, leaseEnd, ClaimSize, stoppingToken).ConfigureAwait(false);
+            var rows = await store.ClaimAsync(leaseId, owner, now, leaseEnd, ClaimSize, stoppingToken, options.RetryMaxDelay).ConfigureAwait(false);
             OutboxReachable();
             if (rows.Count == 0)
             {
                 return options.PollInterval;
             }
 
-            var cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId);
-            await cycle.RunAsync(rows, leaseEnd, stoppingToken).ConfigureAwait(false);
+            var cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence);
+            await cycle.RunAsync(rows, leaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
             return cycle.Result switch
             {
-                CycleResult.Unauthorized => Paused(cycle.LastFailure!),
+                CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!),
                 CycleResult.Transient => Failed(cycle.LastFailure!),
-                _ => Succeeded(),
+                _ when cycle.Delivered > 0 => Succeeded(),
+                _ => TimeSpan.Zero,
             };
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+        catch (Exception ex) when (IsDatabaseFailure(ex) && !stoppingToken.IsCancellationRequested)
         {
             return OutboxFailed(ex);
         }
+    }
+
+    // What a database or its connection throws; anything else escaping a cycle is a bug, reported as such by the loop.
+    private static bool IsDatabaseFailure(Exception exception)
+    {
+        for (var ex = exception; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is DbException or DbUpdateException or TimeoutException or IOException or SocketException)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private async Task HousekeepingAsync(OutboxStore store, CancellationToken stoppingToken)
@@ -148,33 +214,56 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     private TimeSpan Succeeded()
     {
+        var wasFailing = sendFailures > 0;
         sendFailures = 0;
         if (status.AuthPausedSince is not null)
         {
             status.AuthPausedSince = null;
-            consecutiveAuthFailures = 0;
+            status.PauseMessage = null;
+            consecutivePauses = 0;
+            Log.SendingResumed(logger, contextName);
+        }
+        else if (wasFailing)
+        {
             Log.SendingResumed(logger, contextName);
         }
 
         return TimeSpan.Zero;
     }
 
-    // ThriveStack is failing: the rows of the failed batch wait their backoff; the dispatcher backs off too,
-    // so an outage costs one batch an attempt per probe instead of every row an attempt per poll.
+    // ThriveStack looks down: no row spent an attempt (see DispatchCycle); the whole dispatcher backs off, capped by
+    // RetryMaxDelay even when the server asks for longer. One warning per outage.
     private TimeSpan Failed(SendResult failure)
     {
         sendFailures++;
-        return RetrySchedule.Delay(sendFailures, options.RetryBaseDelay, options.RetryMaxDelay, failure.RetryAfter);
+        var wait = RetrySchedule.Delay(sendFailures, options.RetryBaseDelay, options.RetryMaxDelay, failure.RetryAfter);
+        if (sendFailures == 1)
+        {
+            Log.SendingBackedOff(logger, contextName, failure.Describe(), HumanDuration.Format(wait));
+        }
+
+        return wait;
     }
 
-    private TimeSpan Paused(SendResult failure)
+    // A refused token or a wrong endpoint: every request would fail alike, so nothing is charged. One error per pause.
+    private TimeSpan Paused(CycleResult result, SendResult failure)
     {
-        consecutiveAuthFailures++;
-        var pause = RetrySchedule.Delay(consecutiveAuthFailures, options.RetryBaseDelay, options.RetryMaxDelay);
+        consecutivePauses++;
+        var pause = RetrySchedule.Delay(consecutivePauses, options.RetryBaseDelay, options.RetryMaxDelay);
         if (status.AuthPausedSince is null)
         {
             status.AuthPausedSince = time.GetUtcNow();
-            Log.SendingPaused(logger, failure.Describe(), contextName, pause);
+            if (result == CycleResult.Misconfigured)
+            {
+                var endpoint = options.Endpoint.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped);
+                status.PauseMessage = $"Sending is paused: the endpoint {endpoint} answers as ThriveStack never does ({failure.Describe()}).";
+                Log.SendingMisconfigured(logger, endpoint, failure.Describe(), contextName, HumanDuration.Format(pause));
+            }
+            else
+            {
+                status.PauseMessage = "Sending is paused: ThriveStack refused the API token.";
+                Log.SendingPaused(logger, failure.Describe(), contextName, HumanDuration.Format(pause));
+            }
         }
 
         return pause;
@@ -187,7 +276,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         {
             status.OutboxUnavailableSince = null;
             status.OutboxError = null;
-            Log.OutboxRecovered(logger, contextName, time.GetUtcNow() - since);
+            Log.OutboxRecovered(logger, contextName, HumanDuration.Format(time.GetUtcNow() - since));
         }
     }
 

@@ -1,3 +1,5 @@
+using System.Data.Common;
+using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
@@ -17,25 +19,43 @@ internal sealed class OutboxStore(DbContext context)
 
     private DbSet<OutboxMessage> Rows => context.Set<OutboxMessage>();
 
-    public async Task<List<ClaimedRow>> ClaimAsync(Guid leaseId, string owner, DateTime now, DateTime leaseEnd, int limit, CancellationToken cancellationToken)
-    {
-        var sql = context.Model.GetOrAddRuntimeAnnotationValue(
-            ThrivestackAnnotationNames.ClaimSql,
-            static c => OutboxClaimSql.For(c!.Database.ProviderName, ModelMap.For(c.Model).RequireOutbox(), c.GetService<ISqlGenerationHelper>()) ?? "",
-            context);
-        List<ClaimedRow> rows;
-        if (sql.Length > 0)
+    private OutboxSql Sql => context.Model.GetOrAddRuntimeAnnotationValue(
+        ThrivestackAnnotationNames.ClaimSql,
+        static c =>
         {
-            rows = await context.Database.SqlQueryRaw<ClaimedRow>(sql, leaseId, owner, leaseEnd, now, limit).ToListAsync(cancellationToken).ConfigureAwait(false);
+            var table = ModelMap.For(c!.Model).RequireOutbox();
+            var helper = c.GetService<ISqlGenerationHelper>();
+            return new OutboxSql(OutboxClaimSql.For(c.Database.ProviderName, table, helper), OutboxClaimSql.Statistics(c.Database.ProviderName, table, helper));
+        },
+        context);
+
+    /// <summary>
+    /// Leases up to <paramref name="limit"/> rows of whole users. <paramref name="longestRetry"/> (RetryMaxDelay) bounds how far
+    /// ahead a genuine next attempt can lie; a lease can lie at most one lease duration (<paramref name="leaseEnd"/> -
+    /// <paramref name="now"/>) ahead. Anything further was written by a clock that has since stepped back, and counts as due.
+    /// </summary>
+    public async Task<List<ClaimedRow>> ClaimAsync(Guid leaseId, string owner, DateTime now, DateTime leaseEnd, int limit, CancellationToken cancellationToken, TimeSpan? longestRetry = null)
+    {
+        var lease = leaseEnd - now;
+        var retryHorizon = now + (2 * (longestRetry ?? TimeSpan.FromMinutes(5)));
+        var leaseHorizon = leaseEnd + lease;
+        List<ClaimedRow> rows;
+        if (Sql.Claim is { } sql)
+        {
+            rows = await ClaimDirectlyAsync(sql, [leaseId, owner, leaseEnd, now, limit, retryHorizon, leaseHorizon], cancellationToken).ConfigureAwait(false);
         }
         else
         {
-            rows = await ClaimPortablyAsync(leaseId, owner, now, leaseEnd, limit, cancellationToken).ConfigureAwait(false);
+            rows = await ClaimPortablyAsync(leaseId, owner, now, leaseEnd, limit, retryHorizon, leaseHorizon, cancellationToken).ConfigureAwait(false);
         }
 
         rows.Sort(static (a, b) => a.Id.CompareTo(b.Id));
         return rows;
     }
+
+    /// <summary>Makes SQLite wait inside (short sleeps) for the app's write lock, for the connection this context holds open.</summary>
+    public Task ConfigureSqliteConnectionAsync(CancellationToken cancellationToken) =>
+        ExecuteDirectlyAsync("PRAGMA busy_timeout = 5000;", [], static (_, _) => Task.CompletedTask, cancellationToken);
 
     public Task<int> DeliveredAsync(IReadOnlyCollection<long> ids, Guid leaseId, DateTime now, bool keep, CancellationToken cancellationToken) =>
         keep
@@ -95,11 +115,29 @@ internal sealed class OutboxStore(DbContext context)
 
     public async Task<OutboxStatistics> StatisticsAsync(DateTime now, CancellationToken cancellationToken)
     {
-        var pending = Rows.Where(r => r.State == OutboxRowState.Pending);
-        var count = await pending.LongCountAsync(cancellationToken).ConfigureAwait(false);
-        var oldest = count == 0 ? null : await pending.MinAsync(r => (DateTime?)r.CreatedAt, cancellationToken).ConfigureAwait(false);
-        var age = oldest is { } o && now > o ? now - o : TimeSpan.Zero;
-        return new OutboxStatistics(count, age);
+        if (Sql.Statistics is not { } sql)
+        {
+            var pending = Rows.Where(r => r.State == OutboxRowState.Pending);
+            var count = await pending.LongCountAsync(cancellationToken).ConfigureAwait(false);
+            var oldest = count == 0 ? null : await pending.MinAsync(r => (DateTime?)r.CreatedAt, cancellationToken).ConfigureAwait(false);
+            return new OutboxStatistics(count, oldest is { } o && now > o ? now - o : TimeSpan.Zero);
+        }
+
+        var statistics = new OutboxStatistics(0, TimeSpan.Zero);
+        await ExecuteDirectlyAsync(
+            sql,
+            [],
+            async (reader, ct) =>
+            {
+                if (await reader.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    var count = Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture);
+                    DateTime? oldest = count == 0 || await reader.IsDBNullAsync(1, ct).ConfigureAwait(false) ? null : DateTime.SpecifyKind(reader.GetDateTime(1), DateTimeKind.Utc);
+                    statistics = new OutboxStatistics(count, oldest is { } o && now > o ? now - o : TimeSpan.Zero);
+                }
+            },
+            cancellationToken).ConfigureAwait(false);
+        return statistics;
     }
 
     public static string Truncate(string text, int length = 2000) => text.Length <= length ? text : text[..(length - 3)] + "...";
@@ -112,10 +150,73 @@ internal sealed class OutboxStore(DbContext context)
         return Rows.Where(r => EF.Parameter(list).Contains(r.Id) && r.LeaseId == leaseId);
     }
 
-    // Other relational providers: a conditional update that only one claimer can win per row, then a read by lease.
-    private async Task<List<ClaimedRow>> ClaimPortablyAsync(Guid leaseId, string owner, DateTime now, DateTime leaseEnd, int limit, CancellationToken cancellationToken)
+    private async Task<List<ClaimedRow>> ClaimDirectlyAsync(string sql, object[] parameters, CancellationToken cancellationToken)
     {
-        var claimable = Rows.Where(r => r.State == OutboxRowState.Pending && r.NextAttemptAt <= now && (r.LeaseExpiresAt == null || r.LeaseExpiresAt <= now));
+        var rows = new List<ClaimedRow>();
+        await ExecuteDirectlyAsync(
+            sql,
+            parameters,
+            async (reader, ct) =>
+            {
+                while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    rows.Add(new ClaimedRow
+                    {
+                        Id = Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture),
+                        UserId = reader.GetString(1),
+                        GroupId = await reader.IsDBNullAsync(2, ct).ConfigureAwait(false) ? null : reader.GetString(2),
+                        Kind = Convert.ToInt32(reader.GetValue(3), CultureInfo.InvariantCulture),
+                        Payload = reader.GetString(4),
+                        Attempts = Convert.ToInt32(reader.GetValue(5), CultureInfo.InvariantCulture),
+                    });
+                }
+            },
+            cancellationToken).ConfigureAwait(false);
+        return rows;
+    }
+
+    // The dispatcher's idle statements (PRAGMA, claim, statistics) run through ADO.NET on the context's connection, with the
+    // same SQL and EF's own parameter mappings: EF would log each at Information ("Executed DbCommand", every poll) into
+    // the app's log, and compile them as queries first.
+    private async Task ExecuteDirectlyAsync(string sql, object[] parameters, Func<DbDataReader, CancellationToken, Task> read, CancellationToken cancellationToken)
+    {
+        var database = context.Database;
+        await database.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var command = database.GetDbConnection().CreateCommand();
+            await using (command.ConfigureAwait(false))
+            {
+                command.CommandText = sql;
+                command.Transaction = database.CurrentTransaction?.GetDbTransaction();
+                var mappings = context.GetService<IRelationalTypeMappingSource>();
+                for (var i = 0; i < parameters.Length; i++)
+                {
+                    var value = parameters[i];
+                    var mapping = mappings.FindMapping(value.GetType())
+                        ?? throw new InvalidOperationException($"No type mapping for {value.GetType().Name}.");
+                    command.Parameters.Add(mapping.CreateParameter(command, "p" + i.ToString(CultureInfo.InvariantCulture), value));
+                }
+
+                var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    await read(reader, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            await database.CloseConnectionAsync().ConfigureAwait(false);
+        }
+    }
+
+    // Other relational providers: a conditional update that only one claimer can win per row, then a read by lease.
+    private async Task<List<ClaimedRow>> ClaimPortablyAsync(Guid leaseId, string owner, DateTime now, DateTime leaseEnd, int limit, DateTime retryHorizon, DateTime leaseHorizon, CancellationToken cancellationToken)
+    {
+        var claimable = Rows.Where(r => r.State == OutboxRowState.Pending
+            && (r.NextAttemptAt <= now || r.NextAttemptAt > retryHorizon)
+            && (r.LeaseExpiresAt == null || r.LeaseExpiresAt <= now || r.LeaseExpiresAt > leaseHorizon));
         var heads = claimable
             .Where(h => !Rows.Any(o => o.State == OutboxRowState.Pending && o.UserId == h.UserId && o.Id < h.Id))
             .OrderBy(h => h.Id).Select(h => h.UserId).Take(limit);

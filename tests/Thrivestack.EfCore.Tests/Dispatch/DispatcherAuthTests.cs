@@ -104,6 +104,9 @@ public sealed class DispatcherAuthTests
         });
         var paused = Assert.Single(harness.Logs.Lines, l => l.Is(7));
         Assert.Contains("HTTP 401", paused.Message);
+
+        // A rounded duration people read ("0.1 s"), not a TimeSpan ("00:00:00.1234567").
+        Assert.Matches(@"paused for \d+(\.\d)? (s|min|h|d)\.", paused.Message);
         Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(8));
 
         harness.StandIn.Faults.Unauthorized = false;

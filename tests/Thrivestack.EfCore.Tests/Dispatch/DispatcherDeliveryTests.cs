@@ -25,6 +25,24 @@ public sealed class DispatcherDeliveryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Dispatcher_SendingDisabledWithoutToken_StartsSendsNothingAndKeepsTheRows()
+    {
+        var host = await harness.StartHostAsync(o =>
+        {
+            o.ApiToken = null;
+            o.SendingEnabled = false;
+        });
+        await DispatchHarness.SaveUsersAsync(host, 2);
+
+        // The dispatcher has ended its work for this process: nothing can be sent later either.
+        await DispatchHarness.Dispatcher(host).ExecuteTask!.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Empty(harness.StandIn.Requests);
+        var rows = await harness.RowsAsync();
+        Assert.Equal(2, rows.Count);
+        Assert.All(rows, r => Assert.Equal(OutboxRowState.Pending, r.State));
+    }
+
+    [Fact]
     public async Task Dispatcher_CommitInProcess_IsNudgedWithoutWaitingForThePoll()
     {
         // The fake clock never moves: once the dispatcher waits out its hour-long poll, only the nudge can wake it.

@@ -6,8 +6,8 @@ using Thrivestack.EfCore.Tests.Infrastructure;
 namespace Thrivestack.EfCore.Tests.Dispatch;
 
 /// <summary>
-/// Transient failures seen row by row (MaxRequestRetries = 0), on a fake clock: each failure is read while the
-/// clock stands still, so a row's next attempt is checked against the exact time of its failure.
+/// Transient failures (MaxRequestRetries = 0), on a fake clock: each failure is read while the clock stands still.
+/// When every request fails, ThriveStack is down: the dispatcher backs off and no row spends an attempt.
 /// </summary>
 public sealed class DispatcherFailureTests : IAsyncLifetime
 {
@@ -28,49 +28,45 @@ public sealed class DispatcherFailureTests : IAsyncLifetime
     [InlineData(502, "HTTP 502")]
     [InlineData(408, "HTTP 408")]
     [InlineData(429, "HTTP 429")]
-    public async Task Dispatcher_TransientStatus_BacksOffPerRowThenDeadLetters(int status, string error)
+    public async Task Dispatcher_TransientStatusOnEveryRequest_BacksOffWithoutSpendingAttemptsThenDelivers(int status, string error)
     {
         harness.StandIn.Faults.FailStatusCode = status;
         harness.StandIn.Faults.FailNextRequests = 1_000;
-        await AssertBacksOffThenDeadLettersAsync(error);
+        await AssertOutageSpendsNoAttemptAsync(error, () => harness.StandIn.Faults.FailNextRequests = 0);
     }
 
     [Fact]
-    public async Task Dispatcher_SuccessFalse_BacksOffPerRowThenDeadLetters()
+    public async Task Dispatcher_SuccessFalseOnEveryRequest_BacksOffWithoutSpendingAttemptsThenDelivers()
     {
         harness.StandIn.Faults.SuccessFalse = true;
-        await AssertBacksOffThenDeadLettersAsync("success: false");
-        Assert.Equal(0, harness.StandIn.AcceptedEventCount);
+        await AssertOutageSpendsNoAttemptAsync("success: false", () => harness.StandIn.Faults.SuccessFalse = false);
     }
 
     [Fact]
-    public async Task Dispatcher_ConnectionRefused_BacksOffPerRowThenDeadLetters()
+    public async Task Dispatcher_ConnectionRefused_BacksOffWithoutSpendingAttempts()
     {
         var closed = ClosedLoopbackEndpoint();
-        await AssertBacksOffThenDeadLettersAsync("network error", o => o.Endpoint = closed);
+        await AssertOutageSpendsNoAttemptAsync("network error", heal: null, o => o.Endpoint = closed);
     }
 
     [Fact]
-    public async Task Dispatcher_TooManyRequestsWithRetryAfter_NextAttemptWaitsAtLeastRetryAfter()
+    public async Task Dispatcher_RetryAfterLongerThanRetryMaxDelay_WaitsRetryMaxDelayAndSpendsNoAttempt()
     {
         harness.StandIn.Faults.FailStatusCode = 429;
         harness.StandIn.Faults.FailNextRequests = 1;
         harness.StandIn.Faults.RetryAfter = TimeSpan.FromSeconds(60);
         await harness.EnqueueAsync([("ra", null)]);
         var clock = new WatchedClock();
-        var failedAt = clock.GetUtcNow().UtcDateTime;
         await harness.StartHostAsync(Options, clock);
 
-        // The dispatcher itself also waits out the Retry-After before it probes again.
-        await clock.WaitForWaitsAsync(1, due => due >= TimeSpan.FromSeconds(60), Deadline);
+        // Retry-After wins over the (shorter) backoff but never over RetryMaxDelay.
+        await clock.WaitForWaitsAsync(1, due => due == MaxDelay, Deadline);
         var row = Assert.Single(await harness.RowsAsync());
-        Assert.Equal(1, row.Attempts);
-        Assert.Contains("HTTP 429", row.LastError);
+        Assert.Equal(0, row.Attempts);
+        Assert.Null(row.LeaseId);
+        Assert.Single(harness.StandIn.Requests);
 
-        // Retry-After wins over the (shorter) backoff and over RetryMaxDelay.
-        Assert.True(row.NextAttemptAt >= failedAt + TimeSpan.FromSeconds(60), $"next attempt {row.NextAttemptAt:O}, failed at {failedAt:O}");
-
-        clock.Advance(TimeSpan.FromSeconds(60));
+        clock.Advance(MaxDelay);
         await harness.StandIn.WaitForEventsAsync(1, Deadline);
         await harness.WaitForOutboxAsync(rows => rows.Count == 0);
     }
@@ -117,7 +113,8 @@ public sealed class DispatcherFailureTests : IAsyncLifetime
     // The dispatcher's backoff waits are at most RetryMaxDelay; the HTTP timeouts on the same clock are far longer.
     private static bool IsBackoff(TimeSpan due) => due > TimeSpan.Zero && due <= MaxDelay;
 
-    private async Task AssertBacksOffThenDeadLettersAsync(string error, Action<ThrivestackOptions>? configure = null)
+    // More failed probes than MaxAttempts: had they counted, the row would be dead-lettered.
+    private async Task AssertOutageSpendsNoAttemptAsync(string error, Action? heal, Action<ThrivestackOptions>? configure = null)
     {
         await harness.EnqueueAsync([("flaky", null)]);
         var clock = new WatchedClock();
@@ -129,30 +126,30 @@ public sealed class DispatcherFailureTests : IAsyncLifetime
             },
             clock);
 
-        for (var attempt = 1; attempt < MaxAttempts; attempt++)
+        for (var probe = 1; probe <= MaxAttempts + 2; probe++)
         {
-            // Parked on its backoff: the failure was acknowledged at the current (frozen) time.
-            await clock.WaitForWaitsAsync(attempt, IsBackoff, Deadline);
-            var failedAt = clock.GetUtcNow().UtcDateTime;
+            // Parked on the dispatcher's backoff: the failure was handled at the current (frozen) time.
+            await clock.WaitForWaitsAsync(probe, IsBackoff, Deadline);
             var row = Assert.Single(await harness.RowsAsync());
             Assert.Equal(OutboxRowState.Pending, row.State);
-            Assert.Equal(attempt, row.Attempts);
+            Assert.Equal(0, row.Attempts);
             Assert.Null(row.LeaseId);
-            Assert.Contains(error, row.LastError);
-
-            // Exponential (base x 2^(n-1)), capped at RetryMaxDelay, jittered within the upper half.
-            var ceiling = TimeSpan.FromTicks(Math.Min(MaxDelay.Ticks, BaseDelay.Ticks << (attempt - 1)));
-            Assert.InRange(row.NextAttemptAt - failedAt, ceiling / 2, ceiling);
-
             clock.Advance(MaxDelay);
         }
 
-        await harness.WaitForOutboxAsync(rows => rows.Count == 1 && rows[0].State == OutboxRowState.DeadLettered, Deadline);
-        var dead = Assert.Single(await harness.RowsAsync());
-        Assert.Equal(MaxAttempts, dead.Attempts);
-        Assert.Contains($"gave up after {MaxAttempts} attempts", dead.LastError);
-        Assert.Contains(error, dead.LastError);
-        Assert.NotNull(dead.DeadLetteredAt);
+        var backedOff = Assert.Single(harness.Logs.Lines, l => l.Is(32));
+        Assert.Contains(error, backedOff.Message);
+        if (heal is null)
+        {
+            return;
+        }
+
+        heal();
+        await clock.WaitForWaitsAsync(MaxAttempts + 3, IsBackoff, Deadline);
+        clock.Advance(MaxDelay);
+        await harness.StandIn.WaitForEventsAsync(1, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(8)), Deadline);
     }
 
     private static Uri ClosedLoopbackEndpoint()

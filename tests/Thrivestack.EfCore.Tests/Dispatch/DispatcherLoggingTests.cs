@@ -88,9 +88,8 @@ public sealed class DispatcherLoggingTests
         }
 
         var lines = harness.Logs.Lines;
-        Assert.Contains(lines, l => l.Is(5) && l.Message.Contains("batch of 2 events"));
-        Assert.Contains(lines, l => l.Is(12) && l.Message.Contains("batch of 2 events"));
-        Assert.Contains(lines, l => l.Is(3) && l.Message.Contains("Delivered 1 identify events"));
+        Assert.Contains(lines, l => l.Is(33) && l.Message.Contains("batch of 2 events"));
+        Assert.Contains(lines, l => l.Is(3) && l.Message.Contains("Delivered identify events: 1 "));
         Assert.Contains(lines, l => l.Is(4) && l.Message.Contains("trait ignored"));
         var deadLettered = Assert.Single(lines, l => l.Is(6));
         Assert.Contains($"event {dead.Id} of user {rejected}", deadLettered.Message);

@@ -18,7 +18,7 @@ public sealed class DispatcherShutdownTests : IAsyncLifetime
     [Fact]
     public async Task StopAsync_RequestInFlight_AbandonsItWithinTheShutdownTimeoutAndReleasesTheRows()
     {
-        // The answer would take 10 minutes and the request may wait 5: only honouring the stop ends the dispatcher in time.
+        // The answer would take 10 minutes and the request may wait 5: only the host's shutdown timeout ends it in time.
         harness.StandIn.Faults.Latency = TimeSpan.FromMinutes(10);
         await harness.EnqueueAsync(Enumerable.Range(0, 3).Select(i => ($"s{i}", (IReadOnlyDictionary<string, object?>?)null)));
         var probe = new InFlightProbe();
@@ -30,7 +30,7 @@ public sealed class DispatcherShutdownTests : IAsyncLifetime
             },
             services: services =>
             {
-                services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+                services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(3));
                 probe.AddTo(services);
             });
         await host.StartAsync();
@@ -52,6 +52,37 @@ public sealed class DispatcherShutdownTests : IAsyncLifetime
             Assert.Equal(0, r.Attempts);
         });
         Assert.Equal(0, harness.StandIn.AcceptedEventCount);
+    }
+
+    [Fact]
+    public async Task StopAsync_RequestInFlight_RecordsItsAnswerAndNothingIsSentAgain()
+    {
+        await using var gateway = await LoopbackGateway.StartAsync(harness.StandIn.Endpoint);
+        var answer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        gateway.Hold = answer.Task;
+        var users = new[] { "f1", "f2", "f3" };
+        await harness.EnqueueAsync(users.Select(u => (u, (IReadOnlyDictionary<string, object?>?)null)));
+        var first = await harness.StartHostAsync(o => o.Endpoint = gateway.Endpoint);
+        await gateway.Holding.Task.WaitAsync(Deadline);
+
+        // The stop is requested (the stopping token is cancelled synchronously) while ThriveStack's answer is on its way.
+        var dispatcher = DispatchHarness.Dispatcher(first);
+        var stopping = dispatcher.StopAsync(CancellationToken.None);
+        answer.SetResult();
+        await stopping.WaitAsync(Deadline);
+
+        Assert.True(dispatcher.ExecuteTask!.IsCompletedSuccessfully, $"dispatcher task: {dispatcher.ExecuteTask.Status}");
+        Assert.Empty(await harness.RowsAsync());
+        Assert.Equal(1, gateway.Requests);
+
+        // A second dispatcher finds nothing of the first batch to send: a marker written after it is all that arrives.
+        gateway.Hold = null;
+        var second = await harness.StartHostAsync(o => o.Endpoint = gateway.Endpoint);
+        await DispatchHarness.SaveUsersAsync(second, 1, "marker");
+        await harness.StandIn.WaitForEventsAsync(4, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+        Assert.All(users, u => Assert.Single(harness.StandIn.EventsFor(u)));
+        Assert.Equal(2, gateway.Requests);
     }
 
     [Fact]

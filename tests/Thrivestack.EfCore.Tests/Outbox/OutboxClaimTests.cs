@@ -13,6 +13,7 @@ public abstract class OutboxClaimTests : IAsyncLifetime
 {
     private static readonly DateTime Now = new(2026, 11, 28, 9, 30, 0, DateTimeKind.Utc);
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan RetryMaxDelay = TimeSpan.FromMinutes(5);
 
     private TestDatabase database = null!;
 
@@ -89,6 +90,48 @@ public abstract class OutboxClaimTests : IAsyncLifetime
         Assert.Equal([ada1, ada2, bob], await ClaimAsync(Now + TimeSpan.FromMinutes(2)));
     }
 
+    [Fact]
+    public async Task Claim_LeaseEndingFurtherAheadThanALeaseCanAfterTheClockSteppedBack_IsTreatedAsExpired()
+    {
+        var (ada1, ada2, bob) = await EnqueueAsync();
+        var clockAhead = Now + TimeSpan.FromHours(1);
+        Assert.Equal([ada1, ada2, bob], await ClaimAsync(clockAhead));
+
+        // The wall clock stepped back an hour: the lease still has an hour to run, which no lease written now could.
+        Assert.Equal([ada1, ada2, bob], await ClaimAsync(Now));
+    }
+
+    [Fact]
+    public async Task Claim_NextAttemptFurtherAheadThanRetryMaxDelayAfterTheClockSteppedBack_IsDue()
+    {
+        var (ada1, ada2, bob) = await EnqueueAsync();
+        var lease = Guid.NewGuid();
+        var clockAhead = Now + TimeSpan.FromHours(1);
+        Assert.Equal([ada1, ada2, bob], await ClaimAsync(clockAhead, limit: 10, lease));
+        await using (var context = database.CreateContext())
+        {
+            var store = new OutboxStore(context);
+            await store.RetryLaterAsync([ada1, ada2, bob], lease, clockAhead + RetryMaxDelay, "503", CancellationToken.None);
+        }
+
+        Assert.Equal([ada1, ada2, bob], await ClaimAsync(Now));
+    }
+
+    [Fact]
+    public async Task Claim_NextAttemptWithinRetryMaxDelay_WaitsForIt()
+    {
+        var (ada1, ada2, bob) = await EnqueueAsync();
+        var lease = Guid.NewGuid();
+        Assert.Equal([ada1, ada2, bob], await ClaimAsync(Now, limit: 10, lease));
+        await using (var context = database.CreateContext())
+        {
+            await new OutboxStore(context).RetryLaterAsync([ada1, ada2, bob], lease, Now + RetryMaxDelay, "503", CancellationToken.None);
+        }
+
+        Assert.Empty(await ClaimAsync(Now + TimeSpan.FromSeconds(1)));
+        Assert.Equal([ada1, ada2, bob], await ClaimAsync(Now + RetryMaxDelay));
+    }
+
     private async Task<(long Ada1, long Ada2, long Bob)> EnqueueAsync()
     {
         await using (var context = database.CreateContext())
@@ -112,7 +155,7 @@ public abstract class OutboxClaimTests : IAsyncLifetime
     private async Task<long[]> ClaimAsync(DateTime now, int limit = 10, Guid? lease = null)
     {
         await using var context = database.CreateContext();
-        var rows = await new OutboxStore(context).ClaimAsync(lease ?? Guid.NewGuid(), "test", now, now + Lease, limit, CancellationToken.None);
+        var rows = await new OutboxStore(context).ClaimAsync(lease ?? Guid.NewGuid(), "test", now, now + Lease, limit, CancellationToken.None, RetryMaxDelay);
         return [.. rows.Select(r => r.Id)];
     }
 }

@@ -56,13 +56,13 @@ public sealed class RetryScheduleTests
     }
 
     [Fact]
-    public void Delay_RetryAfterLongerThanTheBackoff_Wins()
+    public void Delay_RetryAfterLongerThanTheBackoff_WinsUpToRetryMaxDelay()
     {
-        var retryAfter = TimeSpan.FromMinutes(10);
-
-        // Longer than RetryMaxDelay too: the server's wait is capped by the client, not replaced by the backoff cap.
-        Assert.Equal(retryAfter, RetrySchedule.Delay(1, Base, Max, retryAfter));
+        // A server's wait wins over a shorter backoff, but never over RetryMaxDelay (a Retry-After of years would
+        // otherwise hold rows, or the dispatcher, for as long).
         Assert.Equal(TimeSpan.FromSeconds(3), RetrySchedule.Delay(1, Base, Max, TimeSpan.FromSeconds(3)));
+        Assert.Equal(Max, RetrySchedule.Delay(1, Base, Max, Max + TimeSpan.FromMinutes(5)));
+        Assert.Equal(Max, RetrySchedule.Delay(1, Base, Max, TimeSpan.FromDays(3650)));
     }
 
     [Fact]
