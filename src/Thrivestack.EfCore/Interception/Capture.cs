@@ -52,7 +52,7 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
 
         if (OptionsFacts.AnyUndispatched)
         {
-            OptionsFacts.For(Entry.Context.GetService<IDbContextOptions>()).WarnIfUndispatched();
+            ThrivestackIdentifyInterceptor.FactsOf(Entry.Context).WarnIfUndispatched();
         }
 
         var writer = IdentifyEventWriter.Start(userId, timestampUtc);

@@ -51,10 +51,11 @@ internal sealed class OptionsFacts
     /// <summary>Set when the application's services register no dispatcher for this context type and the user did not say why.</summary>
     private ILoggerFactory? UndispatchedLogs { get; }
 
-    /// <summary>Facts per options instance; an entry lives as long as its options (no scope is kept alive by it).</summary>
-    private static readonly ConditionalWeakTable<IDbContextOptions, OptionsFacts> Known = new();
-
-    public static OptionsFacts For(IDbContextOptions options) => Known.GetValue(options, Find);
+    /// <summary>
+    /// Reads the facts of one context's options. Each context keeps its own in its <see cref="SaveState"/> (a scoped
+    /// service, kept by pooled contexts), so this runs once per context instance, not per save.
+    /// </summary>
+    public static OptionsFacts For(IDbContextOptions options) => Find(options);
 
     /// <summary>Warns once per context type and application container, when events are first written that no dispatcher in this process ships.</summary>
     public void WarnIfUndispatched()

@@ -1,14 +1,16 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 
 namespace Thrivestack.EfCore.Interception;
 
 /// <summary>
-/// What one context's save in progress needs between the interceptor's callbacks. Kept beside the context
-/// (not in the shared interceptor), so pooled and concurrent contexts never see each other's state.
+/// What one context's save in progress needs between the interceptor's callbacks: a scoped service of EF's internal
+/// services (registered by the options extension), so each context instance has its own, pooled contexts keep theirs
+/// across leases and reset it through <see cref="IResettableService"/>, and the shared interceptor holds no state.
 /// </summary>
-internal sealed class SaveState
+internal sealed class SaveState : IResettableService
 {
     public bool InProgress { get; set; }
 
@@ -41,6 +43,19 @@ internal sealed class SaveState
 
     /// <summary>Rows went into a transaction that is still open: nudge the dispatcher when it commits.</summary>
     public bool NudgeOnCommit { get; set; }
+
+    /// <summary>A pooled context goes back to the pool: nothing of its last save may reach the next lease.</summary>
+    public void ResetState()
+    {
+        Reset();
+        NudgeOnCommit = false;
+    }
+
+    public Task ResetStateAsync(CancellationToken cancellationToken = default)
+    {
+        ResetState();
+        return Task.CompletedTask;
+    }
 
     public void Reset()
     {

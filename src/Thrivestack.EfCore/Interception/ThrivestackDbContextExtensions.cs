@@ -26,7 +26,7 @@ public static class ThrivestackDbContextExtensions
         if (context.Database.CurrentTransaction is { } transaction)
         {
             OutboxRowWriter.Insert(context, table, transaction.GetDbTransaction(), [message]);
-            ThrivestackIdentifyInterceptor.StateOf(context).NudgeOnCommit = true;
+            MarkNudgeOnCommit(context);
         }
         else
         {
@@ -55,7 +55,7 @@ public static class ThrivestackDbContextExtensions
         if (context.Database.CurrentTransaction is { } transaction)
         {
             await OutboxRowWriter.InsertAsync(context, table, transaction.GetDbTransaction(), [message], cancellationToken).ConfigureAwait(false);
-            ThrivestackIdentifyInterceptor.StateOf(context).NudgeOnCommit = true;
+            MarkNudgeOnCommit(context);
         }
         else
         {
@@ -83,5 +83,18 @@ public static class ThrivestackDbContextExtensions
         }
 
         return (writer.Finish(userId, string.IsNullOrEmpty(groupId) ? null : groupId, now, OutboxEventKind.Manual), table);
+    }
+
+    // Without the interceptor nothing would see the commit: nudge now (the dispatcher's claim waits for the commit).
+    private static void MarkNudgeOnCommit(DbContext context)
+    {
+        if (ThrivestackIdentifyInterceptor.StateOf(context) is { } state)
+        {
+            state.NudgeOnCommit = true;
+        }
+        else
+        {
+            ThrivestackIdentifyInterceptor.Nudge(context);
+        }
     }
 }

@@ -1,5 +1,4 @@
 using System.Data.Common;
-using System.Runtime.CompilerServices;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
 using Microsoft.EntityFrameworkCore.Diagnostics;
@@ -19,8 +18,6 @@ namespace Thrivestack.EfCore.Interception;
 /// </summary>
 internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, IDbTransactionInterceptor
 {
-    private static readonly ConditionalWeakTable<DbContext, SaveState> States = new();
-
     /// <summary>
     /// Whether EF's internal services hold another save interceptor: -1 not known yet, 0 no, 1 yes. A fact of the
     /// internal service provider this instance is a singleton of.
@@ -155,11 +152,16 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         return Task.CompletedTask;
     }
 
-    internal static SaveState StateOf(DbContext context) => States.GetValue(context, static _ => new SaveState());
+    /// <summary>The context's save state; null for a context whose options do not have the interceptor.</summary>
+    internal static SaveState? StateOf(DbContext context) => context.GetInfrastructure().GetService<SaveState>();
 
-    internal static void Nudge(DbContext context) => OptionsFacts.For(context.GetService<IDbContextOptions>()).Signal?.Notify();
+    internal static void Nudge(DbContext context) => FactsOf(context).Signal?.Notify();
 
-    internal static TimeProvider Clock(DbContext context) => OptionsFacts.For(context.GetService<IDbContextOptions>()).Clock;
+    internal static TimeProvider Clock(DbContext context) => FactsOf(context).Clock;
+
+    /// <summary>The facts of the context's options, read once per context (kept in its save state when it has one).</summary>
+    internal static OptionsFacts FactsOf(DbContext context) =>
+        StateOf(context) is { } state ? FactsOf(context, state) : OptionsFacts.For(context.GetService<IDbContextOptions>());
 
     /// <summary>
     /// The facts of the context's options, kept beside the context (its options never change) and beside the
@@ -168,8 +170,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     private static OptionsFacts FactsOf(DbContext context, SaveState state) =>
         state.Facts ??= OptionsFacts.For(context.GetService<IDbContextOptions>());
 
-    private static SaveState? Active(DbContext context) =>
-        States.TryGetValue(context, out var state) && state.InProgress ? state : null;
+    private static SaveState? Active(DbContext context) => StateOf(context) is { InProgress: true } state ? state : null;
 
     private void Capture(DbContext context)
     {
@@ -179,7 +180,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
             return;
         }
 
-        var state = StateOf(context);
+        var state = StateOf(context)!;
         if (state.InProgress)
         {
             // The previous save ended without any callback we could see; start clean.
@@ -468,7 +469,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     private static void Abandon(DbContext? context)
     {
-        if (context is null || !States.TryGetValue(context, out var state) || !state.InProgress)
+        if (context is null || Active(context) is not { } state)
         {
             return;
         }
@@ -486,16 +487,16 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     private static void NudgeIfCommitted(DbContext? context)
     {
-        if (context is not null && States.TryGetValue(context, out var state) && state.NudgeOnCommit)
+        if (context is not null && StateOf(context) is { NudgeOnCommit: true } state)
         {
             state.NudgeOnCommit = false;
-            (state.Facts ??= OptionsFacts.For(context.GetService<IDbContextOptions>())).Signal?.Notify();
+            FactsOf(context, state).Signal?.Notify();
         }
     }
 
     private static void ForgetNudge(DbContext? context)
     {
-        if (context is not null && States.TryGetValue(context, out var state))
+        if (context is not null && StateOf(context) is { } state)
         {
             state.NudgeOnCommit = false;
         }

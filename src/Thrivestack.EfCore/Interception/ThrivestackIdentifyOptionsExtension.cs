@@ -39,6 +39,8 @@ internal sealed class ThrivestackIdentifyOptionsExtension : IDbContextOptionsExt
     public void ApplyServices(IServiceCollection services)
     {
         services.AddSingleton<IInterceptor, ThrivestackIdentifyInterceptor>();
+        services.AddScoped<SaveState>();
+        services.AddScoped<IResettableService>(static provider => provider.GetRequiredService<SaveState>());
         new EntityFrameworkServicesBuilder(services).TryAdd<IConventionSetPlugin, ThrivestackConventionSetPlugin>();
     }
 

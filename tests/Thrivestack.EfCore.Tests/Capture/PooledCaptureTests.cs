@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Tests.Infrastructure;
 
 namespace Thrivestack.EfCore.Tests.Capture;
@@ -11,6 +12,42 @@ public sealed class PooledCaptureTests : IAsyncLifetime
     public Task InitializeAsync() => database.CreateSchemaAsync();
 
     public async Task DisposeAsync() => await database.DisposeAsync();
+
+    [Fact]
+    public async Task PooledContext_ReturnedWithAnUncommittedTransaction_NextLeaseStartsWithCleanSaveState()
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddThrivestackIdentify<TestDbContext>(o => o.ApiToken = "unused");
+        services.AddDbContextPool<TestDbContext>(o => database.Configure(o.AddThrivestackIdentifyInterceptor()), poolSize: 1);
+        await using var provider = services.BuildServiceProvider();
+        var signal = provider.GetRequiredService<OutboxSignal>();
+
+        TestDbContext first;
+        await using (var scope = provider.CreateAsyncScope())
+        {
+            // Rows written into a transaction that is never committed: the state waits to nudge at its commit.
+            first = scope.ServiceProvider.GetRequiredService<TestDbContext>();
+            await first.Database.BeginTransactionAsync();
+            first.Users.Add(new AppUser { Id = Guid.NewGuid(), Email = "abandoned@example.com" });
+            await first.SaveChangesAsync();
+        }
+
+        var before = signal.Version;
+        await using (var scope = provider.CreateAsyncScope())
+        {
+            var second = scope.ServiceProvider.GetRequiredService<TestDbContext>();
+            Assert.Same(first, second);
+            await using var transaction = await second.Database.BeginTransactionAsync();
+            second.Audit.Add(new AuditEntry { Text = "nothing for ThriveStack" });
+            await second.SaveChangesAsync();
+            await transaction.CommitAsync();
+        }
+
+        // The pool reset the context's save state (IResettableService): the abandoned lease's pending nudge is gone.
+        Assert.Equal(before, signal.Version);
+        Assert.Empty(await OutboxReader.RowsAsync(database));
+    }
 
     [Fact]
     public async Task SaveChanges_ManyTasksThroughPooledContexts_WritesEveryEventOnceWithItsOwnValues()
