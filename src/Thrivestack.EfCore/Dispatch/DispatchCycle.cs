@@ -76,6 +76,7 @@ internal sealed class DispatchCycle(
             {
                 var batch = batches[i];
                 moreBatchesFollow = i < batches.Count - 1;
+
                 // Never start a send that could outlive the lease: give the rest back and claim again.
                 if (Result != CycleResult.Completed || stoppingToken.IsCancellationRequested
                     || time.GetUtcNow().UtcDateTime > leaseEnd - (options.LeaseDuration / 2))

@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Thrivestack.EfCore.Dispatch;
 
-/// <summary>Durations for log lines, rounded as a person reads them: "0.8 s", "12 s", "5 min", "1.5 h", "2 d".</summary>
+/// <summary>Durations for log lines, rounded as a person reads them: "20 ms", "0.8 s", "12 s", "5 min", "1.5 h", "2 d".</summary>
 internal static class HumanDuration
 {
     public static string Format(TimeSpan duration)
@@ -10,6 +10,7 @@ internal static class HumanDuration
         var seconds = Math.Max(0, duration.TotalSeconds);
         return seconds switch
         {
+            < 0.1 => Rounded(seconds * 1000, 0, "ms"),
             < 10 => Rounded(seconds, 1, "s"),
             < 60 => Rounded(seconds, 0, "s"),
             < 600 => Rounded(seconds / 60, 1, "min"),

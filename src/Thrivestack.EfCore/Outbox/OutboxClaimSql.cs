@@ -41,9 +41,9 @@ internal static class OutboxClaimSql
                 """,
 
             // SKIP LOCKED on each user's oldest row: a concurrent claimer skips the whole user instead of waiting.
-            // The user's other rows are locked with SKIP LOCKED too, and a user is taken only when all of its
-            // claimable rows could be locked: a row locked by someone else (an app transaction's FOR UPDATE on a
-            // row that is not the user's oldest) would otherwise make the UPDATE wait, and every dispatcher with it.
+            // The picked rows are locked with SKIP LOCKED too, and a user is taken only when all of its picked rows
+            // could be locked: a row locked by someone else (an app transaction's FOR UPDATE on a row that is not
+            // the user's oldest) would otherwise make the UPDATE wait, and every dispatcher with it.
             Npgsql => $$"""
                 WITH heads AS (
                   SELECT h."user_id" FROM {{t}} AS h
@@ -51,22 +51,17 @@ internal static class OutboxClaimSql
                     AND NOT EXISTS (SELECT 1 FROM {{t}} AS o WHERE o."state" = 0 AND o."user_id" = h."user_id" AND o."id" < h."id")
                   ORDER BY h."id" LIMIT @p4
                   FOR UPDATE SKIP LOCKED),
-                candidates AS (
-                  SELECT r."id", r."user_id" FROM {{t}} AS r
-                  WHERE {{Where("r")}} AND r."user_id" IN (SELECT "user_id" FROM heads)),
-                locked AS (
-                  SELECT r."id", r."user_id" FROM {{t}} AS r
-                  WHERE r."id" IN (SELECT "id" FROM candidates)
-                  FOR UPDATE SKIP LOCKED),
-                whole AS (
-                  SELECT c."user_id" FROM candidates AS c GROUP BY c."user_id"
-                  HAVING COUNT(*) = (SELECT COUNT(*) FROM locked AS l WHERE l."user_id" = c."user_id")),
                 picked AS (
-                  SELECT l."id" FROM locked AS l
-                  WHERE l."user_id" IN (SELECT "user_id" FROM whole)
-                  ORDER BY l."id" LIMIT @p4)
+                  SELECT r."id", r."user_id" FROM {{t}} AS r
+                  WHERE {{Where("r")}} AND r."user_id" IN (SELECT "user_id" FROM heads)
+                  ORDER BY r."id" LIMIT @p4),
+                locked AS (
+                  SELECT r."id" AS "locked_id", r."user_id" AS "locked_user" FROM {{t}} AS r JOIN picked AS p ON r."id" = p."id"
+                  FOR UPDATE OF r SKIP LOCKED),
+                partial AS (
+                  SELECT p."user_id" FROM picked AS p WHERE NOT EXISTS (SELECT 1 FROM locked AS l WHERE l."locked_id" = p."id"))
                 UPDATE {{t}} AS u SET "lease_id" = @p0, "lease_owner" = @p1, "lease_expires_at" = @p2
-                FROM picked WHERE u."id" = picked."id"
+                FROM locked AS l WHERE u."id" = l."locked_id" AND l."locked_user" NOT IN (SELECT "user_id" FROM partial)
                 RETURNING u.{{Returning}}
                 """,
             _ => null,

@@ -106,7 +106,7 @@ public sealed class DispatcherAuthTests
         Assert.Contains("HTTP 401", paused.Message);
 
         // A rounded duration people read ("0.1 s"), not a TimeSpan ("00:00:00.1234567").
-        Assert.Matches(@"paused for \d+(\.\d)? (s|min|h|d)\.", paused.Message);
+        Assert.Matches(@"paused for \d+(\.\d)? (ms|s|min|h|d)\.", paused.Message);
         Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(8));
 
         harness.StandIn.Faults.Unauthorized = false;

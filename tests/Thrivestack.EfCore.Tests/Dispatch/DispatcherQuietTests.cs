@@ -38,6 +38,7 @@ public sealed class DispatcherQuietTests
     }
 
     [Theory]
+    [InlineData(19.6, "20 ms")]
     [InlineData(791.158, "0.8 s")]
     [InlineData(12_400, "12 s")]
     [InlineData(300_000, "5 min")]
