@@ -12,7 +12,9 @@ internal sealed class ThrivestackOptionsValidator : IValidateOptions<Thrivestack
     public ValidateOptionsResult Validate(string? name, ThrivestackOptions options)
     {
         var errors = new List<string>();
-        var prefix = string.IsNullOrEmpty(name) ? "ThrivestackOptions" : $"ThrivestackOptions for {name}";
+        // Options are named "Thrivestack:<context type>": say "the ThriveStack options of AppDbContext", not a key that is not in configuration.
+        var context = name is { Length: > 0 } ? name[(name.LastIndexOfAny([':', '.']) + 1)..] : null;
+        var prefix = context is null ? "ThrivestackOptions" : $"ThrivestackOptions of {context}";
         void Fail(string message) => errors.Add($"{prefix}: {message}");
 
         if (options.Endpoint is null || !options.Endpoint.IsAbsoluteUri)
@@ -30,7 +32,7 @@ internal sealed class ThrivestackOptionsValidator : IValidateOptions<Thrivestack
 
         if (options.SendingEnabled && options.TokenProvider is null && string.IsNullOrWhiteSpace(options.ApiToken))
         {
-            Fail("ApiToken is missing: set Thrivestack:ApiToken (for example from a secret store), or set TokenProvider for rotating tokens");
+            Fail("ApiToken is missing: set Thrivestack:ApiToken (for example from a secret store), or TokenProvider for rotating tokens, or Thrivestack:SendingEnabled to false to run without a ThriveStack account (events stay in the outbox)");
         }
         else if (options.TokenProvider is null && options.ApiToken is not null && !HeaderToken.IsValid(options.ApiToken))
         {

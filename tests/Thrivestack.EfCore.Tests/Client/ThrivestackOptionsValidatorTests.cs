@@ -55,9 +55,9 @@ public sealed class ThrivestackOptionsValidatorTests : IAsyncLifetime
 
         var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
 
-        var prefix = $"ThrivestackOptions for {ThrivestackRegistration.OptionsName<TestDbContext>()}: ";
+        var prefix = "ThrivestackOptions of TestDbContext: ";
         Assert.Equal(
-            prefix + "ApiToken is missing: set Thrivestack:ApiToken (for example from a secret store), or set TokenProvider for rotating tokens; "
+            prefix + "ApiToken is missing: set Thrivestack:ApiToken (for example from a secret store), or TokenProvider for rotating tokens, or Thrivestack:SendingEnabled to false to run without a ThriveStack account (events stay in the outbox); "
             + prefix + "MaxEventsPerBatch is 5,000, but ThriveStack accepts 1 to 1,000 events per request; "
             + prefix + "RetryMaxDelay (00:00:00.0010000) is shorter than RetryBaseDelay (00:00:00.0200000), but it must be at least as long",
             exception.Message);
