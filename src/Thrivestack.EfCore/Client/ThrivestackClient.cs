@@ -78,8 +78,9 @@ internal sealed class ThrivestackClient
                 ? await provider(cancellationToken).ConfigureAwait(false)
                 : options.ApiToken;
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
+            // Its own timeout (a TaskCanceledException) included: a failing provider pauses sending like a refused token.
             return new SendResult(SendOutcome.Unauthorized, null, $"TokenProvider failed: {ex.GetType().Name}");
         }
 

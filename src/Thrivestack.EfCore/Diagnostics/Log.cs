@@ -71,6 +71,9 @@ internal static partial class Log
     [LoggerMessage(310, LogLevel.Debug, "{Context} is dispatched but not registered in the services; its start-up checks are skipped.")]
     public static partial void StartupContextNotRegistered(ILogger logger, string context);
 
+    [LoggerMessage(312, LogLevel.Warning, "A save of {Context} ran without identify events: another save interceptor turned ChangeTracker.AutoDetectChangesEnabled off during the save, so EF's change detection, at which the library captures when other save interceptors run, never ran. Turn it off before SaveChanges (the library then sees what the change tracker knows) or leave it on.")]
+    public static partial void CaptureSkipped(ILogger logger, string context);
+
     [LoggerMessage(311, LogLevel.Error, "The start-up check of the identify outbox of {Context} failed unexpectedly; the host starts anyway. Please report this with the exception.")]
     public static partial void StartupCheckFailed(ILogger logger, Exception exception, string context);
 
@@ -106,6 +109,9 @@ internal static partial class Log
 
     [LoggerMessage(32, LogLevel.Warning, "Identify requests for {Context} fail ({Reason}) and none succeeds: ThriveStack looks unavailable. Sending backs off for {Pause}; no event spends an attempt.")]
     public static partial void SendingBackedOff(ILogger logger, string context, string reason, string pause);
+
+    [LoggerMessage(34, LogLevel.Debug, "Giving {Count} unsent identify rows of {Context} back failed; they return when their lease ends.")]
+    public static partial void ReleaseFailed(ILogger logger, Exception exception, int count, string context);
 
     [LoggerMessage(33, LogLevel.Warning, "Identify batch of {Count} events for {Context} was refused ({Reason}); splitting it to find the events that cause it.")]
     public static partial void BatchIsolated(ILogger logger, int count, string context, string reason);

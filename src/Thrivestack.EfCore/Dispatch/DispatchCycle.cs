@@ -43,6 +43,7 @@ internal sealed class DispatchCycle(
 {
     private readonly HashSet<string> blockedUsers = [];
     private readonly HashSet<long> settled = [];
+    private DateTime leaseEnd;
     private readonly List<Suspect> suspects = [];
     private SendResult? unprovenFailure;
     private bool moreBatchesFollow;
@@ -61,6 +62,7 @@ internal sealed class DispatchCycle(
     /// </summary>
     public async Task RunAsync(List<ClaimedRow> rows, DateTime leaseEnd, CancellationToken stoppingToken, CancellationToken sendToken)
     {
+        this.leaseEnd = leaseEnd;
         var events = OutboxEvent.Coalesce(rows);
         var oversized = new List<OutboxEvent>();
         var batches = BatchBody.Pack(events, options.MaxEventsPerBatch, options.MaxBatchBytes, oversized);
@@ -78,8 +80,7 @@ internal sealed class DispatchCycle(
                 moreBatchesFollow = i < batches.Count - 1;
 
                 // Never start a send that could outlive the lease: give the rest back and claim again.
-                if (Result != CycleResult.Completed || stoppingToken.IsCancellationRequested
-                    || time.GetUtcNow().UtcDateTime > leaseEnd - (options.LeaseDuration / 2))
+                if (Result != CycleResult.Completed || stoppingToken.IsCancellationRequested || LeaseRunsLow())
                 {
                     break;
                 }
@@ -103,11 +104,16 @@ internal sealed class DispatchCycle(
 
     private static bool Isolatable(SendResult result) => result.StatusCode is 403 or >= 500;
 
+    /// <summary>Less than half the lease is left: a send started now could outlive it and another dispatcher send the rows too.</summary>
+    private bool LeaseRunsLow() => time.GetUtcNow().UtcDateTime > leaseEnd - (options.LeaseDuration / 2);
+
     private async Task SendAsync(List<OutboxEvent> batch, Isolation? isolation, CancellationToken stoppingToken, CancellationToken sendToken)
     {
         batch = batch.Where(e => !blockedUsers.Contains(e.Row.UserId)).ToList();
-        if (batch.Count == 0 || Result != CycleResult.Completed || isolation is { Aborted: true } || stoppingToken.IsCancellationRequested)
+        if (batch.Count == 0 || Result != CycleResult.Completed || isolation is { Aborted: true } || stoppingToken.IsCancellationRequested
+            || LeaseRunsLow())
         {
+            // Never start a send, a split's included, that could outlive the lease: the rows go back and are claimed again.
             return;
         }
 
@@ -300,15 +306,16 @@ internal sealed class DispatchCycle(
             return;
         }
 
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10), time);
         try
         {
             await store.ReleaseAsync(ids, leaseId, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            // Quietly: the lease ends by itself and the rows are claimed again then. If the outbox is down, the
+            // Only at Debug: the lease ends by itself and the rows are claimed again then. If the outbox is down, the
             // dispatcher reports that once for the whole outage.
+            Log.ReleaseFailed(logger, ex, ids.Length, contextName);
         }
     }
 

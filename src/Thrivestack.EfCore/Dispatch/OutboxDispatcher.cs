@@ -252,7 +252,6 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         var pause = RetrySchedule.Delay(consecutivePauses, options.RetryBaseDelay, options.RetryMaxDelay);
         if (status.AuthPausedSince is null)
         {
-            status.AuthPausedSince = time.GetUtcNow();
             if (result == CycleResult.Misconfigured)
             {
                 var endpoint = options.Endpoint.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped);
@@ -264,6 +263,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 status.PauseMessage = "Sending is paused: ThriveStack refused the API token.";
                 Log.SendingPaused(logger, failure.Describe(), contextName, HumanDuration.Format(pause));
             }
+
+            // Published after the message: the health check reads them on another thread.
+            status.AuthPausedSince = time.GetUtcNow();
         }
 
         return pause;

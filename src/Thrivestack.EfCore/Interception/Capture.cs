@@ -50,11 +50,6 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
             return null;
         }
 
-        if (OptionsFacts.AnyUndispatched)
-        {
-            ThrivestackIdentifyInterceptor.FactsOf(Entry.Context).WarnIfUndispatched();
-        }
-
         var writer = IdentifyEventWriter.Start(userId, timestampUtc);
         if (User is not null)
         {

@@ -31,12 +31,6 @@ internal sealed class OptionsFacts
         UndispatchedLogs = undispatchedLogs;
     }
 
-    /// <summary>
-    /// Some options in this process write events that no dispatcher here ships: only then does a capture look up its
-    /// options' facts to warn (<see cref="WarnIfUndispatched"/>); a well-wired application pays one static read.
-    /// </summary>
-    public static bool AnyUndispatched { get; private set; }
-
     public IDbContextOptions Options { get; }
 
     /// <summary>The clock that stamps events: the interceptor's own, else the application's, else the system's.</summary>
@@ -52,10 +46,26 @@ internal sealed class OptionsFacts
     private ILoggerFactory? UndispatchedLogs { get; }
 
     /// <summary>
-    /// Reads the facts of one context's options. Each context keeps its own in its <see cref="SaveState"/> (a scoped
-    /// service, kept by pooled contexts), so this runs once per context instance, not per save.
+    /// The facts of one options instance, read once and kept on the options' own extension (options are immutable):
+    /// contexts of a factory, a pool or <c>new</c> with shared options read them once; each context also keeps them in its
+    /// <see cref="SaveState"/>.
     /// </summary>
-    public static OptionsFacts For(IDbContextOptions options) => Find(options);
+    public static OptionsFacts For(IDbContextOptions options)
+    {
+        var extension = options.FindExtension<ThrivestackIdentifyOptionsExtension>();
+        if (extension?.Facts is { } known && ReferenceEquals(known.Options, options))
+        {
+            return known;
+        }
+
+        var facts = Find(options);
+        if (extension is not null)
+        {
+            extension.Facts = facts;
+        }
+
+        return facts;
+    }
 
     /// <summary>Warns once per context type and application container, when events are first written that no dispatcher in this process ships.</summary>
     public void WarnIfUndispatched()
@@ -85,7 +95,6 @@ internal sealed class OptionsFacts
         if (application is not null && extension is { DispatchedElsewhere: false } && !IsDispatched(application, options))
         {
             undispatched = core?.LoggerFactory ?? application.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
-            AnyUndispatched = true;
         }
 
         return new OptionsFacts(options, clock, application?.GetService<OutboxSignal>(), configures, undispatched);

@@ -23,6 +23,9 @@ internal sealed class SaveState : IResettableService
     /// <summary>Other save interceptors follow this library's: capture at EF's own DetectChanges, after all of them.</summary>
     public bool CaptureAtDetectChanges { get; set; }
 
+    /// <summary>EF's DetectChanges ran during this save and the capture with it.</summary>
+    public bool CapturedAtDetectChanges { get; set; }
+
     /// <summary>Outbox entities saved by EF's own batch; detached once the save succeeded.</summary>
     public List<EntityEntry> Tracked { get; } = [];
 
@@ -63,6 +66,7 @@ internal sealed class SaveState : IResettableService
         HasRows = false;
         RestoreDetectChanges = false;
         CaptureAtDetectChanges = false;
+        CapturedAtDetectChanges = false;
         Tracked.Clear();
         Deferred = null;
         Mode = DeferredWrite.None;

@@ -85,7 +85,8 @@ public static class ThrivestackDbContextExtensions
         return (writer.Finish(userId, string.IsNullOrEmpty(groupId) ? null : groupId, now, OutboxEventKind.Manual), table);
     }
 
-    // Without the interceptor nothing would see the commit: nudge now (the dispatcher's claim waits for the commit).
+    // Without the interceptor nothing sees the commit: nudge now. On SQLite the dispatcher's claim waits for the writer's
+    // commit; on PostgreSQL the uncommitted row is invisible to it and the event waits for the next poll (PollInterval).
     private static void MarkNudgeOnCommit(DbContext context)
     {
         if (ThrivestackIdentifyInterceptor.StateOf(context) is { } state)

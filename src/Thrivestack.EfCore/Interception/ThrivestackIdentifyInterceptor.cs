@@ -5,6 +5,8 @@ using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
@@ -57,6 +59,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
             try
             {
                 RestoreDetectChanges(context, state);
+                WarnIfNeverCaptured(context, state);
                 if (state.Mode == DeferredWrite.AfterSave)
                 {
                     var (table, transaction, rows) = DeferredRows(context, state);
@@ -81,6 +84,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
             try
             {
                 RestoreDetectChanges(context, state);
+                WarnIfNeverCaptured(context, state);
                 if (state.Mode == DeferredWrite.AfterSave)
                 {
                     var (table, transaction, rows) = DeferredRows(context, state);
@@ -252,6 +256,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         }
 
         // Entries() would detect changes again and raise this event inside itself.
+        state.CapturedAtDetectChanges = true;
         tracker.AutoDetectChangesEnabled = false;
         try
         {
@@ -290,6 +295,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
         Begin(context, state);
         state.HasRows = true;
+        facts.WarnIfUndispatched();
         state.Timestamp = facts.Clock.GetUtcNow().UtcDateTime;
         state.Tracked.AddRange(scanner.ManualRows);
         foreach (var capture in captures)
@@ -354,6 +360,18 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         }
 
         return injectedOthers == 0;
+    }
+
+    /// <summary>
+    /// A later interceptor turned automatic change detection off during the save, so EF's own pass, which this save's
+    /// capture waited for, never ran: the save went through without events. Say so instead of staying silent.
+    /// </summary>
+    private static void WarnIfNeverCaptured(DbContext context, SaveState state)
+    {
+        if (state.CaptureAtDetectChanges && !state.CapturedAtDetectChanges)
+        {
+            Log.CaptureSkipped(context.GetService<ILoggerFactory>().CreateLogger<ThrivestackIdentifyInterceptor>(), context.GetType().Name);
+        }
     }
 
     private static void Begin(DbContext context, SaveState state)

@@ -32,6 +32,9 @@ internal sealed class ThrivestackIdentifyOptionsExtension : IDbContextOptionsExt
 
     public DbContextOptionsExtensionInfo Info => info ??= new ExtensionInfo(this);
 
+    /// <summary>The facts of the options this extension belongs to, once read (a cache: not a setting, not in <see cref="Info"/>).</summary>
+    internal OptionsFacts? Facts { get; set; }
+
     public ThrivestackIdentifyOptionsExtension WithTimeProvider(TimeProvider timeProvider) => new(this) { TimeProvider = timeProvider };
 
     public ThrivestackIdentifyOptionsExtension WithDispatchedElsewhere() => new(this) { DispatchedElsewhere = true };

@@ -38,7 +38,9 @@ internal sealed class OutboxStore(DbContext context)
     {
         var lease = leaseEnd - now;
         var retryHorizon = now + (2 * (longestRetry ?? TimeSpan.FromMinutes(5)));
-        var leaseHorizon = leaseEnd + lease;
+        // A lease ending further ahead than any dispatcher would set (a clock stepped back) counts as expired. Generous, so a
+        // peer with a longer LeaseDuration (a configuration rolled out instance by instance) keeps its live lease.
+        var leaseHorizon = leaseEnd + (3 * lease);
         List<ClaimedRow> rows;
         if (Sql.Claim is { } sql)
         {

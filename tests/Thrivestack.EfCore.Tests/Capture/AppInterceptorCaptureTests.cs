@@ -143,6 +143,25 @@ public sealed class AppInterceptorCaptureTests : IAsyncLifetime
         Assert.Empty(harness.StandIn.EventsFor(dave.Id.ToString()));
     }
 
+    [Fact]
+    public async Task SaveChanges_LaterInterceptorTurnsDetectionOff_SaysTheSaveWentWithoutEvents()
+    {
+        var host = harness.BuildCustomHost(builder =>
+        {
+            builder.Services.AddDbContext<AppEventsDbContext>(options =>
+            {
+                harness.Database.Configure(options);
+                options.AddThrivestackIdentifyInterceptor().AddInterceptors(new DetectionOff());
+            });
+            builder.Services.AddThrivestackIdentify<AppEventsDbContext>(o => harness.Defaults(o));
+        });
+        await host.StartAsync();
+
+        await SaveAsync(host, db => db.Users.Add(new AppUser { Id = Guid.NewGuid(), Email = "unseen@example.com" }));
+
+        Assert.Single(harness.Logs.Lines, l => l.Is(312) && l.Message.Contains(nameof(AppEventsDbContext), StringComparison.Ordinal));
+    }
+
     private async Task<IHost> StartAsync(bool appInterceptorsFirst)
     {
         var host = harness.BuildCustomHost(builder =>
@@ -233,6 +252,16 @@ public sealed class AppInterceptorCaptureTests : IAsyncLifetime
                     user.Email = "synced@example.com";
                 }
             }
+        }
+    }
+
+    /// <summary>An interceptor that turns automatic change detection off during the save, as some bulk helpers do.</summary>
+    private sealed class DetectionOff : SaveChangesInterceptor
+    {
+        public override ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            eventData.Context!.ChangeTracker.AutoDetectChangesEnabled = false;
+            return ValueTask.FromResult(result);
         }
     }
 
