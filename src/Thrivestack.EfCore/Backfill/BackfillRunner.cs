@@ -5,6 +5,7 @@ using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Logging;
 using Thrivestack.EfCore.Diagnostics;
+using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
@@ -105,7 +106,14 @@ internal sealed class BackfillRunner
                 total += await phase.CountAsync(context, cancellationToken).ConfigureAwait(false);
                 if (checkpoints.TryGetValue(phase.Name, out var done))
                 {
-                    _ = phase.IsUser ? processedUsers += done.Processed : processedMemberships += done.Processed;
+                    if (phase.IsUser)
+                    {
+                        processedUsers += done.Processed;
+                    }
+                    else
+                    {
+                        processedMemberships += done.Processed;
+                    }
                 }
             }
 
@@ -137,7 +145,7 @@ internal sealed class BackfillRunner
 
             await store.CompleteRunAsync(Now, cancellationToken).ConfigureAwait(false);
             var elapsed = clock.GetElapsedTime(started);
-            Log.BackfillCompleted(logger, options.Name, usersEnqueued, membershipsEnqueued, elapsed);
+            Log.BackfillCompleted(logger, options.Name, usersEnqueued, membershipsEnqueued, HumanDuration.Format(elapsed));
             return new ThrivestackBackfillResult
             {
                 UsersEnqueued = usersEnqueued,
@@ -295,7 +303,7 @@ internal sealed class BackfillRunner
         if (now - lastLog >= LogInterval)
         {
             lastLog = now;
-            Log.BackfillProgressed(logger, options.Name, processedUsers + processedMemberships, total, phase.EntityType.DisplayName(), rate, remaining);
+            Log.BackfillProgressed(logger, options.Name, processedUsers + processedMemberships, total, phase.EntityType.DisplayName(), rate, remaining is { } timeLeft ? HumanDuration.Format(timeLeft) : "an unknown time");
         }
     }
 }

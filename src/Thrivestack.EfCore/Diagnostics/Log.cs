@@ -82,10 +82,10 @@ internal static partial class Log
     public static partial void BackfillStarted(ILogger logger, string name, string context, string owner, long remaining, long total, string resumed);
 
     [LoggerMessage(901, LogLevel.Information, "Backfill {Name}: {Processed} of about {Total} users and memberships processed ({EntityType}), {Rate:F0} rows/s, about {Remaining} left.")]
-    public static partial void BackfillProgressed(ILogger logger, string name, long processed, long total, string entityType, double rate, TimeSpan? remaining);
+    public static partial void BackfillProgressed(ILogger logger, string name, long processed, long total, string entityType, double rate, string remaining);
 
     [LoggerMessage(902, LogLevel.Information, "Backfill {Name} completed: {Users} user and {Memberships} membership events enqueued by this run in {Elapsed}.")]
-    public static partial void BackfillCompleted(ILogger logger, string name, long users, long memberships, TimeSpan elapsed);
+    public static partial void BackfillCompleted(ILogger logger, string name, long users, long memberships, string elapsed);
 
     [LoggerMessage(903, LogLevel.Debug, "Backfill {Name} waits: more than {Limit} identify events are pending in the outbox.")]
     public static partial void BackfillWaiting(ILogger logger, string name, int limit);
