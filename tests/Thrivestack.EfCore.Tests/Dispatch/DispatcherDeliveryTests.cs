@@ -143,6 +143,29 @@ public sealed class DispatcherDeliveryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RequeueThrivestackDeadLetters_UserHasANewerPendingEvent_TheNewerStillArrivesLast()
+    {
+        await harness.EnqueueAsync([("ada", new Dictionary<string, object?> { ["v"] = 1 })]);
+        await using (var context = harness.Database.CreateContext())
+        {
+            await context.Set<OutboxMessage>().ExecuteUpdateAsync(s => s.SetProperty(m => m.State, OutboxRowState.DeadLettered));
+        }
+
+        await harness.EnqueueAsync([("ada", new Dictionary<string, object?> { ["v"] = 2 })]);
+        await using (var context = harness.Database.CreateContext())
+        {
+            var letter = Assert.Single(await context.GetThrivestackDeadLettersAsync());
+            Assert.Equal(1, await context.RequeueThrivestackDeadLettersAsync([letter.Id]));
+        }
+
+        await harness.StartHostAsync();
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+
+        // The requeued event keeps its place in the user's order: the newer traits are the last ThriveStack receives.
+        Assert.Equal([1, 2], harness.StandIn.EventsFor("ada").Select(e => e.Traits!.Value.GetProperty("v").GetInt32()));
+    }
+
+    [Fact]
     public async Task Dispatcher_EventIdResponseWithWarnings_DeliversAndLogsRowIds()
     {
         harness.StandIn.Faults.EventIdResponse = true;
