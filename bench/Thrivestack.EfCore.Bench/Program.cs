@@ -30,6 +30,8 @@ switch (args.FirstOrDefault())
         return await PgScenario.RunAsync(options);
     case PgScenario.ChildCommand:
         return await PgScenario.ChildAsync(args[1..]);
+    case "backfill":
+        return await BackfillScenario.RunAsync(options);
     default:
         Console.Error.WriteLine("""
             usage: Thrivestack.EfCore.Bench <scenario> [--option value ...]
@@ -37,6 +39,7 @@ switch (args.FirstOrDefault())
               latency  [--rate 100] [--seconds 20] [--synchronous full|normal]
               memory   [--rows 1000000] [--batch 100] [--gc workstation|server] [--child-env DOTNET_GCgen0size=0x2000000,...] [--synchronous full|normal]
               pg       [--rows 100000] [--batch 100] [--dispatchers 1,2,4]
+              backfill [--users 1000000] [--provider sqlite|pg] [--rate 50] [--chunk 500] [--max-pending 10000] [--poll-ms 1000] [--child-env DOTNET_GCHeapHardLimit=0x6400000|none]
             """);
         return 2;
 }
