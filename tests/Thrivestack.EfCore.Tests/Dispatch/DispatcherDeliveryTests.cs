@@ -218,6 +218,10 @@ public sealed class DispatcherDeliveryTests : IAsyncLifetime
             // Batches of 10: 100+ requests, so both kinds of injected failure occur (0.85^100 chance of no 429).
             o.MaxEventsPerBatch = 10;
             o.MaxAttempts = 50;
+
+            // The dispatcher's own handling is the subject, not Polly's 200 ms quick retries, which made this test's time
+            // follow the machine's load.
+            o.MaxRequestRetries = 0;
         });
         await harness.StandIn.WaitUntilAsync(s => s.Events.Select(e => e.UserId).Distinct().Count() == 1000, TimeSpan.FromSeconds(90));
         await harness.WaitForOutboxAsync(rows => rows.Count == 0, TimeSpan.FromSeconds(60));
