@@ -58,6 +58,43 @@ public sealed class LeaseGuardTests : IAsyncLifetime
         await harness.WaitForOutboxAsync(rows => rows.Count == 0);
     }
 
+    [Fact]
+    public async Task Dispatcher_LeaseRunsLowWhileABatchToSplitIsInFlight_SendsTheHalvesOnlyUnderAFreshLease()
+    {
+        harness.StandIn.Faults.RejectedUserIds.Add("bad");
+        await harness.EnqueueAsync(
+        [
+            ("good", new Dictionary<string, object?> { ["plan"] = "a" }),
+            ("bad", new Dictionary<string, object?> { ["plan"] = "b" }),
+        ]);
+
+        var clock = new WatchedClock();
+        var gate = new FirstRequestGate(harness.Database, clock);
+        var host = harness.BuildHost(
+            o =>
+            {
+                // One batch of both rows: the 400 it gets is split into two requests of one.
+                o.MaxEventsPerBatch = 2;
+                o.LeaseDuration = Lease;
+                o.RequestTimeout = TimeSpan.FromMinutes(8);
+                o.MaxRequestRetries = 0;
+                o.PollInterval = TimeSpan.FromHours(1);
+            },
+            clock,
+            services => services.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => new GateHandler(gate)));
+        await host.StartAsync();
+
+        await gate.FirstArrived.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // The refused request takes 6 of the lease's 10 minutes: its split must not start with the 4 left.
+        clock.Advance(TimeSpan.FromMinutes(6));
+        gate.Release();
+
+        await harness.WaitForOutboxAsync(rows => rows.Count == 1 && rows[0].State == OutboxRowState.DeadLettered);
+        Assert.Equal("good", Assert.Single(harness.StandIn.Events).UserId);
+        Assert.All(gate.Snapshot(), left => Assert.True(left >= Lease / 2, $"a send started with {left} of its lease left"));
+    }
+
     /// <summary>Holds the first request until released; for every request notes how much of its rows' lease was left at the send.</summary>
     private sealed class FirstRequestGate(TestDatabase database, TimeProvider clock)
     {
