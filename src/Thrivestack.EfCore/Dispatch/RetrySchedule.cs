@@ -12,7 +12,9 @@ internal static class RetrySchedule
     {
         var exponent = Math.Clamp(attempt - 1, 0, 30);
         var ceiling = Math.Min(maxDelay.Ticks, baseDelay.Ticks * Math.Pow(2, exponent));
+#pragma warning disable RS0030 // The library's one source of randomness: the jitter that spreads retries of many rows and instances.
         var jittered = TimeSpan.FromTicks((long)(ceiling / 2 + (Random.Shared.NextDouble() * ceiling / 2)));
+#pragma warning restore RS0030
         return retryAfter is { } wait && wait > jittered ? (wait < maxDelay ? wait : maxDelay) : jittered;
     }
 }
