@@ -62,8 +62,7 @@ internal sealed class BackfillRunner
         metrics = BackfillMetrics.For(context);
         postgres = context.Database.ProviderName == OutboxClaimSql.Npgsql;
         lockOutbox = $"LOCK TABLE {sql.DelimitIdentifier(outbox.TableName, outbox.Schema)} IN SHARE ROW EXCLUSIVE MODE";
-        var id = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
-        owner = id.Length <= 200 ? id : id[^200..];
+        owner = OutboxStore.NewOwner();
         store = new BackfillCheckpointStore(context, options.Name, owner);
         started = clock.GetTimestamp();
     }

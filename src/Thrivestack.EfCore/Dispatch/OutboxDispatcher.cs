@@ -32,7 +32,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private readonly string contextName = typeof(TContext).Name;
     private readonly SendEvidence evidence = new();
     private readonly CancellationTokenSource abortSends = new();
-    private readonly string owner = OutboxStore.Truncate($"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}", 200);
+    private readonly string owner = OutboxStore.NewOwner();
     private int sendFailures;
     private int outboxFailures;
     private int consecutivePauses;

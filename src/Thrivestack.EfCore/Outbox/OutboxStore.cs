@@ -122,7 +122,7 @@ internal sealed class OutboxStore(DbContext context)
             var pending = Rows.Where(r => r.State == OutboxRowState.Pending);
             var count = await pending.LongCountAsync(cancellationToken).ConfigureAwait(false);
             var oldest = count == 0 ? null : await pending.MinAsync(r => (DateTime?)r.CreatedAt, cancellationToken).ConfigureAwait(false);
-            return new OutboxStatistics(count, oldest is { } o && now > o ? now - o : TimeSpan.Zero);
+            return new OutboxStatistics(count, OutboxStatistics.AgeOf(oldest, now));
         }
 
         var statistics = new OutboxStatistics(0, TimeSpan.Zero);
@@ -135,12 +135,15 @@ internal sealed class OutboxStore(DbContext context)
                 {
                     var count = Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture);
                     DateTime? oldest = count == 0 || await reader.IsDBNullAsync(1, ct).ConfigureAwait(false) ? null : DateTime.SpecifyKind(reader.GetDateTime(1), DateTimeKind.Utc);
-                    statistics = new OutboxStatistics(count, oldest is { } o && now > o ? now - o : TimeSpan.Zero);
+                    statistics = new OutboxStatistics(count, OutboxStatistics.AgeOf(oldest, now));
                 }
             },
             cancellationToken).ConfigureAwait(false);
         return statistics;
     }
+
+    /// <summary>Who holds a lease or a lock, for an operator reading the table: machine, process and a unique part.</summary>
+    public static string NewOwner() => Truncate($"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}", 200);
 
     public static string Truncate(string text, int length = 2000) => text.Length <= length ? text : text[..(length - 3)] + "...";
 

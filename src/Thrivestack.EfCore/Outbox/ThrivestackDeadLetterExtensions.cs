@@ -1,4 +1,5 @@
 using Thrivestack.EfCore;
+using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Outbox;
 
@@ -25,7 +26,7 @@ public static class ThrivestackDeadLetterExtensions
         return new ThrivestackOutboxState
         {
             Pending = pending?.Count ?? 0,
-            OldestPendingAge = pending is { } p && now > p.Oldest ? now - p.Oldest : TimeSpan.Zero,
+            OldestPendingAge = OutboxStatistics.AgeOf(pending?.Oldest, now),
             Delivered = groups.Find(g => g.State == OutboxRowState.Delivered)?.Count ?? 0,
             DeadLettered = groups.Find(g => g.State == OutboxRowState.DeadLettered)?.Count ?? 0,
         };
