@@ -27,21 +27,8 @@ public sealed class LeaseGuardTests : IAsyncLifetime
             ("second", new Dictionary<string, object?> { ["plan"] = "b" }),
         ]);
 
-        var clock = new WatchedClock();
-        var gate = new FirstRequestGate(harness.Database, clock);
-        var host = harness.BuildHost(
-            o =>
-            {
-                // One claim holds both rows, sent as two batches one after the other.
-                o.MaxEventsPerBatch = 1;
-                o.LeaseDuration = Lease;
-                o.RequestTimeout = TimeSpan.FromMinutes(8);
-                o.MaxRequestRetries = 0;
-                o.PollInterval = TimeSpan.FromHours(1);
-            },
-            clock,
-            services => services.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => new GateHandler(gate)));
-        await host.StartAsync();
+        // One claim holds both rows, sent as two batches one after the other.
+        var (clock, gate) = await StartGatedHostAsync(maxEventsPerBatch: 1);
 
         await gate.FirstArrived.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.All(gate.Snapshot(), left => Assert.Equal(Lease, left));
@@ -68,21 +55,8 @@ public sealed class LeaseGuardTests : IAsyncLifetime
             ("bad", new Dictionary<string, object?> { ["plan"] = "b" }),
         ]);
 
-        var clock = new WatchedClock();
-        var gate = new FirstRequestGate(harness.Database, clock);
-        var host = harness.BuildHost(
-            o =>
-            {
-                // One batch of both rows: the 400 it gets is split into two requests of one.
-                o.MaxEventsPerBatch = 2;
-                o.LeaseDuration = Lease;
-                o.RequestTimeout = TimeSpan.FromMinutes(8);
-                o.MaxRequestRetries = 0;
-                o.PollInterval = TimeSpan.FromHours(1);
-            },
-            clock,
-            services => services.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => new GateHandler(gate)));
-        await host.StartAsync();
+        // One batch of both rows: the 400 it gets is split into two requests of one.
+        var (clock, gate) = await StartGatedHostAsync(maxEventsPerBatch: 2);
 
         await gate.FirstArrived.WaitAsync(TimeSpan.FromSeconds(30));
 
@@ -93,6 +67,26 @@ public sealed class LeaseGuardTests : IAsyncLifetime
         await harness.WaitForOutboxAsync(rows => rows.Count == 1 && rows[0].State == OutboxRowState.DeadLettered);
         Assert.Equal("good", Assert.Single(harness.StandIn.Events).UserId);
         Assert.All(gate.Snapshot(), left => Assert.True(left >= Lease / 2, $"a send started with {left} of its lease left"));
+    }
+
+    /// <summary>Starts a dispatcher on a fake clock whose first request is held by the returned gate until released.</summary>
+    private async Task<(WatchedClock Clock, FirstRequestGate Gate)> StartGatedHostAsync(int maxEventsPerBatch)
+    {
+        var clock = new WatchedClock();
+        var gate = new FirstRequestGate(harness.Database, clock);
+        var host = harness.BuildHost(
+            o =>
+            {
+                o.MaxEventsPerBatch = maxEventsPerBatch;
+                o.LeaseDuration = Lease;
+                o.RequestTimeout = TimeSpan.FromMinutes(8);
+                o.MaxRequestRetries = 0;
+                o.PollInterval = TimeSpan.FromHours(1);
+            },
+            clock,
+            services => services.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => new GateHandler(gate)));
+        await host.StartAsync();
+        return (clock, gate);
     }
 
     /// <summary>Holds the first request until released; for every request notes how much of its rows' lease was left at the send.</summary>
