@@ -6,7 +6,7 @@ namespace Thrivestack.EfCore.Testing;
 /// <summary>
 /// Fault injection of a <see cref="ThrivestackStandIn"/>. Settings may be changed at any time, also while requests are in
 /// flight; they apply to the requests that reach the fault step afterwards. After authentication, faults are applied in this
-/// order: <see cref="Latency"/>, <see cref="FailNextRequests"/>, <see cref="ServerErrorRate"/>,
+/// order: <see cref="MaxConcurrentRequests"/>, <see cref="Latency"/> (with <see cref="LatencyJitter"/>), <see cref="FailNextRequests"/>, <see cref="ServerErrorRate"/>,
 /// <see cref="TooManyRequestsRate"/>, <see cref="SuccessFalse"/>; validation follows, then <see cref="RejectedUserIds"/>.
 /// </summary>
 public sealed class StandInFaults
@@ -21,6 +21,8 @@ public sealed class StandInFaults
     private double _tooManyRequestsRate;
     private TimeSpan? _retryAfter;
     private TimeSpan _latency;
+    private TimeSpan _latencyJitter;
+    private int? _maxConcurrentRequests;
     private bool _unauthorized;
     private int _failNextRequests;
     private int _failStatusCode = DefaultFailStatusCode;
@@ -73,6 +75,38 @@ public sealed class StandInFaults
     {
         get { lock (_gate) { return _latency; } }
         set { ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero, nameof(Latency)); lock (_gate) { _latency = value; } }
+    }
+
+    /// <summary>
+    /// Gets or sets the upper bound of a random extra delay, drawn per request between zero and this value and added to
+    /// <see cref="Latency"/>, so that concurrent requests are answered in a random order. The draws come from the random
+    /// numbers seeded with <see cref="ThrivestackStandInOptions.Seed"/>. The default value is zero.
+    /// </summary>
+    public TimeSpan LatencyJitter
+    {
+        get { lock (_gate) { return _latencyJitter; } }
+        set { ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero, nameof(LatencyJitter)); lock (_gate) { _latencyJitter = value; } }
+    }
+
+    /// <summary>
+    /// Gets or sets how many authorized requests may be handled at once, as a gateway in front of the API limits them: a
+    /// request that arrives while this many are in flight is answered 429 at once, without <c>Retry-After</c> (whatever
+    /// <see cref="RetryAfter"/> says), and nothing of it is stored. The default value is <see langword="null"/> (no limit).
+    /// </summary>
+    /// <seealso cref="ThrivestackStandIn.PeakConcurrentRequests"/>
+    /// <seealso cref="ThrivestackStandIn.ConcurrencyLimitRefusedCount"/>
+    public int? MaxConcurrentRequests
+    {
+        get { lock (_gate) { return _maxConcurrentRequests; } }
+        set
+        {
+            if (value is int limit)
+            {
+                ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1, nameof(MaxConcurrentRequests));
+            }
+
+            lock (_gate) { _maxConcurrentRequests = value; }
+        }
     }
 
     /// <summary>Gets or sets a value indicating whether every request is answered 401, whatever its token (a 401 window). The default value is <see langword="false"/>.</summary>
@@ -157,6 +191,15 @@ public sealed class StandInFaults
         }
     }
 
+    /// <summary>Decides the delay of one authorized request: <see cref="Latency"/> plus a draw of <see cref="LatencyJitter"/>.</summary>
+    internal TimeSpan NextLatency()
+    {
+        lock (_gate)
+        {
+            return _latencyJitter <= TimeSpan.Zero ? _latency : _latency + TimeSpan.FromTicks(_random.NextInt64(_latencyJitter.Ticks + 1));
+        }
+    }
+
     internal IReadOnlyList<string> WarningsSnapshot() => _warnings.Snapshot();
 
     /// <summary>Restores every setting to its default.</summary>
@@ -168,6 +211,8 @@ public sealed class StandInFaults
             _tooManyRequestsRate = 0;
             _retryAfter = null;
             _latency = TimeSpan.Zero;
+            _latencyJitter = TimeSpan.Zero;
+            _maxConcurrentRequests = null;
             _unauthorized = false;
             _failNextRequests = 0;
             _failStatusCode = DefaultFailStatusCode;

@@ -23,17 +23,25 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly StandInCredentials _credentials;
     private readonly StandInRecorder _recorder;
+    private readonly InFlightRequests _inFlight;
     private readonly CancellationTokenSource _stopping;
     private int _disposed;
 
     private ThrivestackStandIn(
-        WebApplication app, Uri endpoint, StandInCredentials credentials, StandInFaults faults, StandInRecorder recorder, CancellationTokenSource stopping)
+        WebApplication app,
+        Uri endpoint,
+        StandInCredentials credentials,
+        StandInFaults faults,
+        StandInRecorder recorder,
+        InFlightRequests inFlight,
+        CancellationTokenSource stopping)
     {
         _app = app;
         Endpoint = endpoint;
         _credentials = credentials;
         Faults = faults;
         _recorder = recorder;
+        _inFlight = inFlight;
         _stopping = stopping;
     }
 
@@ -62,6 +70,28 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
     /// <summary>Gets the number of requests accepted since the start or the last <see cref="Reset"/>.</summary>
     public int AcceptedRequestCount => _recorder.AcceptedRequestCount;
 
+    /// <summary>
+    /// Gets the number of requests answered 429 since the start or the last <see cref="Reset"/>, whatever the cause:
+    /// <see cref="StandInFaults.MaxConcurrentRequests"/>, <see cref="StandInFaults.TooManyRequestsRate"/> or
+    /// <see cref="StandInFaults.FailNextRequests"/>.
+    /// </summary>
+    public int TooManyRequestsCount => _recorder.TooManyRequestsCount;
+
+    /// <summary>Gets the number of requests answered 429 by <see cref="StandInFaults.MaxConcurrentRequests"/> since the start or the last <see cref="Reset"/>.</summary>
+    public int ConcurrencyLimitRefusedCount => _inFlight.Refused;
+
+    /// <summary>
+    /// Gets the number of authorized requests being handled now: from the moment one passes authentication and the
+    /// concurrency limit until its answer is decided (it includes <see cref="StandInFaults.Latency"/> and reading the body).
+    /// </summary>
+    public int InFlightRequestCount => _inFlight.Current;
+
+    /// <summary>
+    /// Gets the largest <see cref="InFlightRequestCount"/> since the start or the last <see cref="Reset"/>: how many requests
+    /// a client kept in flight at once.
+    /// </summary>
+    public int PeakConcurrentRequests => _inFlight.Peak;
+
     /// <summary>Starts a stand-in on 127.0.0.1 on a free port.</summary>
     /// <param name="options">The options; <see langword="null"/> for the defaults.</param>
     /// <param name="cancellationToken">Cancels the start.</param>
@@ -75,9 +105,10 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
         var credentials = new StandInCredentials(options.AuthHeader, options.ApiToken);
         var faults = new StandInFaults(options.Seed);
         var recorder = new StandInRecorder();
+        var inFlight = new InFlightRequests(recorder.Signal);
         var stopping = new CancellationTokenSource();
         var endpoint = new IdentifyEndpoint(
-            new PathString(options.Path), options.RecordEvents, credentials, faults, recorder, TimeProvider.System, stopping.Token);
+            new PathString(options.Path), options.RecordEvents, credentials, faults, recorder, inFlight, TimeProvider.System, stopping.Token);
         WebApplication app = StandInHost.Build(endpoint.HandleAsync);
         try
         {
@@ -91,7 +122,7 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
         }
 
         var url = new UriBuilder(StandInHost.Address(app)) { Path = options.Path }.Uri;
-        return new ThrivestackStandIn(app, url, credentials, faults, recorder, stopping);
+        return new ThrivestackStandIn(app, url, credentials, faults, recorder, inFlight, stopping);
     }
 
     /// <summary>Gets a copy of the accepted events of one user, in arrival order.</summary>
@@ -138,13 +169,15 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
     }
 
     /// <summary>
-    /// Clears the recorded events, requests and counters and restores every fault setting to its default. The token stays.
-    /// Call it while no request is in flight.
+    /// Clears the recorded events, requests and counters (also <see cref="PeakConcurrentRequests"/>,
+    /// <see cref="TooManyRequestsCount"/> and <see cref="ConcurrencyLimitRefusedCount"/>) and restores every fault setting
+    /// to its default. The token stays. Call it while no request is in flight.
     /// </summary>
     public void Reset()
     {
         Faults.Reset();
         _recorder.Reset();
+        _inFlight.Reset();
     }
 
     /// <summary>Stops the server; requests still waiting on <see cref="StandInFaults.Latency"/> are aborted.</summary>

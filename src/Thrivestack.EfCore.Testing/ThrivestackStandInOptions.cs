@@ -19,6 +19,6 @@ public sealed class ThrivestackStandInOptions
     /// </summary>
     public bool RecordEvents { get; set; } = true;
 
-    /// <summary>Gets or sets the seed of the random numbers behind the fault rates, for reproducible runs. The default value is <see langword="null"/> (unseeded).</summary>
+    /// <summary>Gets or sets the seed of the random numbers behind the fault rates and <see cref="StandInFaults.LatencyJitter"/>, for reproducible runs. The default value is <see langword="null"/> (unseeded).</summary>
     public int? Seed { get; set; }
 }

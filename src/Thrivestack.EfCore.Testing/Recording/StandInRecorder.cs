@@ -16,10 +16,13 @@ internal sealed class StandInRecorder
     private int _nextIndex = -1;
     private int _acceptedEventCount;
     private int _acceptedRequestCount;
+    private int _tooManyRequestsCount;
 
     public int AcceptedEventCount => Volatile.Read(ref _acceptedEventCount);
 
     public int AcceptedRequestCount => Volatile.Read(ref _acceptedRequestCount);
+
+    public int TooManyRequestsCount => Volatile.Read(ref _tooManyRequestsCount);
 
     /// <summary>Gets a task that completes when the next request is recorded (or on <see cref="Reset"/>).</summary>
     public Task Changed => Volatile.Read(ref _changed).Task;
@@ -55,10 +58,18 @@ internal sealed class StandInRecorder
                 _acceptedRequestCount++;
                 _acceptedEventCount += request.EventCount;
             }
+
+            if (request.StatusCode == 429)
+            {
+                _tooManyRequestsCount++;
+            }
         }
 
-        Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();
+        Signal();
     }
+
+    /// <summary>Completes <see cref="Changed"/>, so that waiters check their condition again.</summary>
+    public void Signal() => Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();
 
     public void Reset()
     {
@@ -68,10 +79,11 @@ internal sealed class StandInRecorder
             _events.Clear();
             _acceptedEventCount = 0;
             _acceptedRequestCount = 0;
+            _tooManyRequestsCount = 0;
             _nextIndex = -1;
         }
 
-        Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();
+        Signal();
     }
 
     /// <summary>Describes what arrived, e.g. "3 request(s) answered: 200 x1, 401 x2; last error: 401 Access token missing or invalid".</summary>

@@ -13,12 +13,14 @@ internal sealed class IdentifyEndpoint(
     StandInCredentials credentials,
     StandInFaults faults,
     StandInRecorder recorder,
+    InFlightRequests inFlight,
     TimeProvider timeProvider,
     CancellationToken stopping)
 {
     public const int MaxBodyBytes = 2_000_000;
 
     private const string Unauthorized = "Access token missing or invalid";
+    private const string ConcurrencyLimited = "Rate Limit Exceeded (too many concurrent requests)";
 
     public async Task HandleAsync(HttpContext context)
     {
@@ -86,7 +88,26 @@ internal sealed class IdentifyEndpoint(
             return new Verdict(StatusCodes.Status401Unauthorized, Unauthorized) { BodyBytes = announcedBytes };
         }
 
-        await DelayAsync(faults.Latency, aborted).ConfigureAwait(false);
+        // A gateway refuses at once and names no time to wait: no Retry-After, whatever the faults say.
+        if (!inFlight.TryEnter(faults.MaxConcurrentRequests))
+        {
+            return new Verdict(StatusCodes.Status429TooManyRequests, ConcurrencyLimited) { BodyBytes = announcedBytes };
+        }
+
+        try
+        {
+            return await DecideAdmittedAsync(request, index, announcedBytes, aborted).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Before the request is recorded and answered, so that a client that got its answer finds the slot free.
+            inFlight.Exit();
+        }
+    }
+
+    private async Task<Verdict> DecideAdmittedAsync(HttpRequest request, int index, int announcedBytes, CancellationToken aborted)
+    {
+        await DelayAsync(faults.NextLatency(), aborted).ConfigureAwait(false);
         if (faults.NextFault() is { } fault)
         {
             return new Verdict(fault.StatusCode, fault.Message, fault.RetryAfter) { BodyBytes = announcedBytes };
