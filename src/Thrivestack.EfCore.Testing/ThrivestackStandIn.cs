@@ -108,7 +108,7 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
         var inFlight = new InFlightRequests(recorder.Signal);
         var stopping = new CancellationTokenSource();
         var endpoint = new IdentifyEndpoint(
-            new PathString(options.Path), options.RecordEvents, credentials, faults, recorder, inFlight, TimeProvider.System, stopping.Token);
+            new PathString(options.Path), options.RecordEvents, credentials, faults, recorder, inFlight, options.TimeProvider, stopping.Token);
         WebApplication app = StandInHost.Build(endpoint.HandleAsync);
         try
         {

@@ -21,4 +21,7 @@ public sealed class ThrivestackStandInOptions
 
     /// <summary>Gets or sets the seed of the random numbers behind the fault rates and <see cref="StandInFaults.LatencyJitter"/>, for reproducible runs. The default value is <see langword="null"/> (unseeded).</summary>
     public int? Seed { get; set; }
+
+    /// <summary>Gets or sets the clock of <see cref="StandInFaults.Latency"/> and of <see cref="ReceivedRequest.ReceivedAt"/>; tests of the stand-in use a fake one.</summary>
+    internal TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 }

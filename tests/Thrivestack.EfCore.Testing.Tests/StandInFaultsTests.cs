@@ -4,7 +4,7 @@ using Thrivestack.EfCore.Testing.Tests.Infrastructure;
 
 namespace Thrivestack.EfCore.Testing.Tests;
 
-public sealed class StandInFaultsTests : IDisposable
+public sealed partial class StandInFaultsTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 

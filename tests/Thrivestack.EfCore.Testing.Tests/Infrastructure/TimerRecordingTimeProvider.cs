@@ -1,0 +1,23 @@
+using Microsoft.Extensions.Time.Testing;
+
+namespace Thrivestack.EfCore.Testing.Tests.Infrastructure;
+
+/// <summary>A fake clock that records the due time of every timer created on it (each <c>Task.Delay</c> of the stand-in).</summary>
+internal sealed class TimerRecordingTimeProvider : FakeTimeProvider
+{
+    private readonly Lock _gate = new();
+    private readonly List<TimeSpan> _dueTimes = [];
+
+    public IReadOnlyList<TimeSpan> DueTimes { get { lock (_gate) { return [.. _dueTimes]; } } }
+
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    {
+        ITimer timer = base.CreateTimer(callback, state, dueTime, period);
+        lock (_gate)
+        {
+            _dueTimes.Add(dueTime);
+        }
+
+        return timer;
+    }
+}
