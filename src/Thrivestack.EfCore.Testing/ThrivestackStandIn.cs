@@ -151,7 +151,10 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
             cancellationToken);
     }
 
-    /// <summary>Waits until <paramref name="condition"/> holds; it is checked now, after every answered request, and every 50 ms.</summary>
+    /// <summary>
+    /// Waits until <paramref name="condition"/> holds; it is checked now, after every answered request, whenever a request
+    /// enters or leaves <see cref="InFlightRequestCount"/>, and every 50 ms.
+    /// </summary>
     /// <param name="condition">The condition over the stand-in, e.g. <c>s =&gt; s.Requests.Count &gt;= 3</c>.</param>
     /// <param name="timeout">How long to wait, or <see cref="Timeout.InfiniteTimeSpan"/>.</param>
     /// <param name="cancellationToken">Cancels the wait.</param>

@@ -24,7 +24,7 @@ internal sealed class StandInRecorder
 
     public int TooManyRequestsCount => Volatile.Read(ref _tooManyRequestsCount);
 
-    /// <summary>Gets a task that completes when the next request is recorded (or on <see cref="Reset"/>).</summary>
+    /// <summary>Gets a task that completes when the next request is recorded, on <see cref="Signal"/> or on <see cref="Reset"/>.</summary>
     public Task Changed => Volatile.Read(ref _changed).Task;
 
     /// <summary>Takes the arrival index of a new request.</summary>
