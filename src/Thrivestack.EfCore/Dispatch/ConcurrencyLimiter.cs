@@ -96,7 +96,7 @@ internal sealed class ConcurrencyLimiter
     {
         lock (gate)
         {
-            return new SendStart(time.GetTimestamp(), inFlight);
+            return new SendStart(time.GetTimestamp(), inFlight, Allowed);
         }
     }
 
@@ -129,7 +129,7 @@ internal sealed class ConcurrencyLimiter
     private void Increase(SendStart start)
     {
         // Application-limited: the dispatcher did not use the whole limit, so this answer says nothing about a larger one.
-        if (start.InFlight < Allowed || limit >= max)
+        if (start.InFlight < start.Allowed || limit >= max)
         {
             return;
         }
@@ -146,21 +146,21 @@ internal sealed class ConcurrencyLimiter
             return;
         }
 
-        var step = 1 / limit;
-        if (refusedLevel is { } level && limit + step >= level)
+        if (refusedLevel is { } level && Allowed + 1 >= level)
         {
-            probeCredit += step;
+            // The next whole step reaches the refused level: wait ProbeRounds round trips (one credit per success in each).
+            probeCredit += 1.0 / Allowed;
             if (probeCredit < ProbeRounds)
             {
                 return;
             }
 
             probeCredit = 0;
-            limit = Math.Min(max, Math.Floor(limit) + 1);
+            limit = Math.Min(max, Allowed + 1);
             return;
         }
 
-        limit = Math.Min(max, limit + step);
+        limit = Math.Min(max, limit + (1 / limit));
     }
 
     private void Decrease(SendStart start, double target, bool refused)

@@ -49,7 +49,8 @@ internal sealed class DispatchCycle(
     Guid leaseId,
     SendEvidence evidence,
     ConcurrencyLimiter limiter,
-    SendPermit permit)
+    SendPermit permit,
+    Func<bool> allLanesHeld)
 {
     private readonly HashSet<string> blockedUsers = [];
     private readonly HashSet<long> settled = [];
@@ -91,7 +92,7 @@ internal sealed class DispatchCycle(
                 moreBatchesFollow = i < batches.Count - 1;
 
                 // Never start a send that could outlive the lease: give the rest back and claim again.
-                if (Result != CycleResult.Completed || stoppingToken.IsCancellationRequested || leaseRanOut || LeaseRunsLow())
+                if (Result != CycleResult.Completed || stoppingToken.IsCancellationRequested || leaseRanOut || LeaseRunsLow() || allLanesHeld())
                 {
                     break;
                 }
@@ -142,7 +143,7 @@ internal sealed class DispatchCycle(
     {
         batch = batch.Where(e => !blockedUsers.Contains(e.Row.UserId)).ToList();
         if (batch.Count == 0 || Result != CycleResult.Completed || isolation is { Aborted: true } || stoppingToken.IsCancellationRequested
-            || leaseRanOut || LeaseRunsLow())
+            || leaseRanOut || LeaseRunsLow() || allLanesHeld())
         {
             // Never start a send, a split's included, that could outlive the lease: the rows go back and are claimed again.
             return;

@@ -179,6 +179,12 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         // The slot comes before the claim: a lane waiting for its turn holds no rows.
         using var permit = new SendPermit(limiter);
         await permit.AcquireAsync(stoppingToken).ConfigureAwait(false);
+        if (HeldFor() is var held && held > TimeSpan.Zero)
+        {
+            // Another lane's backoff, pause or Retry-After began while this one waited for its slot.
+            return new LaneStep(held, false);
+        }
+
         try
         {
             await using var scope = scopes.CreateAsyncScope();
@@ -207,7 +213,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 return new LaneStep(options.PollInterval, false);
             }
 
-            var cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit);
+            var cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero);
             await cycle.RunAsync(rows, leaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
             var wait = cycle.Result switch
             {
@@ -224,15 +230,17 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
     }
 
-    private async Task WaitForResumeAsync(CancellationToken stoppingToken)
+    private TimeSpan HeldFor()
     {
-        DateTimeOffset until;
         lock (stateGate)
         {
-            until = resumeAt;
+            return resumeAt - time.GetUtcNow();
         }
+    }
 
-        var wait = until - time.GetUtcNow();
+    private async Task WaitForResumeAsync(CancellationToken stoppingToken)
+    {
+        var wait = HeldFor();
         if (wait > TimeSpan.Zero)
         {
             await Task.Delay(wait, time, stoppingToken).ConfigureAwait(false);
