@@ -22,6 +22,10 @@ internal sealed class ThrivestackClient
     // A Retry-After longer than this is honoured by the row's next attempt time, not by holding the lease.
     private static readonly TimeSpan LongestQuickRetryWait = TimeSpan.FromSeconds(5);
 
+    /// <summary>The longest one send can take: every attempt timing out, with the longest wait between attempts.</summary>
+    public static TimeSpan LongestSend(ThrivestackOptions options) =>
+        (options.RequestTimeout * (options.MaxRequestRetries + 1)) + (LongestQuickRetryWait * options.MaxRequestRetries);
+
     private readonly IHttpClientFactory httpClientFactory;
     private readonly string clientName;
     private readonly ThrivestackOptions options;
@@ -121,7 +125,7 @@ internal sealed class ThrivestackClient
         }
         catch (TimeoutRejectedException)
         {
-            return new SendResult(SendOutcome.Transient, null, $"no answer from {HostAndPort(options.Endpoint)} within {options.RequestTimeout}");
+            return new SendResult(SendOutcome.Transient, null, $"no answer from {HostAndPort(options.Endpoint)} within {options.RequestTimeout}") { TimedOut = true };
         }
         catch (HttpRequestException ex)
         {
@@ -129,7 +133,7 @@ internal sealed class ThrivestackClient
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return new SendResult(SendOutcome.Transient, null, $"no answer from {HostAndPort(options.Endpoint)} within {options.RequestTimeout}");
+            return new SendResult(SendOutcome.Transient, null, $"no answer from {HostAndPort(options.Endpoint)} within {options.RequestTimeout}") { TimedOut = true };
         }
     }
 
@@ -164,8 +168,7 @@ internal sealed class ThrivestackClient
     {
         var builder = new ResiliencePipelineBuilder<HttpAnswer> { TimeProvider = timeProvider };
 
-        // Never hold rows past their lease: give up before it ends, the rows are then retried later.
-        builder.AddTimeout(options.LeaseDuration * 0.9);
+        // The lease's deadline comes from the caller's token (DispatchCycle): no send goes on past its lease.
         if (options.MaxRequestRetries > 0)
         {
             builder.AddRetry(new RetryStrategyOptions<HttpAnswer>
@@ -175,7 +178,7 @@ internal sealed class ThrivestackClient
                 UseJitter = true,
                 Delay = TimeSpan.FromMilliseconds(200),
                 MaxDelay = LongestQuickRetryWait,
-                ShouldHandle = static args => ValueTask.FromResult(IsQuickRetryable(args.Outcome)),
+                ShouldHandle = args => ValueTask.FromResult(IsQuickRetryable(args.Outcome, options.MaxConcurrentRequests)),
 
                 // Never more than MaxDelay, whatever the server asked (IsQuickRetryable already left long waits to the row).
                 DelayGenerator = static args => ValueTask.FromResult(
@@ -187,7 +190,7 @@ internal sealed class ThrivestackClient
         return builder.Build();
     }
 
-    private static bool IsQuickRetryable(Outcome<HttpAnswer> outcome)
+    private static bool IsQuickRetryable(Outcome<HttpAnswer> outcome, int maxConcurrentRequests)
     {
         if (outcome.Exception is not null)
         {
@@ -195,7 +198,9 @@ internal sealed class ThrivestackClient
         }
 
         var answer = outcome.Result!;
-        var transient = answer.StatusCode is 408 or 429 or >= 500;
+        // With several requests in flight a 429 is the dispatcher's concurrency limit at work (ConcurrencyLimiter): retrying it
+        // here would hide the signal and add a request the gateway refuses again.
+        var transient = answer.StatusCode is 408 or >= 500 || (answer.StatusCode == 429 && maxConcurrentRequests == 1);
 
         // A long Retry-After is honoured by the row's next attempt time instead of waiting here.
         return transient && (answer.RetryAfter is not { } wait || wait <= LongestQuickRetryWait);

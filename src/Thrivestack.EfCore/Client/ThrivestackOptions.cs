@@ -30,11 +30,24 @@ public sealed class ThrivestackOptions
     /// <summary>How often the outbox is scanned for rows no in-process nudge announced (other processes, crashes). The default value is 1 second.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>How long a claimed row belongs to one dispatcher; at least <see cref="RequestTimeout"/>. The default value is 1 minute.</summary>
+    /// <summary>
+    /// How long a claimed row belongs to one dispatcher. No send starts in its second half or goes on past nine tenths of it,
+    /// so it must hold one request with its quick retries (see <see cref="RequestTimeout"/>). The default value is 1 minute.
+    /// </summary>
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromMinutes(1);
 
-    /// <summary>Timeout of one HTTP attempt. The default value is 30 seconds.</summary>
-    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// Timeout of one HTTP attempt. A request with its quick retries must fit in nine tenths of <see cref="LeaseDuration"/>.
+    /// The default value is 10 seconds.
+    /// </summary>
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The most requests one dispatcher keeps in flight, 1 to 64. The number actually in flight is found at run time: it
+    /// grows while answers come back fast and successful and shrinks on 429, 503, timeouts and rising latency. 1 sends one
+    /// request at a time. The default value is 8.
+    /// </summary>
+    public int MaxConcurrentRequests { get; set; } = 8;
 
     /// <summary>Quick retries of one request (exponential backoff with jitter) before its rows wait for a later attempt. The default value is 2.</summary>
     public int MaxRequestRetries { get; set; } = 2;

@@ -54,9 +54,16 @@ internal sealed class ThrivestackOptionsValidator : IValidateOptions<Thrivestack
         Positive(options.LeaseDuration, nameof(options.LeaseDuration));
         Positive(options.RequestTimeout, nameof(options.RequestTimeout));
         Positive(options.RetryBaseDelay, nameof(options.RetryBaseDelay));
-        if (options.LeaseDuration < options.RequestTimeout)
+        if (options.LeaseDuration > TimeSpan.Zero && options.RequestTimeout > TimeSpan.Zero && options.MaxRequestRetries is >= 0 and <= 10
+            && ThrivestackClient.LongestSend(options) is var send && send > options.LeaseDuration * 0.9)
         {
-            Fail($"LeaseDuration ({options.LeaseDuration}) is shorter than RequestTimeout ({options.RequestTimeout}), so a slow request would outlive its lease and be sent twice: make the lease longer than the request timeout");
+            var needed = TimeSpan.FromSeconds(Math.Ceiling(send.TotalSeconds / 0.9));
+            Fail($"LeaseDuration ({options.LeaseDuration}) is too short for one request with its quick retries: RequestTimeout ({options.RequestTimeout}) for each of {Format(options.MaxRequestRetries + 1)} attempt(s) (MaxRequestRetries {Format(options.MaxRequestRetries)}) and the waits between them take up to {send}, which must fit in nine tenths of the lease, or a slow request would be cut off when its lease ends: make LeaseDuration at least {needed}, or lower RequestTimeout or MaxRequestRetries");
+        }
+
+        if (options.MaxConcurrentRequests is < 1 or > 64)
+        {
+            Fail($"MaxConcurrentRequests is {Format(options.MaxConcurrentRequests)}, but it must be between 1 and 64 (1 sends one request at a time)");
         }
 
         if (options.RetryMaxDelay < options.RetryBaseDelay)

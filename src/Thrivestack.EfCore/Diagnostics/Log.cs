@@ -115,4 +115,13 @@ internal static partial class Log
 
     [LoggerMessage(33, LogLevel.Warning, "Identify batch of {Count} events for {Context} was refused ({Reason}); splitting it to find the events that cause it.")]
     public static partial void BatchIsolated(ILogger logger, int count, string context, string reason);
+
+    [LoggerMessage(35, LogLevel.Debug, "ThriveStack answered 429 to a batch of {Count} events for {Context} sent with {InFlight} requests in flight; the rows go back unsent and fewer requests are kept in flight.")]
+    public static partial void BatchThrottled(ILogger logger, int count, string context, int inFlight);
+
+    [LoggerMessage(36, LogLevel.Warning, "A batch of {Count} events for {Context} got no answer before its lease ({Lease}) ran out; the request was abandoned and the rows released, to be sent again.")]
+    public static partial void SendOutlivedLease(ILogger logger, int count, string context, string lease);
+
+    [LoggerMessage(37, LogLevel.Warning, "{Lost} of {Named} rows to be marked {Outcome} for {Context} were no longer leased to this dispatcher (its lease ended and another one took them); they are not counted as {Outcome} here.")]
+    public static partial void LeaseLostBeforeAcknowledgement(ILogger logger, int lost, int named, string outcome, string context);
 }

@@ -14,11 +14,13 @@ internal sealed class ThrivestackMetrics
     private readonly Counter<long> delivered;
     private readonly Counter<long> retried;
     private readonly Counter<long> deadLettered;
+    private readonly Counter<long> leaseLost;
     private readonly Histogram<int> batchSize;
     private readonly Histogram<int> batchBytes;
     private readonly Histogram<double> requestDuration;
     private readonly Lock gate = new();
     private readonly Dictionary<string, OutboxStatistics> statistics = [];
+    private readonly Dictionary<string, Func<double>> limits = [];
 
     public ThrivestackMetrics(IMeterFactory meterFactory)
     {
@@ -26,10 +28,12 @@ internal sealed class ThrivestackMetrics
         delivered = meter.CreateCounter<long>("thrivestack.identify.events.delivered", "{event}", "Events ThriveStack accepted.");
         retried = meter.CreateCounter<long>("thrivestack.identify.events.retried", "{event}", "Events scheduled for another attempt after a transient failure.");
         deadLettered = meter.CreateCounter<long>("thrivestack.identify.events.dead_lettered", "{event}", "Events that can never be delivered, kept with the reason.");
+        leaseLost = meter.CreateCounter<long>("thrivestack.identify.events.lease_lost", "{event}", "Events whose acknowledgement found them leased to another dispatcher (the lease ended first); not counted as delivered here.");
         batchSize = meter.CreateHistogram<int>("thrivestack.identify.batch.size", "{event}", "Events per request.");
         batchBytes = meter.CreateHistogram<int>("thrivestack.identify.batch.bytes", "By", "Bytes of each request body.");
         requestDuration = meter.CreateHistogram<double>("thrivestack.identify.request.duration", "s", "Duration of each request, retries included.");
         meter.CreateObservableGauge("thrivestack.outbox.pending", () => Observe(s => s.Pending), "{event}", "Rows waiting for delivery.");
+        meter.CreateObservableGauge("thrivestack.identify.requests.limit", ObserveLimits, "{request}", "Requests each dispatcher may keep in flight now (found at run time).");
         meter.CreateObservableGauge("thrivestack.outbox.oldest_pending_age", () => Observe(s => s.OldestPendingAge.TotalSeconds), "s", "Age of the oldest row waiting for delivery.");
     }
 
@@ -38,6 +42,17 @@ internal sealed class ThrivestackMetrics
     public void Retried(int count, string context) => retried.Add(count, new KeyValuePair<string, object?>("db.context", context));
 
     public void DeadLettered(int count, string context) => deadLettered.Add(count, new KeyValuePair<string, object?>("db.context", context));
+
+    public void LeaseLost(int count, string context) => leaseLost.Add(count, new KeyValuePair<string, object?>("db.context", context));
+
+    /// <summary>Publishes a dispatcher's current concurrency limit under its context's name.</summary>
+    public void PublishLimit(string context, Func<double> limit)
+    {
+        lock (gate)
+        {
+            limits[context] = limit;
+        }
+    }
 
     public void RecordRequest(int events, int bytes, TimeSpan duration, SendOutcome outcome)
     {
@@ -52,6 +67,14 @@ internal sealed class ThrivestackMetrics
         lock (gate)
         {
             statistics[context] = value;
+        }
+    }
+
+    private IEnumerable<Measurement<int>> ObserveLimits()
+    {
+        lock (gate)
+        {
+            return limits.Select(l => new Measurement<int>((int)l.Value(), new KeyValuePair<string, object?>("db.context", l.Key))).ToArray();
         }
     }
 

@@ -27,7 +27,15 @@ namespace Thrivestack.EfCore.Dispatch;
 /// attempt, and the whole dispatcher backs off (capped by RetryMaxDelay). So an outage never dead-letters, and costs
 /// at most two requests, or one bounded split, per backoff.
 /// 401 always pauses; 403 pauses unless it is isolated to some events. 429 never counts against an event (a rate
-/// limit is never the event's fault).
+/// limit is never the event's fault). A 429 without Retry-After to a request that had others in flight beside it is the
+/// concurrency limit at work: its rows go back unsent, the <see cref="ConcurrencyLimiter"/> lowers the limit and the cycle
+/// goes on; alone, or with a Retry-After, it ends the cycle and the whole dispatcher waits.
+/// </para>
+/// <para>
+/// Each send carries a deadline of nine tenths of the lease (<see cref="LeaseMargin"/> before its end): a request still
+/// unanswered then is abandoned and its rows released while they are still ours, so no send goes on past its lease. An
+/// acknowledgement that finds fewer rows leased to it than it names (the lease ended and another dispatcher took them)
+/// counts only the rows it changed, and says so.
 /// </para>
 /// </remarks>
 internal sealed class DispatchCycle(
@@ -39,7 +47,10 @@ internal sealed class DispatchCycle(
     ILogger logger,
     string contextName,
     Guid leaseId,
-    SendEvidence evidence)
+    SendEvidence evidence,
+    ConcurrencyLimiter limiter,
+    SendPermit permit,
+    Func<bool> allLanesHeld)
 {
     private readonly HashSet<string> blockedUsers = [];
     private readonly HashSet<long> settled = [];
@@ -48,6 +59,7 @@ internal sealed class DispatchCycle(
     private SendResult? unprovenFailure;
     private bool moreBatchesFollow;
     private bool deliveredInCycle;
+    private bool leaseRanOut;
 
     /// <summary>What the page ended with, for the dispatcher's pacing.</summary>
     public CycleResult Result { get; private set; } = CycleResult.Completed;
@@ -80,7 +92,17 @@ internal sealed class DispatchCycle(
                 moreBatchesFollow = i < batches.Count - 1;
 
                 // Never start a send that could outlive the lease: give the rest back and claim again.
-                if (Result != CycleResult.Completed || stoppingToken.IsCancellationRequested || LeaseRunsLow())
+                if (Result != CycleResult.Completed || stoppingToken.IsCancellationRequested || leaseRanOut || LeaseRunsLow() || allLanesHeld())
+                {
+                    break;
+                }
+
+                try
+                {
+                    // The limit may have dropped since this lane took its slot: the lane over it waits its turn.
+                    await permit.YieldIfOverLimitAsync(stoppingToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
                 {
                     break;
                 }
@@ -104,14 +126,24 @@ internal sealed class DispatchCycle(
 
     private static bool Isolatable(SendResult result) => result.StatusCode is 403 or >= 500;
 
+    /// <summary>How long before the lease's end a send is abandoned, so its rows can still be released as ours.</summary>
+    private TimeSpan LeaseMargin => options.LeaseDuration / 10;
+
     /// <summary>Less than half the lease is left: a send started now could outlive it and another dispatcher send the rows too.</summary>
     private bool LeaseRunsLow() => time.GetUtcNow().UtcDateTime > leaseEnd - (options.LeaseDuration / 2);
+
+    private static SendFeedback FeedbackOf(SendResult result) => result switch
+    {
+        { Outcome: SendOutcome.Delivered } => SendFeedback.Success,
+        { StatusCode: 429 or 503 } or { TimedOut: true } => SendFeedback.Overload,
+        _ => SendFeedback.Neutral,
+    };
 
     private async Task SendAsync(List<OutboxEvent> batch, Isolation? isolation, CancellationToken stoppingToken, CancellationToken sendToken)
     {
         batch = batch.Where(e => !blockedUsers.Contains(e.Row.UserId)).ToList();
         if (batch.Count == 0 || Result != CycleResult.Completed || isolation is { Aborted: true } || stoppingToken.IsCancellationRequested
-            || LeaseRunsLow())
+            || leaseRanOut || LeaseRunsLow() || allLanesHeld())
         {
             // Never start a send, a split's included, that could outlive the lease: the rows go back and are claimed again.
             return;
@@ -119,13 +151,29 @@ internal sealed class DispatchCycle(
 
         var body = BatchBody.Write(batch, out var buffer);
         SendResult result;
+        var start = limiter.StartSend();
         try
         {
-            result = await client.SendAsync(body, batch.Count, sendToken).ConfigureAwait(false);
+            result = await SendBeforeLeaseEndsAsync(body, batch.Count, sendToken).ConfigureAwait(false);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        limiter.Record(start, FeedbackOf(result));
+        if (result.StatusCode == 429 && result.RetryAfter is null && start.InFlight > 1 && isolation is null)
+        {
+            // The concurrency limit at work (see remarks): the rows go back unsent, the limiter has slowed down.
+            Log.BatchThrottled(logger, batch.Count, contextName, start.InFlight);
+            Block(batch);
+            return;
+        }
+
+        if (leaseRanOut)
+        {
+            Block(batch);
+            return;
         }
 
         switch (result.Outcome)
@@ -153,6 +201,24 @@ internal sealed class DispatchCycle(
             default:
                 await FailedAsync(batch, result, isolation, stoppingToken, sendToken).ConfigureAwait(false);
                 break;
+        }
+    }
+
+    private async Task<SendResult> SendBeforeLeaseEndsAsync(ReadOnlyMemory<byte> body, int eventCount, CancellationToken sendToken)
+    {
+        var left = leaseEnd - LeaseMargin - time.GetUtcNow().UtcDateTime;
+        using var deadline = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(sendToken, deadline.Token);
+        try
+        {
+            return await client.SendAsync(body, eventCount, linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !sendToken.IsCancellationRequested)
+        {
+            // Abandoned while the rows are still ours: they are released and sent again later, by us or another dispatcher.
+            leaseRanOut = true;
+            Log.SendOutlivedLease(logger, eventCount, contextName, HumanDuration.Format(options.LeaseDuration));
+            return new SendResult(SendOutcome.Transient, null, "no answer before the lease ran out") { TimedOut = true };
         }
     }
 
@@ -248,10 +314,11 @@ internal sealed class DispatchCycle(
     {
         var ids = batch.SelectMany(e => e.Ids).ToArray();
         var now = time.GetUtcNow().UtcDateTime;
-        await store.DeliveredAsync(ids, leaseId, now, options.DeliveredRetention > TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
+        var acknowledged = await store.DeliveredAsync(ids, leaseId, now, options.DeliveredRetention > TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
         settled.UnionWith(ids);
-        Delivered += ids.Length;
-        metrics.Delivered(ids.Length, contextName);
+        acknowledged = CheckLease(ids.Length, acknowledged, "delivered");
+        Delivered += acknowledged;
+        metrics.Delivered(acknowledged, contextName);
         Log.BatchDelivered(logger, batch.Count, bytes, contextName, result.ResponseId);
         if (result.Warnings is { Count: > 0 } warnings)
         {
@@ -279,22 +346,34 @@ internal sealed class DispatchCycle(
         {
             var ids = group.SelectMany(e => e.Ids).ToArray();
             var next = now + RetrySchedule.Delay(group.Key + 1, options.RetryBaseDelay, options.RetryMaxDelay, result.RetryAfter);
-            await store.RetryLaterAsync(ids, leaseId, next, reason, CancellationToken.None).ConfigureAwait(false);
+            var changed = await store.RetryLaterAsync(ids, leaseId, next, reason, CancellationToken.None).ConfigureAwait(false);
             settled.UnionWith(ids);
-            metrics.Retried(ids.Length, contextName);
+            metrics.Retried(CheckLease(ids.Length, changed, "retried"), contextName);
         }
     }
 
     private async Task DeadLetterAsync(List<OutboxEvent> events, string reason, bool countAttempt)
     {
         var ids = events.SelectMany(e => e.Ids).ToArray();
-        await store.DeadLetterAsync(ids, leaseId, time.GetUtcNow().UtcDateTime, reason, countAttempt, CancellationToken.None).ConfigureAwait(false);
+        var changed = await store.DeadLetterAsync(ids, leaseId, time.GetUtcNow().UtcDateTime, reason, countAttempt, CancellationToken.None).ConfigureAwait(false);
         settled.UnionWith(ids);
-        metrics.DeadLettered(ids.Length, contextName);
+        metrics.DeadLettered(CheckLease(ids.Length, changed, "dead-lettered"), contextName);
         foreach (var e in events)
         {
             Log.EventDeadLettered(logger, e.Row.Id, e.Row.UserId, reason);
         }
+    }
+
+    // Rows no longer leased to this cycle were taken by another dispatcher after the lease ended: their fate is its to record.
+    private int CheckLease(int named, int changed, string outcome)
+    {
+        if (changed < named)
+        {
+            metrics.LeaseLost(named - changed, contextName);
+            Log.LeaseLostBeforeAcknowledgement(logger, named - changed, named, outcome, contextName);
+        }
+
+        return changed;
     }
 
     // Rows not sent or not charged (shutdown, pause, outage, a blocked user, the lease running low) go back without spending an attempt.

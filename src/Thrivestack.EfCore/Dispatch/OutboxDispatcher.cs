@@ -16,6 +16,14 @@ namespace Thrivestack.EfCore.Dispatch;
 /// claiming bounded pages under a lease, pausing on a refused token or an unreachable ThriveStack, and
 /// riding out database outages without a restart.
 /// </summary>
+/// <remarks>
+/// Up to <see cref="ThrivestackOptions.MaxConcurrentRequests"/> lanes each claim a page and send it; a
+/// <see cref="ConcurrencyLimiter"/> decides how many of them hold a slot at once. Claims take whole users under a lease,
+/// so the pages in flight hold disjoint users and each user's events stay in order. The first lane polls and answers
+/// nudges; the others sleep until a lane claims a full page (a backlog), so an idle app sees one lane's statements.
+/// While one lane claims, the others' requests are in flight: the pipe does not run dry between claims.
+/// A backoff, a pause or a Retry-After holds every lane.
+/// </remarks>
 internal sealed class OutboxDispatcher<TContext> : BackgroundService
     where TContext : DbContext
 {
@@ -33,6 +41,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private readonly SendEvidence evidence = new();
     private readonly CancellationTokenSource abortSends = new();
     private readonly string owner = OutboxStore.NewOwner();
+    private readonly ConcurrencyLimiter limiter;
+    private readonly SemaphoreSlim moreWork = new(0);
+    private readonly Lock stateGate = new();
+    private DateTimeOffset resumeAt = DateTimeOffset.MinValue;
     private int sendFailures;
     private int outboxFailures;
     private int consecutivePauses;
@@ -57,6 +69,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         this.metrics = metrics;
         this.status = status;
         this.logger = logger;
+        limiter = new ConcurrencyLimiter(options.MaxConcurrentRequests, time);
     }
 
     /// <summary>Rows claimed at once: a few batches, so one claim keeps the sender busy without a large lease.</summary>
@@ -82,6 +95,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     public override void Dispose()
     {
         abortSends.Dispose();
+        moreWork.Dispose();
         base.Dispose();
     }
 
@@ -95,19 +109,47 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
 
         Log.DispatcherStarted(logger, contextName, owner);
+        metrics.PublishLimit(contextName, () => limiter.Limit);
+        var lanes = new Task[options.MaxConcurrentRequests];
+        for (var i = 0; i < lanes.Length; i++)
+        {
+            lanes[i] = RunLaneAsync(leader: i == 0, stoppingToken);
+        }
+
+        await Task.WhenAll(lanes).ConfigureAwait(false);
+        Log.DispatcherStopped(logger, contextName);
+    }
+
+    private async Task RunLaneAsync(bool leader, CancellationToken stoppingToken)
+    {
+        await Task.Yield();
         var unexpectedFailures = 0;
+        var backlog = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             // Only the stopping token ends this loop: a failure of one cycle is logged and waited out, never rethrown,
             // since a BackgroundService that throws stops the whole host by default.
             try
             {
-                var seen = signal.Version;
-                var wait = await RunOnceAsync(stoppingToken).ConfigureAwait(false);
-                unexpectedFailures = 0;
-                if (wait > TimeSpan.Zero)
+                if (!leader && !backlog)
                 {
-                    await WaitAsync(seen, wait, stoppingToken).ConfigureAwait(false);
+                    await moreWork.WaitAsync(stoppingToken).ConfigureAwait(false);
+                }
+
+                var seen = signal.Version;
+                await WaitForResumeAsync(stoppingToken).ConfigureAwait(false);
+                var step = await RunOnceAsync(leader, stoppingToken).ConfigureAwait(false);
+                unexpectedFailures = 0;
+                backlog = step.FullClaim && step.Wait == TimeSpan.Zero;
+                if (backlog && moreWork.CurrentCount == 0)
+                {
+                    // A full page suggests more: wake one more lane, which wakes the next if it finds a full page too.
+                    moreWork.Release();
+                }
+
+                if (leader && step.Wait > TimeSpan.Zero)
+                {
+                    await WaitAsync(seen, step.Wait, stoppingToken).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -116,6 +158,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             }
             catch (Exception ex)
             {
+                backlog = false;
                 var pause = RetrySchedule.Delay(++unexpectedFailures, options.RetryBaseDelay, options.RetryMaxDelay);
                 Log.DispatcherFailedUnexpectedly(logger, ex, contextName, HumanDuration.Format(pause));
                 try
@@ -128,13 +171,20 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 }
             }
         }
-
-        Log.DispatcherStopped(logger, contextName);
     }
 
-    /// <summary>Claims and ships one page; returns how long to wait before the next (zero: go on at once).</summary>
-    internal async Task<TimeSpan> RunOnceAsync(CancellationToken stoppingToken)
+    /// <summary>Claims and ships one page; says how long to wait before the next (zero: go on at once) and whether the claim was full.</summary>
+    private async Task<LaneStep> RunOnceAsync(bool leader, CancellationToken stoppingToken)
     {
+        // The slot comes before the claim: a lane waiting for its turn holds no rows.
+        using var permit = new SendPermit(limiter);
+        await permit.AcquireAsync(stoppingToken).ConfigureAwait(false);
+        if (HeldFor() is var held && held > TimeSpan.Zero)
+        {
+            // Another lane's backoff, pause or Retry-After began while this one waited for its slot.
+            return new LaneStep(held, false);
+        }
+
         try
         {
             await using var scope = scopes.CreateAsyncScope();
@@ -148,7 +198,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 await store.ConfigureSqliteConnectionAsync(stoppingToken).ConfigureAwait(false);
             }
 
-            await HousekeepingAsync(store, stoppingToken).ConfigureAwait(false);
+            if (leader)
+            {
+                await HousekeepingAsync(store, stoppingToken).ConfigureAwait(false);
+            }
 
             var leaseId = Guid.NewGuid();
             var now = time.GetUtcNow().UtcDateTime;
@@ -157,23 +210,53 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             OutboxReachable();
             if (rows.Count == 0)
             {
-                return options.PollInterval;
+                return new LaneStep(options.PollInterval, false);
             }
 
-            var cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence);
+            var cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero);
             await cycle.RunAsync(rows, leaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
-            return cycle.Result switch
+            var wait = cycle.Result switch
             {
                 CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!),
                 CycleResult.Transient => Failed(cycle.LastFailure!),
                 _ when cycle.Delivered > 0 => Succeeded(),
                 _ => TimeSpan.Zero,
             };
+            return new LaneStep(wait, rows.Count >= ClaimSize);
         }
         catch (Exception ex) when (IsDatabaseFailure(ex) && !stoppingToken.IsCancellationRequested)
         {
-            return OutboxFailed(ex);
+            return new LaneStep(OutboxFailed(ex), false);
         }
+    }
+
+    private TimeSpan HeldFor()
+    {
+        lock (stateGate)
+        {
+            return resumeAt - time.GetUtcNow();
+        }
+    }
+
+    private async Task WaitForResumeAsync(CancellationToken stoppingToken)
+    {
+        var wait = HeldFor();
+        if (wait > TimeSpan.Zero)
+        {
+            await Task.Delay(wait, time, stoppingToken).ConfigureAwait(false);
+        }
+    }
+
+    // Holds every lane until then; a later resume time set by another lane wins.
+    private TimeSpan HoldAllLanes(TimeSpan wait)
+    {
+        var until = time.GetUtcNow() + wait;
+        if (until > resumeAt)
+        {
+            resumeAt = until;
+        }
+
+        return resumeAt - time.GetUtcNow();
     }
 
     // What a database or its connection throws; anything else escaping a cycle is a bug, reported as such by the loop.
@@ -214,6 +297,14 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     private TimeSpan Succeeded()
     {
+        lock (stateGate)
+        {
+            return SucceededLocked();
+        }
+    }
+
+    private TimeSpan SucceededLocked()
+    {
         var wasFailing = sendFailures > 0;
         sendFailures = 0;
         if (status.AuthPausedSince is not null)
@@ -235,6 +326,16 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     // RetryMaxDelay even when the server asks for longer. One warning per outage.
     private TimeSpan Failed(SendResult failure)
     {
+        lock (stateGate)
+        {
+            // Another lane saw the same outage and holds every lane already: one outage, one step of the backoff.
+            var held = resumeAt - time.GetUtcNow();
+            return held > TimeSpan.Zero && sendFailures > 0 ? held : FailedLocked(failure);
+        }
+    }
+
+    private TimeSpan FailedLocked(SendResult failure)
+    {
         sendFailures++;
         var wait = RetrySchedule.Delay(sendFailures, options.RetryBaseDelay, options.RetryMaxDelay, failure.RetryAfter);
         if (sendFailures == 1)
@@ -242,11 +343,20 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             Log.SendingBackedOff(logger, contextName, failure.Describe(), HumanDuration.Format(wait));
         }
 
-        return wait;
+        return HoldAllLanes(wait);
     }
 
     // A refused token or a wrong endpoint: every request would fail alike, so nothing is charged. One error per pause.
     private TimeSpan Paused(CycleResult result, SendResult failure)
+    {
+        lock (stateGate)
+        {
+            var held = resumeAt - time.GetUtcNow();
+            return held > TimeSpan.Zero && status.AuthPausedSince is not null ? held : PausedLocked(result, failure);
+        }
+    }
+
+    private TimeSpan PausedLocked(CycleResult result, SendResult failure)
     {
         consecutivePauses++;
         var pause = RetrySchedule.Delay(consecutivePauses, options.RetryBaseDelay, options.RetryMaxDelay);
@@ -268,10 +378,18 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             status.AuthPausedSince = time.GetUtcNow();
         }
 
-        return pause;
+        return HoldAllLanes(pause);
     }
 
     private void OutboxReachable()
+    {
+        lock (stateGate)
+        {
+            OutboxReachableLocked();
+        }
+    }
+
+    private void OutboxReachableLocked()
     {
         outboxFailures = 0;
         if (status.OutboxUnavailableSince is { } since)
@@ -284,6 +402,14 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     // One error per outage: logged when the outbox becomes unreachable, then quiet until it recovers.
     private TimeSpan OutboxFailed(Exception exception)
+    {
+        lock (stateGate)
+        {
+            return OutboxFailedLocked(exception);
+        }
+    }
+
+    private TimeSpan OutboxFailedLocked(Exception exception)
     {
         if (status.OutboxUnavailableSince is null)
         {
@@ -299,7 +425,13 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private async Task WaitAsync(long seen, TimeSpan wait, CancellationToken stoppingToken)
     {
         // A nudge cuts a poll wait short, never a backoff: during an outage commits must not hammer ThriveStack.
-        if (status.AuthPausedSince is not null || sendFailures > 0 || outboxFailures > 0)
+        bool backingOff;
+        lock (stateGate)
+        {
+            backingOff = status.AuthPausedSince is not null || sendFailures > 0 || outboxFailures > 0;
+        }
+
+        if (backingOff)
         {
             await Task.Delay(wait, time, stoppingToken).ConfigureAwait(false);
             return;
@@ -311,4 +443,6 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         await timerCancellation.CancelAsync().ConfigureAwait(false);
         stoppingToken.ThrowIfCancellationRequested();
     }
+
+    private readonly record struct LaneStep(TimeSpan Wait, bool FullClaim);
 }

@@ -27,6 +27,7 @@ public sealed class DispatcherShutdownTests : IAsyncLifetime
             {
                 o.RequestTimeout = TimeSpan.FromMinutes(5);
                 o.LeaseDuration = TimeSpan.FromMinutes(10);
+                o.MaxRequestRetries = 0;
             },
             services: services =>
             {

@@ -21,7 +21,10 @@ public sealed class ThrivestackOptionsValidatorTests : IAsyncLifetime
     [InlineData("too many events", "MaxEventsPerBatch is 1,001")]
     [InlineData("no events", "MaxEventsPerBatch is 0")]
     [InlineData("too many bytes", "MaxBatchBytes is 2,000,001")]
-    [InlineData("lease shorter than request", "LeaseDuration (00:00:05) is shorter than RequestTimeout (00:00:10)")]
+    [InlineData("lease shorter than request", "LeaseDuration (00:00:05) is too short for one request with its quick retries: RequestTimeout (00:00:10) for each of 1 attempt(s) (MaxRequestRetries 0)")]
+    [InlineData("lease shorter than request with retries", "for each of 3 attempt(s) (MaxRequestRetries 2) and the waits between them take up to 00:00:40, which must fit in nine tenths of the lease, or a slow request would be cut off when its lease ends: make LeaseDuration at least 00:00:45")]
+    [InlineData("no requests in flight", "MaxConcurrentRequests is 0, but it must be between 1 and 64")]
+    [InlineData("too many requests in flight", "MaxConcurrentRequests is 65")]
     public async Task StartAsync_InvalidOption_ThrowsNamingTheOptionAndValueBeforeAnythingRuns(string mistake, string expected)
     {
         var host = harness.BuildHost(o =>
@@ -77,7 +80,12 @@ public sealed class ThrivestackOptionsValidatorTests : IAsyncLifetime
         {
             o.MaxEventsPerBatch = 1000;
             o.MaxBatchBytes = 2_000_000;
-            o.LeaseDuration = o.RequestTimeout;
+            o.MaxConcurrentRequests = 64;
+
+            // The shortest lease that holds a request with its quick retries: 3 x 10 s + 2 x 5 s = 40 s in nine tenths of it.
+            o.RequestTimeout = TimeSpan.FromSeconds(10);
+            o.MaxRequestRetries = 2;
+            o.LeaseDuration = TimeSpan.FromSeconds(40 / 0.9);
         });
 
         await host.StartAsync();
@@ -110,6 +118,19 @@ public sealed class ThrivestackOptionsValidatorTests : IAsyncLifetime
             case "lease shorter than request":
                 o.LeaseDuration = TimeSpan.FromSeconds(5);
                 o.RequestTimeout = TimeSpan.FromSeconds(10);
+                o.MaxRequestRetries = 0;
+                break;
+            case "lease shorter than request with retries":
+                // 40 s fit in a 44 s lease, but not in nine tenths of it.
+                o.LeaseDuration = TimeSpan.FromSeconds(44);
+                o.RequestTimeout = TimeSpan.FromSeconds(10);
+                o.MaxRequestRetries = 2;
+                break;
+            case "no requests in flight":
+                o.MaxConcurrentRequests = 0;
+                break;
+            case "too many requests in flight":
+                o.MaxConcurrentRequests = 65;
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(mistake), mistake, null);

@@ -76,7 +76,7 @@ internal sealed class DispatchHarness : IAsyncDisposable
         o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
         o.RetryMaxDelay = TimeSpan.FromMilliseconds(200);
         o.LeaseDuration = TimeSpan.FromSeconds(30);
-        o.RequestTimeout = TimeSpan.FromSeconds(10);
+        o.RequestTimeout = TimeSpan.FromSeconds(5);
         configure?.Invoke(o);
     }
 

@@ -8,8 +8,12 @@ internal sealed class InFlightProbe
 {
     private readonly TaskCompletionSource sent = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int inFlight;
+    private int peak;
 
     public int InFlight => Volatile.Read(ref inFlight);
+
+    /// <summary>The most requests that were in flight at once.</summary>
+    public int Peak => Volatile.Read(ref peak);
 
     /// <summary>Completes when the first request has been handed to the network.</summary>
     public Task FirstSent => sent.Task;
@@ -21,7 +25,12 @@ internal sealed class InFlightProbe
     {
         protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
-            Interlocked.Increment(ref probe.inFlight);
+            var now = Interlocked.Increment(ref probe.inFlight);
+            int seen;
+            while (now > (seen = Volatile.Read(ref probe.peak)) && Interlocked.CompareExchange(ref probe.peak, now, seen) != seen)
+            {
+            }
+
             try
             {
                 var response = base.SendAsync(request, cancellationToken);

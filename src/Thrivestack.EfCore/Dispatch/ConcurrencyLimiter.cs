@@ -1,0 +1,215 @@
+namespace Thrivestack.EfCore.Dispatch;
+
+/// <summary>
+/// How many requests one dispatcher keeps in flight, found at run time (ThriveStack documents a rate limit without
+/// numbers). Additive increase, multiplicative decrease, with TCP's slow start and a cautious probe:
+/// </summary>
+/// <remarks>
+/// <list type="bullet">
+/// <item>The limit starts at 1 and, until the first sign of overload, grows by one per successful answer (doubling every
+/// round trip), so a backlog reaches the configured maximum within a few round trips.</item>
+/// <item>After that it grows by one per round trip (1/limit per success), and only while the dispatcher actually uses the
+/// whole limit: a quiet app never inflates it.</item>
+/// <item>A 429, a 503 or a timeout means overload: the limit drops to the number of requests that were in flight ahead
+/// of the refused one (a gateway's concurrency ceiling), and to at most 0.9 times itself (a rate limit), once per round
+/// trip however many answers of the same round report it.</item>
+/// <item>An answer much slower than the fastest seen (twice as slow, plus 25 ms so loopback jitter does not count) is
+/// a queue building up: the limit drops to 0.9 times itself, once per round trip.</item>
+/// <item>Near a level that was refused before, growing by one more request waits for <see cref="ProbeRounds"/> round
+/// trips without overload, so a fixed gateway ceiling costs one 429 in about that many round trips instead of one in
+/// every other; once a request above that level succeeds, the ceiling is taken to be lifted and growth is normal again.</item>
+/// </list>
+/// <para>Vector's adaptive request concurrency and TCP congestion control work the same way; the probe near a known ceiling
+/// is what keeps the share of 429 answers low under a fixed gateway limit.</para>
+/// </remarks>
+internal sealed class ConcurrencyLimiter
+{
+    /// <summary>Round trips without overload before probing a level that was refused.</summary>
+    public const int ProbeRounds = 8;
+
+    private static readonly TimeSpan LatencyAllowance = TimeSpan.FromMilliseconds(25);
+
+    private readonly Lock gate = new();
+    private readonly Queue<TaskCompletionSource> waiters = new();
+    private readonly int max;
+    private readonly TimeProvider time;
+    private double limit = 1;
+    private double slowStartThreshold;
+    private int? refusedLevel;
+    private double probeCredit;
+    private int inFlight;
+    private long lastDecrease;
+    private TimeSpan fastest = TimeSpan.MaxValue;
+
+    public ConcurrencyLimiter(int max, TimeProvider time)
+    {
+        this.max = max;
+        this.time = time;
+        slowStartThreshold = max;
+        lastDecrease = time.GetTimestamp();
+    }
+
+    /// <summary>The current limit, between 1 and the configured maximum.</summary>
+    public double Limit
+    {
+        get { lock (gate) { return limit; } }
+    }
+
+    /// <summary>Slots held now.</summary>
+    public int InFlight
+    {
+        get { lock (gate) { return inFlight; } }
+    }
+
+    /// <summary>True when more slots are held than the limit allows (it dropped): a holder should let go before its next send.</summary>
+    public bool OverLimit
+    {
+        get { lock (gate) { return inFlight > Allowed; } }
+    }
+
+    private int Allowed => Math.Max(1, (int)limit);
+
+    /// <summary>Waits for a free slot. Dispose the slot to free it.</summary>
+    public async ValueTask<Slot> AcquireAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            TaskCompletionSource waiter;
+            lock (gate)
+            {
+                if (inFlight < Allowed)
+                {
+                    inFlight++;
+                    return new Slot(this);
+                }
+
+                waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                waiters.Enqueue(waiter);
+            }
+
+            await waiter.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Notes that a send starts on a held slot: what the answer's feedback is judged against.</summary>
+    public SendStart StartSend()
+    {
+        lock (gate)
+        {
+            return new SendStart(time.GetTimestamp(), inFlight, Allowed);
+        }
+    }
+
+    /// <summary>Adjusts the limit from one answer.</summary>
+    public void Record(SendStart start, SendFeedback feedback)
+    {
+        var elapsed = time.GetElapsedTime(start.Timestamp);
+        lock (gate)
+        {
+            switch (feedback)
+            {
+                case SendFeedback.Success when IsSlow(elapsed):
+                    Decrease(start, limit * 0.9, refused: false);
+                    break;
+                case SendFeedback.Success:
+                    fastest = elapsed < fastest ? elapsed : fastest;
+                    Increase(start);
+                    break;
+                case SendFeedback.Overload:
+                    Decrease(start, Math.Min(limit * 0.9, start.InFlight - 1), refused: true);
+                    break;
+            }
+
+            WakeWaiters();
+        }
+    }
+
+    private bool IsSlow(TimeSpan elapsed) => fastest != TimeSpan.MaxValue && elapsed > (2 * fastest) + LatencyAllowance;
+
+    private void Increase(SendStart start)
+    {
+        // Application-limited: the dispatcher did not use the whole limit, so this answer says nothing about a larger one.
+        if (start.InFlight < start.Allowed || limit >= max)
+        {
+            return;
+        }
+
+        if (refusedLevel is { } refused && start.InFlight >= refused)
+        {
+            // A request at the refused level went through: the ceiling is gone.
+            refusedLevel = null;
+        }
+
+        if (limit < slowStartThreshold)
+        {
+            limit = Math.Min(max, limit + 1);
+            return;
+        }
+
+        if (refusedLevel is { } level && Allowed + 1 >= level)
+        {
+            // The next whole step reaches the refused level: wait ProbeRounds round trips (one credit per success in each).
+            probeCredit += 1.0 / Allowed;
+            if (probeCredit < ProbeRounds)
+            {
+                return;
+            }
+
+            probeCredit = 0;
+            limit = Math.Min(max, Allowed + 1);
+            return;
+        }
+
+        limit = Math.Min(max, limit + (1 / limit));
+    }
+
+    private void Decrease(SendStart start, double target, bool refused)
+    {
+        // One decrease per round trip: answers to requests sent before the last decrease describe the old limit.
+        if (start.Timestamp < lastDecrease)
+        {
+            return;
+        }
+
+        lastDecrease = time.GetTimestamp();
+        limit = Math.Max(1, Math.Min(limit, target));
+        slowStartThreshold = limit;
+        probeCredit = 0;
+        if (refused)
+        {
+            refusedLevel = Math.Max(2, start.InFlight);
+        }
+    }
+
+    private void Release()
+    {
+        lock (gate)
+        {
+            inFlight--;
+            WakeWaiters();
+        }
+    }
+
+    private void WakeWaiters()
+    {
+        var free = Allowed - inFlight;
+        while (free-- > 0 && waiters.TryDequeue(out var waiter))
+        {
+            waiter.TrySetResult();
+        }
+    }
+
+    /// <summary>One held slot; disposing frees it.</summary>
+    internal sealed class Slot(ConcurrencyLimiter owner) : IDisposable
+    {
+        private int released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref released, 1) == 0)
+            {
+                owner.Release();
+            }
+        }
+    }
+}

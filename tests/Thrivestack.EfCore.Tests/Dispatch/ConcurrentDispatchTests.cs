@@ -1,0 +1,355 @@
+using System.Net;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Thrivestack.EfCore.Dispatch;
+using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Tests.Infrastructure;
+
+namespace Thrivestack.EfCore.Tests.Dispatch;
+
+/// <summary>Several requests in flight: each user's order kept, the number found at run time, the lease held.</summary>
+public sealed class ConcurrentDispatchTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    private DispatchHarness harness = null!;
+
+    public async Task InitializeAsync() => harness = await DispatchHarness.StartAsync();
+
+    public async Task DisposeAsync() => await harness.DisposeAsync();
+
+    [Fact]
+    public async Task Dispatcher_BacklogWithSlowAnswers_KeepsSeveralRequestsInFlight()
+    {
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(50);
+        await harness.EnqueueAsync(Enumerable.Range(0, 400).Select(i => ($"u{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var probe = new InFlightProbe();
+
+        await StartAsync(probe, o => o.MaxEventsPerBatch = 5);
+
+        await harness.StandIn.WaitForEventsAsync(400, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+        Assert.Equal(400, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
+        Assert.InRange(probe.Peak, 2, 8);
+    }
+
+    [Fact]
+    public async Task Dispatcher_MaxConcurrentRequestsOne_SendsOneRequestAtATime()
+    {
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(20);
+        await harness.EnqueueAsync(Enumerable.Range(0, 100).Select(i => ($"u{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var probe = new InFlightProbe();
+
+        await StartAsync(probe, o =>
+        {
+            o.MaxEventsPerBatch = 5;
+            o.MaxConcurrentRequests = 1;
+        });
+
+        await harness.StandIn.WaitForEventsAsync(100, Deadline);
+        Assert.Equal(1, probe.Peak);
+    }
+
+    [Fact]
+    public async Task Dispatcher_ManyUsersEditedWhileBatchesAreInFlightWithRandomDelays_KeepsEachUsersOrder()
+    {
+        var delays = new RandomDelayHandler(seed: 7, maxMilliseconds: 40);
+        var host = harness.BuildHost(
+            o => o.MaxEventsPerBatch = 3,
+            services: s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => delays));
+        await host.StartAsync();
+
+        // 40 users, each edited 6 times in separate commits while earlier events of theirs are in flight.
+        const int users = 40;
+        const int edits = 6;
+        for (var edit = 1; edit <= edits; edit++)
+        {
+            await harness.EnqueueAsync(Enumerable.Range(0, users).Select(u => ($"user{u}", (IReadOnlyDictionary<string, object?>?)new Dictionary<string, object?> { ["edit"] = edit })));
+            await harness.StandIn.WaitUntilAsync(s => s.Events.Count >= edit * 10, Deadline);
+        }
+
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
+        for (var u = 0; u < users; u++)
+        {
+            var seen = harness.StandIn.EventsFor($"user{u}").Select(e => e.Traits!.Value.GetProperty("edit").GetInt32()).ToList();
+            Assert.Equal(seen.Order(), seen);
+            Assert.Equal(edits, seen[^1]);
+        }
+
+        Assert.True(delays.Peak > 1, $"at most {delays.Peak} request in flight");
+    }
+
+    [Fact]
+    public async Task Dispatcher_GatewayRefusesAFifthConcurrentRequest_SettlesUnderItAndGrowsAgainOnceItIsLifted()
+    {
+        var gateway = new GatewayHandler(limit: 4);
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(30);
+        await harness.EnqueueAsync(Enumerable.Range(0, 1500).Select(i => ($"g{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var recorder = default(MeterRecorder);
+        var host = harness.BuildHost(
+            o => o.MaxEventsPerBatch = 5,
+            services: s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => gateway));
+        recorder = new MeterRecorder(host.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        await host.StartAsync();
+
+        await harness.StandIn.WaitForEventsAsync(1500, Deadline);
+        Assert.Equal(1500, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
+        recorder.RecordObservableInstruments();
+        // The limit counts lanes from claim to acknowledgement, a little more than the requests on the wire.
+        Assert.InRange(recorder.For("thrivestack.identify.requests.limit")[^1].Value, 1, 8);
+        Assert.True(gateway.Refused * 5 < gateway.Passed, $"{gateway.Refused} refused, {gateway.Passed} passed");
+
+        // Lifted: the dispatcher probes above four and grows past it.
+        gateway.Limit = int.MaxValue;
+        await harness.EnqueueAsync(Enumerable.Range(0, 2000).Select(i => ($"h{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        await harness.StandIn.WaitForEventsAsync(3500, Deadline);
+        Assert.True(gateway.PeakAfterLift > 4, $"peak after the lift: {gateway.PeakAfterLift}");
+        recorder.Dispose();
+    }
+
+    [Fact]
+    public async Task Dispatcher_AcknowledgementFindsTheRowsLeasedToAnother_CountsThemAsLostNotDelivered()
+    {
+        await harness.EnqueueAsync([("taken", null)]);
+        var thief = new LeaseThiefHandler(harness.Database);
+        var host = harness.BuildHost(
+            o => o.MaxRequestRetries = 0,
+            services: s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => thief));
+        using var recorder = new MeterRecorder(host.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        await host.StartAsync();
+
+        await harness.StandIn.WaitForEventsAsync(1, Deadline);
+        var line = await WaitForLogAsync(37);
+        Assert.Contains("1 of 1 rows to be marked delivered", line.Message);
+        Assert.Equal(1, recorder.Sum("thrivestack.identify.events.lease_lost"));
+        Assert.Equal(0, recorder.Sum("thrivestack.identify.events.delivered"));
+        var row = Assert.Single(await harness.RowsAsync());
+        Assert.Equal(OutboxRowState.Pending, row.State);
+        Assert.Equal(thief.Lease, row.LeaseId);
+    }
+
+    [Fact]
+    public async Task Dispatcher_RequestUnansweredNearItsLeasesEnd_IsAbandonedAndItsRowsReleasedUnspent()
+    {
+        await harness.EnqueueAsync([("slow", null)]);
+        var clock = new WatchedClock();
+        var hold = new HoldFirstRequestHandler();
+        var lease = TimeSpan.FromMinutes(10);
+        var host = harness.BuildHost(
+            o =>
+            {
+                o.LeaseDuration = lease;
+                o.RequestTimeout = TimeSpan.FromMinutes(8);
+                o.MaxRequestRetries = 0;
+                o.PollInterval = TimeSpan.FromHours(1);
+            },
+            clock,
+            s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => hold));
+        await host.StartAsync();
+        await hold.Held.WaitAsync(Deadline);
+
+        // Nine tenths of the lease: the request is abandoned while the row is still ours, and the row goes back unspent.
+        clock.Advance(lease * 0.9);
+
+        var line = await WaitForLogAsync(36);
+        Assert.Contains("no answer before its lease", line.Message);
+        await harness.WaitForOutboxAsync(rows => rows.Count == 1 && rows[0].LeaseId is null && rows[0].Attempts == 0, Deadline);
+        Assert.Empty(harness.StandIn.Events);
+    }
+
+    [Fact]
+    public async Task Dispatcher_RetryAfterOnABacklog_HoldsEveryLaneUntilThen()
+    {
+        harness.StandIn.Faults.TooManyRequestsRate = 1;
+        harness.StandIn.Faults.RetryAfter = TimeSpan.FromSeconds(30);
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"r{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var clock = new WatchedClock();
+        var stamps = new ClockStampHandler(clock);
+        var host = harness.BuildHost(
+            o =>
+            {
+                o.MaxEventsPerBatch = 5;
+                o.MaxRequestRetries = 0;
+                o.RetryMaxDelay = TimeSpan.FromMinutes(5);
+                o.PollInterval = TimeSpan.FromHours(1);
+            },
+            clock,
+            s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => stamps));
+        await host.StartAsync();
+
+        // The first request is refused with Retry-After: 30; the lane that waits for its turn must not send meanwhile.
+        await clock.WaitForWaitsAsync(1, d => d >= TimeSpan.FromSeconds(30), Deadline);
+        harness.StandIn.Faults.TooManyRequestsRate = 0;
+        clock.Advance(TimeSpan.FromSeconds(30));
+
+        await harness.StandIn.WaitForEventsAsync(200, Deadline);
+        var sent = stamps.Snapshot();
+        Assert.All(sent.Skip(1), at => Assert.True(at >= sent[0] + TimeSpan.FromSeconds(30), $"a request was sent {at - sent[0]} after the refusal"));
+    }
+
+    private async Task<IHost> StartAsync(InFlightProbe probe, Action<Thrivestack.EfCore.ThrivestackOptions> configure)
+    {
+        var host = harness.BuildHost(configure, services: probe.AddTo);
+        await host.StartAsync();
+        return host;
+    }
+
+    private async Task<LogCollector.LogLine> WaitForLogAsync(int eventId)
+    {
+        var deadline = DateTime.UtcNow + Deadline;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (harness.Logs.Lines.FirstOrDefault(l => l.Is(eventId)) is { } line)
+            {
+                return line;
+            }
+
+            await Task.Delay(20);
+        }
+
+        throw new TimeoutException($"No log line {eventId}.");
+    }
+
+    /// <summary>Delays each request by a random 0 to N ms (seeded), and notes the most in flight at once.</summary>
+    private sealed class RandomDelayHandler(int seed, int maxMilliseconds) : DelegatingHandler
+    {
+        private readonly Random random = new(seed);
+        private readonly Lock gate = new();
+        private int inFlight;
+
+        public int Peak { get; private set; }
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            int delay;
+            lock (gate)
+            {
+                delay = random.Next(maxMilliseconds);
+                Peak = Math.Max(Peak, ++inFlight);
+            }
+
+            try
+            {
+                await Task.Delay(delay, cancellationToken);
+                return await base.SendAsync(request, cancellationToken);
+            }
+            finally
+            {
+                lock (gate)
+                {
+                    inFlight--;
+                }
+            }
+        }
+    }
+
+    /// <summary>A gateway in front of ThriveStack: a request beyond <see cref="Limit"/> in flight is answered 429 without Retry-After.</summary>
+    private sealed class GatewayHandler(int limit) : DelegatingHandler
+    {
+        private readonly Lock gate = new();
+        private int inFlight;
+
+        public int Limit { get; set; } = limit;
+
+        public int Refused { get; private set; }
+
+        public int Passed { get; private set; }
+
+        public int PeakAfterLift { get; private set; }
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            lock (gate)
+            {
+                if (inFlight >= Limit)
+                {
+                    Refused++;
+                    return new HttpResponseMessage(HttpStatusCode.TooManyRequests) { Content = new StringContent("""{"error":"Rate Limit Exceeded"}""") };
+                }
+
+                inFlight++;
+                Passed++;
+                if (Limit == int.MaxValue)
+                {
+                    PeakAfterLift = Math.Max(PeakAfterLift, inFlight);
+                }
+            }
+
+            try
+            {
+                return await base.SendAsync(request, cancellationToken);
+            }
+            finally
+            {
+                lock (gate)
+                {
+                    inFlight--;
+                }
+            }
+        }
+    }
+
+    /// <summary>While the request is in flight, another dispatcher takes the rows (their lease ended), as a stalled process would find.</summary>
+    private sealed class LeaseThiefHandler(TestDatabase database) : DelegatingHandler
+    {
+        public Guid Lease { get; } = Guid.NewGuid();
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            await using (var context = database.CreateContext())
+            {
+                await context.Set<OutboxMessage>().ExecuteUpdateAsync(
+                    s => s.SetProperty(m => m.LeaseId, Lease).SetProperty(m => m.LeaseOwner, "another").SetProperty(m => m.LeaseExpiresAt, DateTime.UtcNow.AddHours(1)),
+                    cancellationToken);
+            }
+
+            return await base.SendAsync(request, cancellationToken);
+        }
+    }
+
+    /// <summary>Notes the (fake) clock's time of every request.</summary>
+    private sealed class ClockStampHandler(TimeProvider clock) : DelegatingHandler
+    {
+        private readonly Lock gate = new();
+        private readonly List<DateTimeOffset> stamps = [];
+
+        public List<DateTimeOffset> Snapshot()
+        {
+            lock (gate)
+            {
+                return [.. stamps];
+            }
+        }
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            lock (gate)
+            {
+                stamps.Add(clock.GetUtcNow());
+            }
+
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+
+    /// <summary>Holds the first request until its token is cancelled; passes later ones.</summary>
+    private sealed class HoldFirstRequestHandler : DelegatingHandler
+    {
+        private readonly TaskCompletionSource held = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int count;
+
+        public Task Held => held.Task;
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (Interlocked.Increment(ref count) == 1)
+            {
+                held.TrySetResult();
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+
+            return await base.SendAsync(request, cancellationToken);
+        }
+    }
+}

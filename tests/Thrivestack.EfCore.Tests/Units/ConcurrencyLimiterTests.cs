@@ -1,0 +1,221 @@
+using Microsoft.Extensions.Time.Testing;
+using Thrivestack.EfCore.Dispatch;
+
+namespace Thrivestack.EfCore.Tests.Units;
+
+/// <summary>The number of requests in flight is found at run time: slow start, additive increase, a drop on overload.</summary>
+public sealed class ConcurrencyLimiterTests
+{
+    private static readonly TimeSpan RoundTrip = TimeSpan.FromMilliseconds(100);
+
+    private readonly FakeTimeProvider clock = new();
+
+    [Fact]
+    public void Record_SuccessesWhileTheLimitIsUsed_DoublesTheLimitEachRoundTripUpToTheMaximum()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+
+        Assert.Equal(1, limiter.Limit);
+        Assert.Equal(2, RoundTripAtLimit(limiter));
+        Assert.Equal(4, RoundTripAtLimit(limiter));
+        Assert.Equal(8, RoundTripAtLimit(limiter));
+        Assert.Equal(8, RoundTripAtLimit(limiter));
+    }
+
+    [Fact]
+    public void Record_SuccessesWithSlotsToSpare_LeaveTheLimitAlone()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        Assert.Equal(4, limiter.Limit);
+
+        // One request at a time while four are allowed (a quiet app): nothing learned about a larger limit.
+        for (var i = 0; i < 20; i++)
+        {
+            RoundTrip1(limiter, SendFeedback.Success);
+        }
+
+        Assert.Equal(4, limiter.Limit);
+    }
+
+    [Fact]
+    public void Record_OverloadWithFiveInFlight_DropsToTheFourAheadOfIt()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        Assert.Equal(8, limiter.Limit);
+
+        // A gateway lets four through: of eight sent at once, four come back 429, the fifth one with four ahead of it.
+        var slots = Enumerable.Range(0, 8).Select(_ => Acquire(limiter)).ToList();
+        var starts = slots.Select((_, i) => new SendStart(clock.GetTimestamp(), i + 1, 8)).ToList();
+        clock.Advance(RoundTrip);
+        for (var i = 0; i < 8; i++)
+        {
+            limiter.Record(starts[i], i < 4 ? SendFeedback.Success : SendFeedback.Overload);
+        }
+
+        slots.ForEach(s => s.Dispose());
+
+        Assert.Equal(4, limiter.Limit);
+    }
+
+    [Fact]
+    public void Record_SeveralOverloadsOfOneRoundTrip_DecreaseOnce()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+
+        var starts = Enumerable.Range(0, 8).Select(_ => new SendStart(clock.GetTimestamp(), 8, 8)).ToList();
+        clock.Advance(RoundTrip);
+        starts.ForEach(s => limiter.Record(s, SendFeedback.Overload));
+
+        // Down to the seven ahead of the refused one (a tenth less would be 7.2).
+        Assert.Equal(7, limiter.Limit, 3);
+
+        // The next round trip's overload counts again.
+        var next = new SendStart(clock.GetTimestamp(), 7, 7);
+        clock.Advance(RoundTrip);
+        limiter.Record(next, SendFeedback.Overload);
+        Assert.Equal(6, limiter.Limit, 3);
+    }
+
+    [Fact]
+    public void Record_AfterARefusalAtFive_ProbesFiveAgainOnlyAfterEightQuietRoundTrips()
+    {
+        var limiter = RefusedAtFive();
+        Assert.Equal(4, limiter.Limit);
+
+        for (var round = 1; round < ConcurrencyLimiter.ProbeRounds; round++)
+        {
+            RoundTripAtLimit(limiter);
+            Assert.Equal(4, (int)limiter.Limit);
+        }
+
+        RoundTripAtLimit(limiter);
+        Assert.Equal(5, (int)limiter.Limit);
+    }
+
+    [Fact]
+    public void Record_ProbeAboveTheRefusedLevelSucceeds_GrowsOneARoundTripAgain()
+    {
+        var limiter = RefusedAtFive();
+        for (var round = 0; round < ConcurrencyLimiter.ProbeRounds; round++)
+        {
+            RoundTripAtLimit(limiter);
+        }
+
+        Assert.Equal(5, (int)limiter.Limit);
+
+        // The gateway was lifted: five at once go through, and growth is one per round trip from then on.
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        Assert.True(limiter.Limit >= 6, $"limit {limiter.Limit}");
+    }
+
+    [Fact]
+    public void Record_AnswersTwiceAsSlowAsTheFastest_DropTheLimitByATenth()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        Assert.Equal(8, limiter.Limit);
+
+        var start = new SendStart(clock.GetTimestamp(), 8, 8);
+        clock.Advance((RoundTrip * 2) + TimeSpan.FromMilliseconds(30));
+        limiter.Record(start, SendFeedback.Success);
+
+        Assert.Equal(7.2, limiter.Limit, 3);
+    }
+
+    [Fact]
+    public void Record_NeutralAnswers_ChangeNothing()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+        RoundTripAtLimit(limiter);
+        RoundTrip1(limiter, SendFeedback.Neutral);
+        Assert.Equal(2, limiter.Limit);
+    }
+
+    [Fact]
+    public async Task AcquireAsync_AllSlotsHeld_WaitsUntilOneIsFreed()
+    {
+        var limiter = new ConcurrencyLimiter(1, clock);
+        var held = await limiter.AcquireAsync(CancellationToken.None);
+
+        var waiting = limiter.AcquireAsync(CancellationToken.None).AsTask();
+        Assert.False(waiting.IsCompleted);
+        Assert.Equal(1, limiter.InFlight);
+
+        held.Dispose();
+        (await waiting.WaitAsync(TimeSpan.FromSeconds(10))).Dispose();
+        Assert.Equal(0, limiter.InFlight);
+    }
+
+    [Fact]
+    public void OverLimit_LimitDropsBelowTheSlotsHeld_IsTrueUntilOneIsFreed()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+        RoundTripAtLimit(limiter);
+        var slots = new[] { Acquire(limiter), Acquire(limiter) };
+        Assert.False(limiter.OverLimit);
+
+        var start = new SendStart(clock.GetTimestamp(), 2, 2);
+        clock.Advance(RoundTrip);
+        limiter.Record(start, SendFeedback.Overload);
+
+        Assert.True(limiter.OverLimit);
+        slots[0].Dispose();
+        Assert.False(limiter.OverLimit);
+        slots[1].Dispose();
+    }
+
+    private ConcurrencyLimiter RefusedAtFive()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        Assert.Equal(8, limiter.Limit);
+
+        // Leave slow start with a refusal at five: four went through, the fifth was refused.
+        var slots = Enumerable.Range(0, 5).Select(_ => Acquire(limiter)).ToList();
+        var starts = Enumerable.Range(1, 5).Select(n => new SendStart(clock.GetTimestamp(), n, 8)).ToList();
+        clock.Advance(RoundTrip);
+        limiter.Record(starts[4], SendFeedback.Overload);
+        slots.ForEach(s => s.Dispose());
+        return limiter;
+    }
+
+    // Fills every slot the limit allows, then answers each with success after one round trip; returns the new limit.
+    private double RoundTripAtLimit(ConcurrencyLimiter limiter)
+    {
+        var allowed = (int)limiter.Limit;
+        var slots = Enumerable.Range(0, allowed).Select(_ => Acquire(limiter)).ToList();
+        var starts = slots.Select(_ => limiter.StartSend()).ToList();
+        clock.Advance(RoundTrip);
+        starts.ForEach(s => limiter.Record(s, SendFeedback.Success));
+        slots.ForEach(s => s.Dispose());
+        return limiter.Limit;
+    }
+
+    private void RoundTrip1(ConcurrencyLimiter limiter, SendFeedback feedback)
+    {
+        using var slot = Acquire(limiter);
+        var start = limiter.StartSend();
+        clock.Advance(RoundTrip);
+        limiter.Record(start, feedback);
+    }
+
+    private static ConcurrencyLimiter.Slot Acquire(ConcurrencyLimiter limiter)
+    {
+        var pending = limiter.AcquireAsync(CancellationToken.None);
+        Assert.True(pending.IsCompletedSuccessfully, "no free slot");
+        return pending.Result;
+    }
+}
