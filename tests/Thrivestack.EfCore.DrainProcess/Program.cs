@@ -22,6 +22,7 @@ builder.Services.AddThrivestackIdentify<DrainContext>(o =>
     o.ApiToken = args[2];
     o.LeaseDuration = TimeSpan.FromSeconds(double.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture));
     o.RequestTimeout = o.LeaseDuration / 2;
+    o.MaxRequestRetries = 0;
     o.PollInterval = TimeSpan.FromMilliseconds(200);
     o.RetryBaseDelay = TimeSpan.FromMilliseconds(50);
     o.RetryMaxDelay = TimeSpan.FromSeconds(1);

@@ -13,8 +13,9 @@ namespace Thrivestack.EfCore.Dispatch;
 /// <item>A 429, a 503 or a timeout means overload: the limit drops to the number of requests that were in flight ahead
 /// of the refused one (a gateway's concurrency ceiling), and to at most 0.9 times itself (a rate limit), once per round
 /// trip however many answers of the same round report it.</item>
-/// <item>An answer much slower than the fastest seen (twice as slow, plus 25 ms so loopback jitter does not count) is
-/// a queue building up: the limit drops to 0.9 times itself, once per round trip.</item>
+/// <item>Answers much slower than the fastest seen are a queue building up: when the recent round trips (a moving
+/// average, so one slow answer of a busy machine does not count) take twice the fastest plus 50 ms, the limit drops
+/// to 0.9 times itself, once per round trip.</item>
 /// <item>Near a level that was refused before, growing by one more request waits for <see cref="ProbeRounds"/> round
 /// trips without overload, so a fixed gateway ceiling costs one 429 in about that many round trips instead of one in
 /// every other; once a request above that level succeeds, the ceiling is taken to be lifted and growth is normal again.</item>
@@ -27,7 +28,10 @@ internal sealed class ConcurrencyLimiter
     /// <summary>Round trips without overload before probing a level that was refused.</summary>
     public const int ProbeRounds = 8;
 
-    private static readonly TimeSpan LatencyAllowance = TimeSpan.FromMilliseconds(25);
+    private static readonly TimeSpan LatencyAllowance = TimeSpan.FromMilliseconds(50);
+
+    // Weight of the newest round trip in the moving average.
+    private const double RecentWeight = 0.2;
 
     private readonly Lock gate = new();
     private readonly Queue<TaskCompletionSource> waiters = new();
@@ -40,6 +44,7 @@ internal sealed class ConcurrencyLimiter
     private int inFlight;
     private long lastDecrease;
     private TimeSpan fastest = TimeSpan.MaxValue;
+    private double recentTicks;
 
     public ConcurrencyLimiter(int max, TimeProvider time)
     {
@@ -112,7 +117,6 @@ internal sealed class ConcurrencyLimiter
                     Decrease(start, limit * 0.9, refused: false);
                     break;
                 case SendFeedback.Success:
-                    fastest = elapsed < fastest ? elapsed : fastest;
                     Increase(start);
                     break;
                 case SendFeedback.Overload:
@@ -124,7 +128,12 @@ internal sealed class ConcurrencyLimiter
         }
     }
 
-    private bool IsSlow(TimeSpan elapsed) => fastest != TimeSpan.MaxValue && elapsed > (2 * fastest) + LatencyAllowance;
+    private bool IsSlow(TimeSpan elapsed)
+    {
+        recentTicks = recentTicks == 0 ? elapsed.Ticks : (RecentWeight * elapsed.Ticks) + ((1 - RecentWeight) * recentTicks);
+        fastest = elapsed < fastest ? elapsed : fastest;
+        return recentTicks > ((2 * fastest) + LatencyAllowance).Ticks;
+    }
 
     private void Increase(SendStart start)
     {

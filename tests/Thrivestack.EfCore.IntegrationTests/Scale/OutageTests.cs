@@ -32,6 +32,7 @@ public sealed class OutageTests(PostgresServer server, ITestOutputHelper output)
             // Rows claimed when the database went away come back when their lease ends.
             o.LeaseDuration = TimeSpan.FromSeconds(5);
             o.RequestTimeout = TimeSpan.FromSeconds(2);
+            o.MaxRequestRetries = 0;
         });
         await harness.StandIn.WaitUntilAsync(s => s.AcceptedEventCount >= 500, TimeSpan.FromSeconds(60));
 
@@ -106,6 +107,7 @@ public sealed class OutageTests(PostgresServer server, ITestOutputHelper output)
         {
             o.LeaseDuration = lease;
             o.RequestTimeout = TimeSpan.FromSeconds(1);
+            o.MaxRequestRetries = 0;
         });
 
         var longUser = new AppUser { Id = Guid.NewGuid(), Email = "long@example.com" };

@@ -154,8 +154,12 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
 
         var line = await WaitForLogAsync(36);
         Assert.Contains("no answer before its lease", line.Message);
-        await harness.WaitForOutboxAsync(rows => rows.Count == 1 && rows[0].LeaseId is null && rows[0].Attempts == 0, Deadline);
-        Assert.Empty(harness.StandIn.Events);
+
+        // Released, not charged: claimed again at once and delivered by the next request, with no retry recorded.
+        await harness.StandIn.WaitForEventsAsync(1, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
+        Assert.Equal("slow", Assert.Single(harness.StandIn.Events).UserId);
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(5) || l.Is(6));
     }
 
     [Fact]

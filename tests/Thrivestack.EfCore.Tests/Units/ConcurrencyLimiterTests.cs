@@ -118,7 +118,23 @@ public sealed class ConcurrencyLimiterTests
     }
 
     [Fact]
-    public void Record_AnswersTwiceAsSlowAsTheFastest_DropTheLimitByATenth()
+    public void Record_OneSlowAnswer_LeavesTheLimitAlone()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+
+        // A busy machine answers one request late: the average of recent round trips barely moves.
+        var start = new SendStart(clock.GetTimestamp(), 8, 8);
+        clock.Advance(RoundTrip * 4);
+        limiter.Record(start, SendFeedback.Success);
+
+        Assert.Equal(8, limiter.Limit);
+    }
+
+    [Fact]
+    public void Record_RoundTripsGrowingToThreeTimesTheFastest_DropTheLimitByATenth()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
         RoundTripAtLimit(limiter);
@@ -126,9 +142,13 @@ public sealed class ConcurrencyLimiterTests
         RoundTripAtLimit(limiter);
         Assert.Equal(8, limiter.Limit);
 
-        var start = new SendStart(clock.GetTimestamp(), 8, 8);
-        clock.Advance((RoundTrip * 2) + TimeSpan.FromMilliseconds(30));
-        limiter.Record(start, SendFeedback.Success);
+        // A queue builds up: answers keep taking three times as long as the fastest.
+        for (var i = 0; i < 10 && limiter.Limit == 8; i++)
+        {
+            var start = new SendStart(clock.GetTimestamp(), 8, 8);
+            clock.Advance(RoundTrip * 3);
+            limiter.Record(start, SendFeedback.Success);
+        }
 
         Assert.Equal(7.2, limiter.Limit, 3);
     }
