@@ -29,7 +29,7 @@ internal sealed class ThrivestackConventionSetPlugin(IDbContextOptions options, 
     }
 
     public void ProcessModelFinalizing(IConventionModelBuilder modelBuilder, IConventionContext<IConventionModelBuilder> context) =>
-        detached = MappingConfiguration.Detach(modelBuilder);
+        detached = MappingConfiguration.Detach(modelBuilder.Metadata);
 
     public IModel ProcessModelFinalized(IModel model)
     {

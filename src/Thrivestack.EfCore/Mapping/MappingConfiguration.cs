@@ -1,5 +1,4 @@
 using Microsoft.EntityFrameworkCore.Metadata;
-using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
 namespace Thrivestack.EfCore.Mapping;
 
@@ -33,12 +32,7 @@ internal sealed class MappingConfiguration
         return created;
     }
 
-    public static MappingConfiguration? Detach(IConventionModelBuilder modelBuilder)
-    {
-        var configuration = modelBuilder.Metadata.FindAnnotation(AnnotationName)?.Value as MappingConfiguration;
-        modelBuilder.HasNoAnnotation(AnnotationName);
-        return configuration;
-    }
+    public static MappingConfiguration? Detach(IConventionModel model) => model.RemoveAnnotation(AnnotationName)?.Value as MappingConfiguration;
 
     public static void Attach(IModel model, MappingConfiguration configuration) => model.SetRuntimeAnnotation(AnnotationName, configuration);
 
