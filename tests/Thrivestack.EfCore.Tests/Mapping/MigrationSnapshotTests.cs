@@ -42,5 +42,15 @@ public sealed class MigrationSnapshotTests
         Assert.Equal(1, CountOf(snapshot, "Thrivestack:"));
     }
 
+    [Fact]
+    public void SnapshotCode_DesignTimeContextWithoutTheInterceptor_FailsNamingTheMapping()
+    {
+        using var design = new DesignTimeContext(m => m.Entity<AppUser>().ToThrivestackUser(u => u.Id), interceptor: false);
+
+        var error = Assert.Throws<InvalidOperationException>(() => design.SnapshotCode());
+
+        Assert.Contains("Thrivestack.EfCore.Mapping.MappingConfiguration", error.Message);
+    }
+
     private static int CountOf(string text, string value) => (text.Length - text.Replace(value, "", StringComparison.Ordinal).Length) / value.Length;
 }
