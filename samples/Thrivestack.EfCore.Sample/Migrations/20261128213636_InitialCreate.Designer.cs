@@ -147,10 +147,6 @@ namespace Thrivestack.EfCore.Sample.Migrations
                         .IsUnique();
 
                     b.ToTable("Users");
-
-                    b
-                        .HasAnnotation("Thrivestack:Traits", "[[\"email\",\"Email\"],[\"enrichment_first_name\",\"FirstName\"],[\"enrichment_last_name\",\"LastName\"],[\"enrichment_employment_title\",\"JobTitle\"],[\"enrichment_phone\",\"Phones\"]]")
-                        .HasAnnotation("Thrivestack:UserId", "Id");
                 });
 
             modelBuilder.Entity("Thrivestack.EfCore.Sample.Model.Workspace", b =>
@@ -185,10 +181,6 @@ namespace Thrivestack.EfCore.Sample.Migrations
                     b.HasIndex("UserId");
 
                     b.ToTable("WorkspaceMembers");
-
-                    b
-                        .HasAnnotation("Thrivestack:MembershipGroupId", "WorkspaceId")
-                        .HasAnnotation("Thrivestack:MembershipUserId", "UserId");
                 });
 
             modelBuilder.Entity("Thrivestack.EfCore.Sample.Model.WorkspaceMember", b =>

@@ -1,5 +1,5 @@
 using Microsoft.EntityFrameworkCore.Infrastructure;
-using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Metadata.Conventions;
 using Microsoft.EntityFrameworkCore.Metadata.Conventions.Infrastructure;
 using Microsoft.Extensions.Logging;
@@ -9,25 +9,30 @@ using Thrivestack.EfCore.Mapping;
 namespace Thrivestack.EfCore.Interception;
 
 /// <summary>
-/// Checks the ThriveStack mapping when the model is built, so mistakes fail at start, not on the first save.
+/// Adds the <see cref="MappingConvention"/> to every model the context builds: it keeps the ThriveStack mapping out of
+/// migration snapshots and checks it, so mistakes fail at start, not on the first save.
 /// On a provider without SQL (EF's InMemory) it warns once per model that nothing is captured, instead of failing.
 /// </summary>
 internal sealed class ThrivestackConventionSetPlugin(IDbContextOptions options, ILoggerFactory loggerFactory)
-    : IConventionSetPlugin, IModelFinalizingConvention
+    : IConventionSetPlugin, IModelFinalizedConvention
 {
     public ConventionSet ModifyConventions(ConventionSet conventionSet)
     {
-        conventionSet.ModelFinalizingConventions.Add(this);
+        var mapping = new MappingConvention();
+        conventionSet.ModelFinalizingConventions.Add(mapping);
+        conventionSet.ModelFinalizedConventions.Add(mapping);
+        conventionSet.ModelFinalizedConventions.Add(this);
         return conventionSet;
     }
 
-    public void ProcessModelFinalizing(IConventionModelBuilder modelBuilder, IConventionContext<IConventionModelBuilder> context)
+    public IModel ProcessModelFinalized(IModel model)
     {
-        MappingResolver.Resolve(modelBuilder.Metadata);
         if (!ProviderFacts.IsRelational(options))
         {
             var provider = options.Extensions.FirstOrDefault(e => e.Info.IsDatabaseProvider)?.GetType().Name ?? "none";
             Log.CaptureUnsupportedProvider(loggerFactory.CreateLogger<ThrivestackIdentifyInterceptor>(), provider);
         }
+
+        return model;
     }
 }

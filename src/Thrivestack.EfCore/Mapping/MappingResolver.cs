@@ -1,82 +1,109 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata;
+using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Outbox;
 
 namespace Thrivestack.EfCore.Mapping;
 
 /// <summary>
-/// Reads the Thrivestack annotations of a model and checks them, with messages that say what to fix.
-/// Works on the design-time model (validation when the model is built) and on the runtime model.
+/// Resolves the configured mapping (<see cref="MappingConfiguration"/>) against a finalized model into the
+/// <see cref="ModelMap"/> the interceptor uses, and checks it with messages that say what to fix.
 /// </summary>
 internal static class MappingResolver
 {
-    public sealed record ResolvedTrait(string Key, IReadOnlyList<IReadOnlyNavigation> Navigations, IReadOnlyProperty Property, TraitValueKind Kind);
+    /// <summary>Checks the mapping when the model is built, so mistakes fail at start, not on the first save.</summary>
+    public static void Validate(IModel model) => Resolve(model, withOutbox: false);
 
-    public sealed record ResolvedUser(IReadOnlyEntityType EntityType, IReadOnlyProperty UserId, IReadOnlyList<ResolvedTrait> Traits);
+    public static ModelMap Resolve(IModel model) => Resolve(model, withOutbox: true);
 
-    public sealed record ResolvedMembership(IReadOnlyEntityType EntityType, IReadOnlyProperty UserId, IReadOnlyProperty GroupId);
-
-    public sealed record Resolution(IReadOnlyList<ResolvedUser> Users, IReadOnlyList<ResolvedMembership> Memberships, IReadOnlyEntityType? Outbox);
-
-    public static Resolution Resolve(IReadOnlyModel model)
+    private static ModelMap Resolve(IModel model, bool withOutbox)
     {
-        var users = new List<ResolvedUser>();
-        var memberships = new List<ResolvedMembership>();
-        IReadOnlyEntityType? outbox = null;
+        var configuration = MappingConfiguration.Find(model);
+        var outbox = model.GetEntityTypes().FirstOrDefault(e => e.FindAnnotation(ThrivestackAnnotationNames.Outbox) is not null);
+        if (configuration is null)
+        {
+            return outbox is null ? ModelMap.Empty : throw CompiledModel(outbox);
+        }
+
+        var users = new Dictionary<IEntityType, UserMap>();
+        var ownedTraits = new Dictionary<IEntityType, OwnedTraitMap>();
+        var memberships = new Dictionary<IEntityType, MembershipMap>();
+        RequireEntityTypes(model, configuration.UserTypes, "ToThrivestackUser");
+        RequireEntityTypes(model, configuration.MembershipTypes, "ToThrivestackMembership");
         foreach (var entityType in model.GetEntityTypes())
         {
-            if (entityType.FindAnnotation(ThrivestackAnnotationNames.Outbox) is not null)
+            if (Inherited(entityType, t => configuration.FindUser(t.Name)) is { } user)
             {
-                outbox = entityType;
-            }
-
-            if (FindInherited(entityType, ThrivestackAnnotationNames.UserId) is { } userIdName)
-            {
-                var userId = ResolveId(entityType, userIdName, "ToThrivestackUser", "user id");
-                var traits = TraitAnnotation.Parse(FindInherited(entityType, ThrivestackAnnotationNames.Traits))
-                    .Select(t => ResolveTrait(entityType, t))
-                    .ToArray();
-                users.Add(new ResolvedUser(entityType, userId, traits));
-            }
-            else if (entityType.FindAnnotation(ThrivestackAnnotationNames.Traits) is not null)
-            {
-                throw new InvalidOperationException(
-                    $"'{entityType.DisplayName()}' maps traits but is not a ThriveStack user. Call ToThrivestackUser(u => u.Id) before HasTrait.");
-            }
-
-            if (FindInherited(entityType, ThrivestackAnnotationNames.MembershipUserId) is { } memberUserId)
-            {
-                var groupName = FindInherited(entityType, ThrivestackAnnotationNames.MembershipGroupId)!;
-                memberships.Add(new ResolvedMembership(
+                var traits = Inherited(entityType, t => configuration.FindUser(t.Name) is { Traits.Count: > 0 } u ? u.Traits : null) ?? [];
+                var map = new UserMap(
                     entityType,
-                    ResolveId(entityType, memberUserId, "ToThrivestackMembership", "user id"),
-                    ResolveId(entityType, groupName, "ToThrivestackMembership", "group id")));
+                    Id(entityType, user.UserIdProperty, "ToThrivestackUser", "user id"),
+                    traits.Select(t => Trait(entityType, t)).ToArray());
+                users[entityType] = map;
+                foreach (var group in map.Traits.Where(t => t.IsOwned).GroupBy(t => t.Property.DeclaringType))
+                {
+                    var ownedType = (IEntityType)group.Key;
+                    ownedTraits[ownedType] = new OwnedTraitMap(ownedType, map, group.ToArray());
+                }
+            }
+
+            if (Inherited(entityType, t => configuration.FindMembership(t.Name)) is { } membership)
+            {
+                memberships[entityType] = new MembershipMap(
+                    entityType,
+                    Id(entityType, membership.UserIdProperty, "ToThrivestackMembership", "user id"),
+                    Id(entityType, membership.GroupIdProperty, "ToThrivestackMembership", "group id"));
             }
         }
 
         if (outbox is null && (users.Count > 0 || memberships.Count > 0))
         {
-            var mapped = users.Select(u => u.EntityType).Concat(memberships.Select(m => m.EntityType)).First();
+            var mapped = users.Keys.Concat(memberships.Keys).First();
             throw new InvalidOperationException(
                 $"'{mapped.DisplayName()}' is mapped for ThriveStack, but the model has no identify outbox. Call modelBuilder.AddThrivestackOutbox() in OnModelCreating and add a migration.");
         }
 
-        return new Resolution(users, memberships, outbox);
+        // Without SQL type mappings (EF's InMemory provider) there is no table to write: capture nothing.
+        if (!withOutbox || outbox?.FindPrimaryKey()?.Properties[0].FindTypeMapping() is not RelationalTypeMapping)
+        {
+            return ModelMap.Empty;
+        }
+
+        return new ModelMap(users, memberships, ownedTraits, new OutboxTable(outbox));
     }
 
-    private static string? FindInherited(IReadOnlyEntityType entityType, string annotation)
+    private static InvalidOperationException CompiledModel(IEntityType outbox) =>
+        new($"The model that holds '{outbox.DisplayName()}' was not built by OnModelCreating (it is a compiled model, from 'dotnet ef dbcontext optimize' or UseModel), "
+            + "and compiled models do not keep the ThriveStack mapping (ToThrivestackUser, HasTrait, ToThrivestackMembership). "
+            + "Remove UseModel(...) and the compiled model from this context's options, so that EF builds its model from OnModelCreating.");
+
+    private static void RequireEntityTypes(IModel model, IEnumerable<string> names, string method)
+    {
+        foreach (var name in names)
+        {
+            if (model.FindEntityType(name) is null)
+            {
+                throw new InvalidOperationException(
+                    $"{method} maps '{name}', but '{name}' is no longer an entity type of the model (was it ignored or made owned afterwards?). Remove the mapping or keep the entity type.");
+            }
+        }
+    }
+
+    private static T? Inherited<T>(IEntityType entityType, Func<IEntityType, T?> find)
+        where T : class
     {
         for (var type = entityType; type is not null; type = type.BaseType)
         {
-            if (type.FindAnnotation(annotation)?.Value is string value)
+            if (find(type) is { } found)
             {
-                return value;
+                return found;
             }
         }
 
         return null;
     }
 
-    private static IReadOnlyProperty ResolveId(IReadOnlyEntityType entityType, string name, string method, string role)
+    private static IdMap Id(IEntityType entityType, string name, string method, string role)
     {
         var property = entityType.FindProperty(name)
             ?? throw new InvalidOperationException(
@@ -88,13 +115,13 @@ internal static class MappingResolver
                 $"{method} maps the {role} of '{entityType.DisplayName()}' to '{name}' of type {property.ClrType.Name}. Ids must be string, Guid, int or long (or have a value converter to one of them).");
         }
 
-        return property;
+        return new IdMap(property, property.GetValueConverter());
     }
 
-    private static ResolvedTrait ResolveTrait(IReadOnlyEntityType userType, TraitAnnotation trait)
+    private static TraitMap Trait(IEntityType userType, TraitConfiguration trait)
     {
         var parts = trait.Path.Split('.');
-        var navigations = new List<IReadOnlyNavigation>();
+        var navigations = new List<INavigation>();
         var current = userType;
         for (var i = 0; i < parts.Length - 1; i++)
         {
@@ -116,10 +143,12 @@ internal static class MappingResolver
         var kind = TraitKind(ProviderTypeForTrait(property))
             ?? throw new InvalidOperationException(
                 $"HasTrait maps '{trait.Key}' of '{userType.DisplayName()}' to '{trait.Path}' of type {property.ClrType.Name}, which has no JSON form here. Traits may be strings, numbers, booleans, dates, Guids, enums or collections of strings; add a value converter for other types.");
-        return new ResolvedTrait(trait.Key, navigations, property, kind);
+        var clr = Nullable.GetUnderlyingType(property.ClrType) ?? property.ClrType;
+        var converter = TraitKind(clr) is null ? property.GetValueConverter() : null;
+        return new TraitMap(trait.Key, navigations, property, kind, converter, property.GetValueComparer());
     }
 
-    private static Type ProviderType(IReadOnlyProperty property)
+    private static Type ProviderType(IProperty property)
     {
         var clr = Nullable.GetUnderlyingType(property.ClrType) ?? property.ClrType;
         if (IdMap.IsSupported(clr))
@@ -131,7 +160,7 @@ internal static class MappingResolver
         return provider is null ? clr : Nullable.GetUnderlyingType(provider) ?? provider;
     }
 
-    private static Type ProviderTypeForTrait(IReadOnlyProperty property)
+    private static Type ProviderTypeForTrait(IProperty property)
     {
         var clr = Nullable.GetUnderlyingType(property.ClrType) ?? property.ClrType;
         if (TraitKind(clr) is not null)

@@ -1,13 +1,13 @@
 namespace Thrivestack.EfCore.Mapping;
 
-/// <summary>Names of the model annotations that carry the mapping; plain strings, so migrations snapshot them.</summary>
+/// <summary>
+/// Names of the annotations the library puts on a model. Only <see cref="Outbox"/> is a design-time annotation
+/// (it marks the outbox table, which belongs in migrations); the others are runtime annotations, which EF never
+/// writes into migration snapshots.
+/// </summary>
 internal static class ThrivestackAnnotationNames
 {
     public const string Prefix = "Thrivestack:";
-    public const string UserId = Prefix + "UserId";
-    public const string Traits = Prefix + "Traits";
-    public const string MembershipUserId = Prefix + "MembershipUserId";
-    public const string MembershipGroupId = Prefix + "MembershipGroupId";
     public const string Outbox = Prefix + "Outbox";
     public const string RuntimeMap = Prefix + "Map";
 

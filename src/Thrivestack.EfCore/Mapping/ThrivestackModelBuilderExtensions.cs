@@ -36,6 +36,7 @@ public static class ThrivestackModelBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(modelBuilder);
         ArgumentException.ThrowIfNullOrWhiteSpace(tableName);
+        MappingConfiguration.Of(modelBuilder.Model); // present even without mappings: its absence marks a compiled model
         OutboxModelConfiguration.Configure(modelBuilder.Entity<OutboxMessage>(), tableName, schema);
         BackfillCheckpointConfiguration.Configure(modelBuilder.Entity<BackfillCheckpoint>(), schema); // backfill checkpoints (issue 12)
         return modelBuilder;
@@ -130,20 +131,10 @@ public static class ThrivestackModelBuilderExtensions
         ArgumentException.ThrowIfNullOrWhiteSpace(propertyPath);
         ArgumentException.ThrowIfNullOrWhiteSpace(traitKey);
         var entityType = builder.Metadata;
-        var traits = TraitAnnotation.Parse(entityType.FindAnnotation(ThrivestackAnnotationNames.Traits)?.Value as string).ToList();
-        var existing = traits.Find(t => t.Key == traitKey);
-        if (existing is not null && existing.Path != propertyPath)
-        {
-            throw new InvalidOperationException(
-                $"The trait '{traitKey}' of '{entityType.DisplayName()}' is mapped twice, to '{existing.Path}' and to '{propertyPath}'. Map each trait key once.");
-        }
-
-        if (existing is null)
-        {
-            traits.Add(new TraitAnnotation(traitKey, propertyPath));
-        }
-
-        builder.HasAnnotation(ThrivestackAnnotationNames.Traits, TraitAnnotation.Format(traits));
+        var user = MappingConfiguration.Of(entityType.Model).FindUser(entityType.Name)
+            ?? throw new InvalidOperationException(
+                $"'{entityType.DisplayName()}' maps traits but is not a ThriveStack user. Call ToThrivestackUser(u => u.Id) before HasTrait.");
+        user.AddTrait(entityType.DisplayName(), propertyPath, traitKey);
     }
 
     private static void SetUser(EntityTypeBuilder builder, string userIdProperty)
@@ -156,14 +147,13 @@ public static class ThrivestackModelBuilderExtensions
                 $"'{builder.Metadata.DisplayName()}' is an owned type and cannot be a ThriveStack user. Map its owner with ToThrivestackUser and the owned properties with HasTrait(u => u.Owned.Property, key).");
         }
 
-        builder.HasAnnotation(ThrivestackAnnotationNames.UserId, userIdProperty);
+        MappingConfiguration.Of(builder.Metadata.Model).SetUser(builder.Metadata.Name, userIdProperty);
     }
 
     private static void SetMembership(EntityTypeBuilder builder, string userIdProperty, string groupIdProperty)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(userIdProperty);
         ArgumentException.ThrowIfNullOrWhiteSpace(groupIdProperty);
-        builder.HasAnnotation(ThrivestackAnnotationNames.MembershipUserId, userIdProperty);
-        builder.HasAnnotation(ThrivestackAnnotationNames.MembershipGroupId, groupIdProperty);
+        MappingConfiguration.Of(builder.Metadata.Model).SetMembership(builder.Metadata.Name, userIdProperty, groupIdProperty);
     }
 }

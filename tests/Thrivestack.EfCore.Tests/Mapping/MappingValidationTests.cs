@@ -59,6 +59,18 @@ public sealed class MappingValidationTests
     }
 
     [Fact]
+    public void Model_MappedEntityTypeIgnoredAfterwards_FailsWithFix()
+    {
+        var error = BuildModel(m =>
+        {
+            m.Entity<NumberedUser>().ToThrivestackUser(u => u.Id).HasTrait(u => u.Email, "email");
+            m.Ignore<NumberedUser>();
+        });
+        Assert.Contains("ToThrivestackUser maps 'Thrivestack.EfCore.Tests.Infrastructure.NumberedUser'", error.Message);
+        Assert.Contains("no longer an entity type", error.Message);
+    }
+
+    [Fact]
     public void HasTrait_SameKeyTwice_FailsWithFix()
     {
         var error = BuildModel(m =>

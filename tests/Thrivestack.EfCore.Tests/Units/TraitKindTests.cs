@@ -52,25 +52,4 @@ public sealed class TraitKindTests
     [InlineData(typeof(Dictionary<string, string>))]
     [InlineData(typeof(TraitKindTests))]
     public void TraitKind_TypeWithoutAJsonForm_IsNull(Type type) => Assert.Null(MappingResolver.TraitKind(type));
-
-    [Fact]
-    public void TraitAnnotation_FormatThenParse_RoundTripsKeysAndPaths()
-    {
-        TraitAnnotation[] traits =
-        [
-            new("email", "Email"),
-            new(ThrivestackTraits.City, "Address.City"),
-            new("quote \" and \\ and é", "Plan"),
-        ];
-
-        Assert.Equal(traits, TraitAnnotation.Parse(TraitAnnotation.Format(traits)));
-    }
-
-    [Fact]
-    public void TraitAnnotation_ParseNothing_IsEmpty()
-    {
-        Assert.Empty(TraitAnnotation.Parse(null));
-        Assert.Empty(TraitAnnotation.Parse(""));
-        Assert.Empty(TraitAnnotation.Parse(TraitAnnotation.Format([])));
-    }
 }
