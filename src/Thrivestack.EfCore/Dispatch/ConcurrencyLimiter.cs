@@ -15,7 +15,8 @@ namespace Thrivestack.EfCore.Dispatch;
 /// trip however many answers of the same round report it.</item>
 /// <item>Answers much slower than the fastest seen are a queue building up: when the recent round trips (a moving
 /// average, so one slow answer of a busy machine does not count) take twice the fastest plus 50 ms, the limit drops
-/// to 0.9 times itself, once per round trip.</item>
+/// to 0.9 times itself, once per round trip. The fastest ages by 0.5 % per answer, so a round trip that grows for good
+/// (a slower route) becomes the new normal within about fifty answers.</item>
 /// <item>Near a level that was refused before, growing by one more request waits for <see cref="ProbeRounds"/> round
 /// trips without overload, so a fixed gateway ceiling costs one 429 in about that many round trips instead of one in
 /// every other; once a request above that level succeeds, the ceiling is taken to be lifted and growth is normal again.</item>
@@ -42,6 +43,7 @@ internal sealed class ConcurrencyLimiter
     private int? refusedLevel;
     private double probeCredit;
     private int inFlight;
+    private int sending;
     private long lastDecrease;
     private TimeSpan fastest = TimeSpan.MaxValue;
     private double recentTicks;
@@ -96,12 +98,17 @@ internal sealed class ConcurrencyLimiter
         }
     }
 
-    /// <summary>Notes that a send starts on a held slot: what the answer's feedback is judged against.</summary>
+    /// <summary>
+    /// Notes that a send starts on a held slot: what the answer's feedback is judged against. Requests actually in flight
+    /// are counted, not slots: a lane holds its slot while it claims and acknowledges too, and a gateway counts requests.
+    /// Every call is followed by one <see cref="Record"/>.
+    /// </summary>
     public SendStart StartSend()
     {
         lock (gate)
         {
-            return new SendStart(time.GetTimestamp(), inFlight, Allowed);
+            sending++;
+            return new SendStart(time.GetTimestamp(), inFlight, sending, Allowed);
         }
     }
 
@@ -111,6 +118,7 @@ internal sealed class ConcurrencyLimiter
         var elapsed = time.GetElapsedTime(start.Timestamp);
         lock (gate)
         {
+            sending = Math.Max(0, sending - 1);
             switch (feedback)
             {
                 case SendFeedback.Success when IsSlow(elapsed):
@@ -120,7 +128,7 @@ internal sealed class ConcurrencyLimiter
                     Increase(start);
                     break;
                 case SendFeedback.Overload:
-                    Decrease(start, Math.Min(limit * 0.9, start.InFlight - 1), refused: true);
+                    Decrease(start, Math.Min(limit * 0.9, start.Sending - 1), refused: true);
                     break;
             }
 
@@ -131,19 +139,21 @@ internal sealed class ConcurrencyLimiter
     private bool IsSlow(TimeSpan elapsed)
     {
         recentTicks = recentTicks == 0 ? elapsed.Ticks : (RecentWeight * elapsed.Ticks) + ((1 - RecentWeight) * recentTicks);
-        fastest = elapsed < fastest ? elapsed : fastest;
+        // The fastest ages by 0.5 % per answer, so one early fast answer (a warm loopback, a cache) cannot make every later
+        // normal one look slow for good.
+        fastest = fastest == TimeSpan.MaxValue || elapsed < fastest * 1.005 ? elapsed : fastest * 1.005;
         return recentTicks > ((2 * fastest) + LatencyAllowance).Ticks;
     }
 
     private void Increase(SendStart start)
     {
         // Application-limited: the dispatcher did not use the whole limit, so this answer says nothing about a larger one.
-        if (start.InFlight < start.Allowed || limit >= max)
+        if (start.Slots < start.Allowed || limit >= max)
         {
             return;
         }
 
-        if (refusedLevel is { } refused && start.InFlight >= refused)
+        if (refusedLevel is { } refused && start.Sending >= refused)
         {
             // A request at the refused level went through: the ceiling is gone.
             refusedLevel = null;
@@ -186,7 +196,7 @@ internal sealed class ConcurrencyLimiter
         probeCredit = 0;
         if (refused)
         {
-            refusedLevel = Math.Max(2, start.InFlight);
+            refusedLevel = Math.Max(2, start.Sending);
         }
     }
 

@@ -60,6 +60,7 @@ internal sealed class DispatchCycle(
     private bool moreBatchesFollow;
     private bool deliveredInCycle;
     private bool leaseRanOut;
+    private Task acknowledging = Task.CompletedTask;
 
     /// <summary>What the page ended with, for the dispatcher's pacing.</summary>
     public CycleResult Result { get; private set; } = CycleResult.Completed;
@@ -120,7 +121,14 @@ internal sealed class DispatchCycle(
         }
         finally
         {
-            await ReleaseUnsettledAsync(events).ConfigureAwait(false);
+            try
+            {
+                await acknowledging.ConfigureAwait(false);
+            }
+            finally
+            {
+                await ReleaseUnsettledAsync(events).ConfigureAwait(false);
+            }
         }
     }
 
@@ -162,10 +170,10 @@ internal sealed class DispatchCycle(
         }
 
         limiter.Record(start, FeedbackOf(result));
-        if (result.StatusCode == 429 && result.RetryAfter is null && start.InFlight > 1 && isolation is null)
+        if (result.StatusCode == 429 && result.RetryAfter is null && start.Slots > 1 && isolation is null)
         {
             // The concurrency limit at work (see remarks): the rows go back unsent, the limiter has slowed down.
-            Log.BatchThrottled(logger, batch.Count, contextName, start.InFlight);
+            Log.BatchThrottled(logger, batch.Count, contextName, start.Sending);
             Block(batch);
             return;
         }
@@ -309,13 +317,22 @@ internal sealed class DispatchCycle(
         }
     }
 
-    // Acknowledgements take no cancellation token: what ThriveStack answered is recorded even while the host stops.
+    // The acknowledgement is written while the next batch is sent (its rows are settled for this cycle at once); the
+    // next statement on this context waits for it, and the cycle ends only once it is written.
     private async Task DeliveredAsync(List<OutboxEvent> batch, int bytes, SendResult result)
     {
+        await acknowledging.ConfigureAwait(false);
         var ids = batch.SelectMany(e => e.Ids).ToArray();
+        settled.UnionWith(ids);
+        acknowledging = AcknowledgeAsync(batch, ids, bytes, result);
+    }
+
+    // Acknowledgements take no cancellation token: what ThriveStack answered is recorded even while the host stops.
+    private async Task AcknowledgeAsync(List<OutboxEvent> batch, long[] ids, int bytes, SendResult result)
+    {
+        await Task.Yield();
         var now = time.GetUtcNow().UtcDateTime;
         var acknowledged = await store.DeliveredAsync(ids, leaseId, now, options.DeliveredRetention > TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
-        settled.UnionWith(ids);
         acknowledged = CheckLease(ids.Length, acknowledged, "delivered");
         Delivered += acknowledged;
         metrics.Delivered(acknowledged, contextName);
@@ -346,6 +363,7 @@ internal sealed class DispatchCycle(
         {
             var ids = group.SelectMany(e => e.Ids).ToArray();
             var next = now + RetrySchedule.Delay(group.Key + 1, options.RetryBaseDelay, options.RetryMaxDelay, result.RetryAfter);
+            await acknowledging.ConfigureAwait(false);
             var changed = await store.RetryLaterAsync(ids, leaseId, next, reason, CancellationToken.None).ConfigureAwait(false);
             settled.UnionWith(ids);
             metrics.Retried(CheckLease(ids.Length, changed, "retried"), contextName);
@@ -355,6 +373,7 @@ internal sealed class DispatchCycle(
     private async Task DeadLetterAsync(List<OutboxEvent> events, string reason, bool countAttempt)
     {
         var ids = events.SelectMany(e => e.Ids).ToArray();
+        await acknowledging.ConfigureAwait(false);
         var changed = await store.DeadLetterAsync(ids, leaseId, time.GetUtcNow().UtcDateTime, reason, countAttempt, CancellationToken.None).ConfigureAwait(false);
         settled.UnionWith(ids);
         metrics.DeadLettered(CheckLease(ids.Length, changed, "dead-lettered"), contextName);

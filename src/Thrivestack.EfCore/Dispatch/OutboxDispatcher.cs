@@ -141,11 +141,6 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 var step = await RunOnceAsync(leader, stoppingToken).ConfigureAwait(false);
                 unexpectedFailures = 0;
                 backlog = step.FullClaim && step.Wait == TimeSpan.Zero;
-                if (backlog && moreWork.CurrentCount == 0)
-                {
-                    // A full page suggests more: wake one more lane, which wakes the next if it finds a full page too.
-                    moreWork.Release();
-                }
 
                 if (leader && step.Wait > TimeSpan.Zero)
                 {
@@ -211,6 +206,13 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             if (rows.Count == 0)
             {
                 return new LaneStep(options.PollInterval, false);
+            }
+
+            if (rows.Count >= ClaimSize && moreWork.CurrentCount == 0)
+            {
+                // A full page suggests more: wake one more lane now, before this page's sends, which wakes the next if its
+                // page is full too. The limiter's slots, not this, pace how many send at once.
+                moreWork.Release();
             }
 
             var cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero);

@@ -1,4 +1,7 @@
 namespace Thrivestack.EfCore.Dispatch;
 
-/// <summary>When a send started, how many slots were held then (itself included) and how many the limit allowed.</summary>
-internal readonly record struct SendStart(long Timestamp, int InFlight, int Allowed);
+/// <summary>
+/// When a send started and what the limiter saw then: the slots held (lanes with work, a measure of demand), the requests
+/// actually in flight, itself included (what a gateway counts), and the limit.
+/// </summary>
+internal readonly record struct SendStart(long Timestamp, int Slots, int Sending, int Allowed);

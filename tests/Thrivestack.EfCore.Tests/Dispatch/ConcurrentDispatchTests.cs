@@ -304,7 +304,7 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
             await using (var context = database.CreateContext())
             {
                 await context.Set<OutboxMessage>().ExecuteUpdateAsync(
-                    s => s.SetProperty(m => m.LeaseId, Lease).SetProperty(m => m.LeaseOwner, "another").SetProperty(m => m.LeaseExpiresAt, DateTime.UtcNow.AddHours(1)),
+                    s => s.SetProperty(m => m.LeaseId, Lease).SetProperty(m => m.LeaseOwner, "another").SetProperty(m => m.LeaseExpiresAt, DateTime.UtcNow.AddMinutes(1)),
                     cancellationToken);
             }
 

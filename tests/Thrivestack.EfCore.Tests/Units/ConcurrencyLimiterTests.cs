@@ -49,8 +49,9 @@ public sealed class ConcurrencyLimiterTests
         Assert.Equal(8, limiter.Limit);
 
         // A gateway lets four through: of eight sent at once, four come back 429, the fifth one with four ahead of it.
+        // (Eight lanes hold slots; the requests on the wire are what the gateway counts.)
         var slots = Enumerable.Range(0, 8).Select(_ => Acquire(limiter)).ToList();
-        var starts = slots.Select((_, i) => new SendStart(clock.GetTimestamp(), i + 1, 8)).ToList();
+        var starts = slots.Select((_, i) => new SendStart(clock.GetTimestamp(), 8, i + 1, 8)).ToList();
         clock.Advance(RoundTrip);
         for (var i = 0; i < 8; i++)
         {
@@ -70,7 +71,7 @@ public sealed class ConcurrencyLimiterTests
         RoundTripAtLimit(limiter);
         RoundTripAtLimit(limiter);
 
-        var starts = Enumerable.Range(0, 8).Select(_ => new SendStart(clock.GetTimestamp(), 8, 8)).ToList();
+        var starts = Enumerable.Range(0, 8).Select(_ => new SendStart(clock.GetTimestamp(), 8, 8, 8)).ToList();
         clock.Advance(RoundTrip);
         starts.ForEach(s => limiter.Record(s, SendFeedback.Overload));
 
@@ -78,7 +79,7 @@ public sealed class ConcurrencyLimiterTests
         Assert.Equal(7, limiter.Limit, 3);
 
         // The next round trip's overload counts again.
-        var next = new SendStart(clock.GetTimestamp(), 7, 7);
+        var next = new SendStart(clock.GetTimestamp(), 7, 7, 7);
         clock.Advance(RoundTrip);
         limiter.Record(next, SendFeedback.Overload);
         Assert.Equal(6, limiter.Limit, 3);
@@ -118,6 +119,43 @@ public sealed class ConcurrencyLimiterTests
     }
 
     [Fact]
+    public void Record_FiveLanesButFourRequestsOnTheWire_DoNotTakeTheCeilingForLifted()
+    {
+        var limiter = RefusedAtFive();
+        for (var round = 0; round < ConcurrencyLimiter.ProbeRounds; round++)
+        {
+            RoundTripAtLimit(limiter);
+        }
+
+        Assert.Equal(5, (int)limiter.Limit);
+
+        // Five lanes hold slots, but one of them is claiming: four requests on the wire, as the gateway allows.
+        for (var i = 0; i < 10; i++)
+        {
+            var start = new SendStart(clock.GetTimestamp(), 5, 4, 5);
+            clock.Advance(RoundTrip);
+            limiter.Record(start, SendFeedback.Success);
+        }
+
+        Assert.Equal(5, (int)limiter.Limit);
+    }
+
+    [Fact]
+    public void Record_OneFastAnswerThenSlowerOnesForGood_ClimbsBackToTheMaximum()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+
+        // A warm loopback answers in 20 ms once; every later answer takes 100 ms (a real route).
+        RoundTrip1(limiter, SendFeedback.Success, TimeSpan.FromMilliseconds(20));
+        for (var round = 0; round < 100 && limiter.Limit < 8; round++)
+        {
+            RoundTripAtLimit(limiter);
+        }
+
+        Assert.Equal(8, limiter.Limit);
+    }
+
+    [Fact]
     public void Record_OneSlowAnswer_LeavesTheLimitAlone()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
@@ -126,7 +164,7 @@ public sealed class ConcurrencyLimiterTests
         RoundTripAtLimit(limiter);
 
         // A busy machine answers one request late: the average of recent round trips barely moves.
-        var start = new SendStart(clock.GetTimestamp(), 8, 8);
+        var start = new SendStart(clock.GetTimestamp(), 8, 8, 8);
         clock.Advance(RoundTrip * 4);
         limiter.Record(start, SendFeedback.Success);
 
@@ -145,7 +183,7 @@ public sealed class ConcurrencyLimiterTests
         // A queue builds up: answers keep taking three times as long as the fastest.
         for (var i = 0; i < 10 && limiter.Limit == 8; i++)
         {
-            var start = new SendStart(clock.GetTimestamp(), 8, 8);
+            var start = new SendStart(clock.GetTimestamp(), 8, 8, 8);
             clock.Advance(RoundTrip * 3);
             limiter.Record(start, SendFeedback.Success);
         }
@@ -185,7 +223,7 @@ public sealed class ConcurrencyLimiterTests
         var slots = new[] { Acquire(limiter), Acquire(limiter) };
         Assert.False(limiter.OverLimit);
 
-        var start = new SendStart(clock.GetTimestamp(), 2, 2);
+        var start = new SendStart(clock.GetTimestamp(), 2, 2, 2);
         clock.Advance(RoundTrip);
         limiter.Record(start, SendFeedback.Overload);
 
@@ -205,7 +243,7 @@ public sealed class ConcurrencyLimiterTests
 
         // Leave slow start with a refusal at five: four went through, the fifth was refused.
         var slots = Enumerable.Range(0, 5).Select(_ => Acquire(limiter)).ToList();
-        var starts = Enumerable.Range(1, 5).Select(n => new SendStart(clock.GetTimestamp(), n, 8)).ToList();
+        var starts = Enumerable.Range(1, 5).Select(n => new SendStart(clock.GetTimestamp(), 5, n, 8)).ToList();
         clock.Advance(RoundTrip);
         limiter.Record(starts[4], SendFeedback.Overload);
         slots.ForEach(s => s.Dispose());
@@ -224,11 +262,11 @@ public sealed class ConcurrencyLimiterTests
         return limiter.Limit;
     }
 
-    private void RoundTrip1(ConcurrencyLimiter limiter, SendFeedback feedback)
+    private void RoundTrip1(ConcurrencyLimiter limiter, SendFeedback feedback, TimeSpan? roundTrip = null)
     {
         using var slot = Acquire(limiter);
         var start = limiter.StartSend();
-        clock.Advance(RoundTrip);
+        clock.Advance(roundTrip ?? RoundTrip);
         limiter.Record(start, feedback);
     }
 
