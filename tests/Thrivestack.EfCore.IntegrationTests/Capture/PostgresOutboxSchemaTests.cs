@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Npgsql;
 using Thrivestack.EfCore.IntegrationTests.Infrastructure;
 using Thrivestack.EfCore.Testing;
+using Thrivestack.EfCore.Tests.Infrastructure;
 
 namespace Thrivestack.EfCore.IntegrationTests.Capture;
 
@@ -31,7 +32,8 @@ public sealed class PostgresOutboxSchemaTests(PostgresServer server)
 
         await using var standIn = await ThrivestackStandIn.StartAsync();
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Services.AddDbContext<SchemaContext>(o => o.UseNpgsql(connectionString).AddThrivestackIdentifyInterceptor());
+        var activity = new DatabaseActivity();
+        builder.Services.AddDbContext<SchemaContext>(o => o.UseNpgsql(connectionString).AddThrivestackIdentifyInterceptor().AddInterceptors(activity));
         builder.Services.AddThrivestackIdentify<SchemaContext>(o =>
         {
             o.Endpoint = standIn.Endpoint;
@@ -45,13 +47,8 @@ public sealed class PostgresOutboxSchemaTests(PostgresServer server)
             await standIn.WaitForEventsAsync(2, TimeSpan.FromSeconds(30));
             Assert.Equal("s@example.com", Assert.Single(standIn.EventsFor("schema-1")).Traits!.Value.GetProperty("email").GetString());
             Assert.Single(standIn.EventsFor(numberedId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-            while (await CountAsync(connectionString) > 0 && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(50);
-            }
-
-            Assert.Equal(0L, await CountAsync(connectionString));
+            // Delivered rows are deleted at once: count again (on a connection of its own) after each statement of the dispatcher.
+            await activity.WaitUntilAsync(() => CountAsync(connectionString), count => count == 0, TimeSpan.FromSeconds(30), count => $"{count} row(s) left in the outbox.");
         }
         finally
         {

@@ -11,7 +11,7 @@ public sealed class PostgresTestDatabase(string connectionString) : TestDatabase
     public static async Task<PostgresTestDatabase> CreateAsync(PostgresServer server) =>
         new(await server.CreateDatabaseAsync("thrivestack"));
 
-    public override void Configure(DbContextOptionsBuilder builder) => builder.UseNpgsql(ConnectionString);
+    protected override void ConfigureProvider(DbContextOptionsBuilder builder) => builder.UseNpgsql(ConnectionString);
 
     public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

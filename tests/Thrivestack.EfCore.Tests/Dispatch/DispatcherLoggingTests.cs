@@ -94,6 +94,8 @@ public sealed class DispatcherLoggingTests
             AssertNoLineContains(harness, value);
         }
 
+        // The dead-letter line is written just after the row's update that the wait above saw.
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(6)), Deadline);
         var lines = harness.Logs.Lines;
         Assert.Contains(lines, l => l.Is(33) && l.Message.Contains("batch of 2 events"));
         Assert.Contains(lines, l => l.Is(3) && l.Message.Contains("Delivered identify events: 1 "));

@@ -4,12 +4,12 @@ using Thrivestack.EfCore.Outbox;
 
 namespace Thrivestack.EfCore.Tests.Infrastructure;
 
-/// <summary>Reads the outbox with a fresh context, as the dispatcher would see it.</summary>
+/// <summary>Reads the outbox with a fresh context, as the dispatcher would see it (a read, so it does not signal the database's activity).</summary>
 internal static class OutboxReader
 {
     public static async Task<List<OutboxMessage>> RowsAsync(TestDatabase database)
     {
-        await using var context = database.CreateContext();
+        await using var context = database.CreateUnwatchedContext();
         return await context.Set<OutboxMessage>().AsNoTracking().OrderBy(m => m.Id).ToListAsync();
     }
 

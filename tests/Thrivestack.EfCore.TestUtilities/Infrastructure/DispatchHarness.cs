@@ -130,26 +130,16 @@ internal sealed class DispatchHarness : IAsyncDisposable
 
     public async Task<List<OutboxMessage>> RowsAsync() => await OutboxReader.RowsAsync(Database);
 
-    /// <summary>Waits (with a deadline) until the outbox satisfies <paramref name="condition"/>.</summary>
-    public async Task WaitForOutboxAsync(Func<List<OutboxMessage>, bool> condition, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
-        while (true)
-        {
-            var rows = await RowsAsync();
-            if (condition(rows))
-            {
-                return;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"The outbox did not reach the expected state: {rows.Count} rows, states {string.Join(",", rows.GroupBy(r => r.State).Select(g => $"{g.Key}={g.Count()}"))}.");
-            }
-
-            await Task.Delay(50);
-        }
-    }
+    /// <summary>
+    /// Waits (with a deadline) until the outbox satisfies <paramref name="condition"/>, reading it again each time a
+    /// context of the database has done something (<see cref="TestDatabase.Activity"/>), not on a timer.
+    /// </summary>
+    public Task WaitForOutboxAsync(Func<List<OutboxMessage>, bool> condition, TimeSpan? timeout = null) =>
+        Database.Activity.WaitUntilAsync(
+            RowsAsync,
+            condition,
+            timeout ?? TimeSpan.FromSeconds(30),
+            rows => $"The outbox did not reach the expected state: {rows.Count} rows, states {string.Join(",", rows.GroupBy(r => r.State).Select(g => $"{g.Key}={g.Count()}"))}.");
 
     public async ValueTask DisposeAsync()
     {

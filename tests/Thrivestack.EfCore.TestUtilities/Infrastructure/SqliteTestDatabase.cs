@@ -15,7 +15,7 @@ public sealed class SqliteTestDatabase : TestDatabase
 
     public string ConnectionString { get; }
 
-    public override void Configure(DbContextOptionsBuilder builder) => builder.UseSqlite(ConnectionString);
+    protected override void ConfigureProvider(DbContextOptionsBuilder builder) => builder.UseSqlite(ConnectionString);
 
     /// <summary>Creates the schema in WAL mode, the journal mode the README recommends (it stays with the file).</summary>
     public override async Task CreateSchemaAsync()

@@ -6,8 +6,15 @@ namespace Thrivestack.EfCore.Tests.Infrastructure;
 /// <summary>A real database for one test: SQLite here, PostgreSQL in the integration suite. Same tests, two providers.</summary>
 public abstract class TestDatabase : IAsyncDisposable
 {
-    /// <summary>Configures the provider (connection, SQLite or Npgsql) on a builder.</summary>
-    public abstract void Configure(DbContextOptionsBuilder builder);
+    /// <summary>Signals every command, commit and connection close of the contexts configured by this database.</summary>
+    internal DatabaseActivity Activity { get; } = new();
+
+    /// <summary>Configures the provider (connection, SQLite or Npgsql) on a builder, and the <see cref="Activity"/> signal.</summary>
+    public void Configure(DbContextOptionsBuilder builder)
+    {
+        ConfigureProvider(builder);
+        builder.AddInterceptors(Activity);
+    }
 
     public DbContextOptions<TestDbContext> Options(TimeProvider? clock = null)
     {
@@ -27,6 +34,14 @@ public abstract class TestDatabase : IAsyncDisposable
 
     public TestDbContext CreateContext(TimeProvider? clock = null) => new(Options(clock));
 
+    /// <summary>A context that does not signal <see cref="Activity"/>: the reads of a wait on that signal must not wake it.</summary>
+    internal TestDbContext CreateUnwatchedContext()
+    {
+        var builder = new DbContextOptionsBuilder<TestDbContext>();
+        ConfigureProvider(builder);
+        return new(builder.AddThrivestackIdentifyInterceptor().Options);
+    }
+
     public virtual async Task CreateSchemaAsync()
     {
         await using var context = CreateContext();
@@ -35,4 +50,7 @@ public abstract class TestDatabase : IAsyncDisposable
     }
 
     public abstract ValueTask DisposeAsync();
+
+    /// <summary>Configures the provider (connection, SQLite or Npgsql) on a builder.</summary>
+    protected abstract void ConfigureProvider(DbContextOptionsBuilder builder);
 }
