@@ -31,17 +31,23 @@ internal sealed class NetworkHost : IAsyncDisposable
         var path = SqliteBench.Copy(template, "network-library");
         SqliteBench.Execute(path, $"DELETE FROM {SqliteBench.Outbox};");
         var timing = breakdown ? new Breakdown() : null;
-        Breakdown.Current = timing;
 
         // Default options but two: the bound on requests in flight under test, and no polling between runs (a poll could
         // claim rows of the next backlog before its clock starts; the nudge starts each run, as a save would).
         var host = DispatcherHost.Build(
-            o => SqliteBench.Configure(o, path, interceptor: false), standIn.Endpoint, standIn.ApiToken, batch, o =>
+            o =>
+            {
+                SqliteBench.Configure(o, path, interceptor: false);
+                if (timing is not null)
+                {
+                    o.AddInterceptors(new SqliteStatementTimer(timing));
+                }
+            },
+            standIn.Endpoint, standIn.ApiToken, batch, o =>
             {
                 o.MaxConcurrentRequests = maxConcurrentRequests;
                 o.PollInterval = TimeSpan.FromHours(1);
             });
-        Breakdown.Current = null;
         await host.StartAsync();
         return new NetworkHost(standIn, path, host, timing);
     }

@@ -21,7 +21,7 @@ internal static class NetworkScenario
         var rounds = options.Int("rounds", 2);
         var batch = options.Int("batch", 100);
         var concurrency = options.Int("max-concurrent", 8);
-        var baselineSizes = options.Ints("baseline-rows", "20000,100000");
+        var baselineSizes = options.Ints("baseline-rows", "20000,100000").Where(r => r > 0).ToArray();
         var gateway = options.Int("gateway", 4);
         var gatewayRows = options.Int("gateway-rows", 20_000);
         var startRows = options.Int("start-rows", 20_000);
