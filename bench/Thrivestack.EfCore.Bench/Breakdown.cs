@@ -108,12 +108,14 @@ internal sealed class Breakdown : DbCommandInterceptor, IDisposable
         }
     }
 
+    public const string ClaimKind = "SQL claim (UPDATE .. RETURNING)";
+
     public static string Kind(string sql)
     {
         var text = sql.TrimStart();
         return text switch
         {
-            _ when text.Contains("\"lease_owner\" =", StringComparison.Ordinal) => "SQL claim (UPDATE .. RETURNING)",
+            _ when text.Contains("\"lease_owner\" =", StringComparison.Ordinal) => ClaimKind,
             _ when text.StartsWith("PRAGMA", StringComparison.OrdinalIgnoreCase) => "SQL PRAGMA",
             _ when text.StartsWith("BEGIN", StringComparison.OrdinalIgnoreCase) || text.StartsWith("COMMIT", StringComparison.OrdinalIgnoreCase) => "SQL BEGIN/COMMIT",
             _ when text.StartsWith("DELETE", StringComparison.OrdinalIgnoreCase) => "SQL acknowledge (DELETE)",

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using Thrivestack.EfCore.Testing;
@@ -53,15 +54,24 @@ internal static class HostStartDrain
     {
         var (path, endpoint, token, batch) = (args[0], new Uri(args[1]), args[2], int.Parse(args[3], CultureInfo.InvariantCulture));
         SqliteBench.Synchronous = args[4];
+        // When each kind of statement first ran after StartAsync began (its end, in ms) and how long it took, with the JIT
+        // work done by then: what a new process does before its first request leaves.
+        var firsts = new ConcurrentDictionary<string, string>();
+        var ticks = 0L;
+        var timer = new SqliteStatementTimer((kind, duration) => firsts.TryAdd(kind, FormattableString.Invariant(
+            $"{kind} +{Stopwatch.GetElapsedTime(ticks).TotalMilliseconds:0} ms ({duration * 1000.0 / Stopwatch.Frequency:0.0} ms; JIT by then {System.Runtime.JitInfo.GetCompiledMethodCount()} methods, {System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds:0} ms)")));
         var build = Stopwatch.StartNew();
-        using var host = DispatcherHost.Build(o => SqliteBench.Configure(o, path, interceptor: false), endpoint, token, batch);
+        using var host = DispatcherHost.Build(o => SqliteBench.Configure(o, path, interceptor: false).AddInterceptors(timer), endpoint, token, batch);
         build.Stop();
-        var ticks = Stopwatch.GetTimestamp();
+        var jitBefore = (System.Runtime.JitInfo.GetCompiledMethodCount(), System.Runtime.JitInfo.GetCompilationTime());
+        ticks = Stopwatch.GetTimestamp();
         var utc = TimeProvider.System.GetUtcNow();
         await host.StartAsync();
         Console.WriteLine(FormattableString.Invariant($"STARTING {ticks} {utc.UtcTicks} {build.Elapsed.TotalSeconds}"));
         await Console.In.ReadLineAsync();
         await host.StopAsync();
+        Console.WriteLine(FormattableString.Invariant(
+            $"child: JIT at StartAsync {jitBefore.Item1} methods {jitBefore.Item2.TotalMilliseconds:0} ms, at the end {System.Runtime.JitInfo.GetCompiledMethodCount()} methods {System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds:0} ms; first statements: {string.Join("; ", firsts.Values.Order())}"));
         Console.WriteLine("STOPPED");
         return 0;
     }

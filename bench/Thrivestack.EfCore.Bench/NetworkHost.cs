@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -26,30 +27,75 @@ internal sealed class NetworkHost : IAsyncDisposable
 
     public Breakdown? Breakdown { get; }
 
-    public static async Task<NetworkHost> StartAsync(ThrivestackStandIn standIn, string template, int batch, int maxConcurrentRequests, bool breakdown)
+    public static async Task<NetworkHost> StartAsync(ThrivestackStandIn standIn, string template, int batch, int maxConcurrentRequests, bool breakdown, Action<StandInFaults> primeFaults)
     {
         var path = SqliteBench.Copy(template, "network-library");
         SqliteBench.Execute(path, $"DELETE FROM {SqliteBench.Outbox};");
         var timing = breakdown ? new Breakdown() : null;
+        var claims = new StrongBox<int>();
+        var timer = new SqliteStatementTimer((kind, ticks) =>
+        {
+            if (kind == Breakdown.ClaimKind)
+            {
+                Interlocked.Increment(ref claims.Value);
+            }
+
+            timing?.Add(kind, ticks);
+        });
 
         // Default options but two: the bound on requests in flight under test, and no polling between runs (a poll could
         // claim rows of the next backlog before its clock starts; the nudge starts each run, as a save would).
         var host = DispatcherHost.Build(
+            o => SqliteBench.Configure(o, path, interceptor: false).AddInterceptors(timer),
+            standIn.Endpoint,
+            standIn.ApiToken,
+            batch,
             o =>
-            {
-                SqliteBench.Configure(o, path, interceptor: false);
-                if (timing is not null)
-                {
-                    o.AddInterceptors(new SqliteStatementTimer(timing));
-                }
-            },
-            standIn.Endpoint, standIn.ApiToken, batch, o =>
             {
                 o.MaxConcurrentRequests = maxConcurrentRequests;
                 o.PollInterval = TimeSpan.FromHours(1);
             });
         await host.StartAsync();
-        return new NetworkHost(standIn, path, host, timing);
+        var started = new NetworkHost(standIn, path, host, timing);
+        await started.PrimeAsync(claims, primeFaults);
+        return started;
+    }
+
+    /// <summary>
+    /// Waits for the new dispatcher's start-up claim (an empty outbox), then sends one event through it and waits for the
+    /// empty claim that follows its delivery: the dispatcher sleeps until a nudge, so no claim of the first run's rows
+    /// starts before its clock. The new dispatcher's concurrency limit learns from that one answer: the stand-in answers
+    /// it with <paramref name="faults"/>, normally those of the runs (a round trip of another length is remembered).
+    /// </summary>
+    private async Task PrimeAsync(StrongBox<int> claims, Action<StandInFaults> faults)
+    {
+        await WaitForClaimsAsync(claims, 1);
+        var before = Volatile.Read(ref claims.Value);
+        standIn.Reset();
+        faults(standIn.Faults);
+        using (var scope = host.Services.CreateScope())
+        {
+            var context = scope.ServiceProvider.GetRequiredService<BenchDbContext>();
+            context.EnqueueThrivestackIdentify("bench-prime");
+            await context.SaveChangesAsync();
+        }
+
+        await standIn.WaitForEventsAsync(1, TimeSpan.FromMinutes(1));
+        await WaitForClaimsAsync(claims, before + 2);
+    }
+
+    private async Task WaitForClaimsAsync(StrongBox<int> claims, int count)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (Volatile.Read(ref claims.Value) < count || SqliteBench.Pending(path) > 0)
+        {
+            if (deadline.Elapsed > TimeSpan.FromMinutes(1))
+            {
+                throw new TimeoutException($"The new host made {claims.Value} claims, expected {count}.");
+            }
+
+            await Task.Delay(1);
+        }
     }
 
     /// <summary>

@@ -26,7 +26,9 @@ internal static class NetworkScenario
         var gatewayRows = options.Int("gateway-rows", 20_000);
         var startRows = options.Int("start-rows", 20_000);
         var startRounds = options.Int("start-rounds", 3);
-        var parts = options.Get("parts", "limit,gateway,start").Split(',');
+        var shiftFrom = TimeSpan.FromMilliseconds(options.Int("shift-from", 20));
+        var shiftRows = options.Int("shift-rows", 20_000);
+        var parts = options.Get("parts", "limit,gateway,start,shift").Split(',');
         var breakdown = options.Get("breakdown", "false") == "true";
         Console.WriteLine($"network: SQLite file, synchronous={SqliteBench.Synchronous}, batch {batch}, latency {latency.TotalMilliseconds:0} ms, {rounds} round(s) per host");
         Console.WriteLine($"machine: {Machine.Describe()}");
@@ -62,7 +64,7 @@ internal static class NetworkScenario
                 }
             }
 
-            if (parts.Contains("limit") || parts.Contains("gateway"))
+            if (parts.Contains("limit") || parts.Contains("gateway") || parts.Contains("shift"))
             {
                 await WarmUpAsync(standIn, Template(WarmupRows), batch, concurrency);
             }
@@ -103,8 +105,19 @@ internal static class NetworkScenario
                     var timeline = run.Timeline(latency, gateway);
                     var rate = run.Run.EventsPerSecond;
                     var met = rate >= 0.75 * ceiling && timeline.RefusedShare <= 0.10;
-                    table.Add($"| gateway: 429 past {gateway} in flight, {latency.TotalMilliseconds:0} ms, MaxConcurrentRequests {concurrency}, {gatewayRows:N0} rows, round {round}{(round == 1 ? " (new host)" : "")} | {rate:N0} events/s | **{rate / ceiling:P0}** of {ceiling:N0}/s; **{timeline.RefusedShare:P1}** answered 429 ({timeline.Refused:N0} of {timeline.Requests:N0}) | >= 75 %, <= 10 % 429 | {(met ? "yes" : "**no**")} |");
+                    table.Add($"| gateway: 429 past {gateway} in flight, {latency.TotalMilliseconds:0} ms, MaxConcurrentRequests {concurrency}, {gatewayRows:N0} rows, round {round}{(round == 1 ? " (new host)" : "")} | {rate:N0} events/s | **{rate / ceiling:P1}** of {ceiling:N0}/s; **{timeline.RefusedShare:P1}** answered 429 ({timeline.Refused:N0} of {timeline.Requests:N0}) | >= 75 %, <= 10 % 429 | {(met ? "yes" : "**no**")} |");
                 }
+            }
+
+            if (parts.Contains("shift"))
+            {
+                // The network got slower after the dispatcher's first answer (a quiet night, then the day's traffic; a
+                // failover to a farther region): its first request is answered after shiftFrom, every later one after latency.
+                var ceiling = concurrency * batch / latency.TotalSeconds;
+                var runs = await DrainRoundsAsync(standIn, Template(shiftRows), shiftRows, batch, concurrency, 1, breakdown, f => f.Latency = latency, latency,
+                    $"max {concurrency}, first answer after {shiftFrom.TotalMilliseconds:0} ms, then {latency.TotalMilliseconds:0} ms, {shiftRows:N0} rows", f => f.Latency = shiftFrom);
+                var run = runs[0];
+                table.Add($"| round trip grows: first answer after {shiftFrom.TotalMilliseconds:0} ms, then {latency.TotalMilliseconds:0} ms, MaxConcurrentRequests {concurrency}, {shiftRows:N0} rows | {run.Run.EventsPerSecond:N0} events/s | **{run.Run.EventsPerSecond / ceiling:0.00}x** of {ceiling:N0}/s; stand-in peak {run.PeakConcurrentRequests} in flight | (no target; as the 100 ms case) | - |");
             }
 
             Console.WriteLine();
@@ -125,10 +138,11 @@ internal static class NetworkScenario
 
     /// <summary>One new host, <paramref name="rounds"/> timed drains of the same backlog; prints each with its timeline.</summary>
     private static async Task<List<NetworkRun>> DrainRoundsAsync(
-        ThrivestackStandIn standIn, string template, int rows, int batch, int concurrency, int rounds, bool breakdown, Action<StandInFaults> faults, TimeSpan latency, string label)
+        ThrivestackStandIn standIn, string template, int rows, int batch, int concurrency, int rounds, bool breakdown, Action<StandInFaults> faults, TimeSpan latency, string label,
+        Action<StandInFaults>? primeFaults = null)
     {
         var runs = new List<NetworkRun>();
-        await using var host = await NetworkHost.StartAsync(standIn, template, batch, concurrency, breakdown);
+        await using var host = await NetworkHost.StartAsync(standIn, template, batch, concurrency, breakdown, primeFaults ?? faults);
         for (var round = 1; round <= rounds; round++)
         {
             var run = await host.DrainAsync(template, rows, faults);
@@ -152,7 +166,7 @@ internal static class NetworkScenario
     {
         var warm = Stopwatch.StartNew();
         var before = System.Runtime.JitInfo.GetCompiledMethodCount();
-        await using (var host = await NetworkHost.StartAsync(standIn, template, batch, concurrency, breakdown: false))
+        await using (var host = await NetworkHost.StartAsync(standIn, template, batch, concurrency, breakdown: false, _ => { }))
         {
             for (var round = 0; round < 3; round++)
             {

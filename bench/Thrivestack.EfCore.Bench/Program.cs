@@ -45,7 +45,7 @@ switch (args.FirstOrDefault())
               memory   [--rows 1000000] [--batch 100] [--gc workstation|server] [--child-env DOTNET_GCgen0size=0x2000000,...] [--synchronous full|normal]
               pg       [--rows 100000] [--batch 100] [--dispatchers 1,2,4]
               network  [--rows 20000,100000] [--latency 100] [--rounds 2] [--max-concurrent 8] [--baseline-rows 20000,100000] [--gateway 4] [--gateway-rows 20000]
-                       [--start-rows 20000] [--start-rounds 3] [--parts limit,gateway,start] [--breakdown true]
+                       [--start-rows 20000] [--start-rounds 3] [--shift-from 20] [--shift-rows 20000] [--parts limit,gateway,start,shift] [--breakdown true]
               backfill [--users 1000000] [--provider sqlite|pg] [--rate 50] [--chunk 500] [--max-pending 10000] [--poll-ms 1000] [--child-env DOTNET_GCHeapHardLimit=0x6400000|none]
             """);
         return 2;

@@ -7,6 +7,10 @@ namespace Thrivestack.EfCore.Bench;
 /// how many requests were in flight on average (each accepted one from its arrival for the configured latency), how
 /// long the ramp-up to the full number and the tail with fewer lanes busy took, and how many requests got a 429.
 /// </summary>
+/// <remarks>
+/// An accepted request is taken to be in flight from its arrival for exactly the configured latency; a timer may fire a
+/// millisecond early, so <see cref="Peak"/> can exceed the stand-in's own <c>PeakConcurrentRequests</c> by one: quote that.
+/// </remarks>
 internal sealed record RequestTimeline(
     int Requests,
     int Refused,
@@ -65,6 +69,6 @@ internal sealed record RequestTimeline(
 
     public string Describe(int full) =>
         $"{Requests:N0} requests ({Refused:N0} answered 429, {RefusedShare:P1}), first at +{FirstRequestSeconds * 1000:0} ms, "
-        + $"in flight {AverageInFlight:0.00} on average (peak {Peak}), {full} in flight from +{RampSeconds:0.00} s for {FullShare:P0} of the time, "
+        + $"in flight {AverageInFlight:0.00} on average, {full} in flight from +{RampSeconds:0.00} s for {FullShare:P0} of the time, "
         + $"tail below {full}: {TailSeconds:0.00} s";
 }

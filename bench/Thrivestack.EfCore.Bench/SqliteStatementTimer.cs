@@ -10,10 +10,11 @@ namespace Thrivestack.EfCore.Bench;
 /// Times every statement SQLite runs on the application's connections (<c>sqlite3_profile</c>), EF's and the ones the
 /// dispatcher runs through ADO.NET (claim, statistics, PRAGMA) alike, waits for the write lock included.
 /// </summary>
-internal sealed class SqliteStatementTimer(Breakdown breakdown) : DbConnectionInterceptor
+internal sealed class SqliteStatementTimer(Action<string, long> statementRan) : DbConnectionInterceptor
 {
+    /// <summary>Calls <paramref name="statementRan"/> with the statement's kind (<see cref="Breakdown.Kind"/>) and its duration in Stopwatch ticks.</summary>
     private readonly delegate_profile profile = (_, statement, nanoseconds) =>
-        breakdown.Add(Breakdown.Kind(statement.utf8_to_string()), nanoseconds * Stopwatch.Frequency / 1_000_000_000);
+        statementRan(Breakdown.Kind(statement.utf8_to_string()), nanoseconds * Stopwatch.Frequency / 1_000_000_000);
 
     public override void ConnectionOpened(DbConnection connection, ConnectionEndEventData eventData) => Hook(connection);
 
