@@ -108,6 +108,7 @@ internal sealed class NetworkHost : IAsyncDisposable
         faults(standIn.Faults);
         SqliteBench.Refill(path, template);
         Breakdown?.Clear();
+        var limit = new LimitSampler();
         var cpu = CpuSnapshot.Take();
         var start = TimeProvider.System.GetUtcNow();
         var clock = Stopwatch.StartNew();
@@ -125,9 +126,10 @@ internal sealed class NetworkHost : IAsyncDisposable
         }
 
         clock.Stop();
+        await limit.DisposeAsync();
         var end = start + clock.Elapsed;
         var run = DrainScenario.Run.Of(rows + 1, standIn.AcceptedEventCount, clock.Elapsed, cpu, CpuSnapshot.Take());
-        return new NetworkRun(run, standIn.Requests, start, end, standIn.PeakConcurrentRequests);
+        return new NetworkRun(run, standIn.Requests, start, end, standIn.PeakConcurrentRequests, limit.Describe());
     }
 
     public async ValueTask DisposeAsync()

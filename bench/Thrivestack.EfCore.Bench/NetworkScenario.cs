@@ -150,6 +150,7 @@ internal static class NetworkScenario
             var full = Math.Min(concurrency, standIn.Faults.MaxConcurrentRequests ?? int.MaxValue);
             Console.WriteLine($"{label}, round {round}: {run.Run.EventsPerSecond,9:N0} events/s ({run.Run.Seconds:0.00} s, CPU {run.Run.Cpu})");
             Console.WriteLine($"  {run.Timeline(latency, full).Describe(full)}");
+            Console.WriteLine($"  {run.Limit}");
             if (host.Breakdown is { } timing)
             {
                 // The lanes run side by side: shares are of lane-time (wall time x lanes); "rest" is a lane waiting for a
