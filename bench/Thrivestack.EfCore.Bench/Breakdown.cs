@@ -108,12 +108,16 @@ internal sealed class Breakdown : DbCommandInterceptor, IDisposable
         }
     }
 
-    private static string Kind(string sql)
+    public const string ClaimKind = "SQL claim (UPDATE .. RETURNING)";
+
+    public static string Kind(string sql)
     {
         var text = sql.TrimStart();
         return text switch
         {
-            _ when text.Contains("\"lease_owner\" =", StringComparison.Ordinal) => "SQL claim (UPDATE .. RETURNING)",
+            _ when text.Contains("\"lease_owner\" =", StringComparison.Ordinal) => ClaimKind,
+            _ when text.StartsWith("PRAGMA", StringComparison.OrdinalIgnoreCase) => "SQL PRAGMA",
+            _ when text.StartsWith("BEGIN", StringComparison.OrdinalIgnoreCase) || text.StartsWith("COMMIT", StringComparison.OrdinalIgnoreCase) => "SQL BEGIN/COMMIT",
             _ when text.StartsWith("DELETE", StringComparison.OrdinalIgnoreCase) => "SQL acknowledge (DELETE)",
             _ when text.StartsWith("UPDATE", StringComparison.OrdinalIgnoreCase) => "SQL other UPDATE",
             _ when text.StartsWith("SELECT", StringComparison.OrdinalIgnoreCase) => "SQL statistics (SELECT)",
