@@ -21,6 +21,8 @@ internal sealed class BackfillRunner
     private const string LockNotAvailable = "55P03";
     private static readonly TimeSpan LockDuration = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan FirstRoomWait = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan RenewInterval = LockDuration / 4;
 
     private readonly DbContext context;
     private readonly ThrivestackBackfillOptions options;
@@ -35,6 +37,9 @@ internal sealed class BackfillRunner
     private readonly string lockOutbox;
     private readonly string owner;
     private readonly long started;
+    private readonly BackfillChunkSizer sizer;
+    private long pendingAtLastCount;
+    private long enqueuedSinceCount;
     private long usersEnqueued;
     private long membershipsEnqueued;
     private long processedUsers;
@@ -65,6 +70,8 @@ internal sealed class BackfillRunner
         owner = OutboxStore.NewOwner();
         store = new BackfillCheckpointStore(context, options.Name, owner);
         started = clock.GetTimestamp();
+        sizer = new BackfillChunkSizer(options.ChunkSize, options.TargetChunkDuration);
+        pendingAtLastCount = long.MaxValue / 2;
     }
 
     public static Task<ThrivestackBackfillResult> RunAsync(
@@ -178,22 +185,49 @@ internal sealed class BackfillRunner
         }
     }
 
-    /// <summary>Waits while the outbox holds more pending events than the limit, keeping the lock alive meanwhile.</summary>
+    /// <summary>
+    /// Waits while the outbox holds more pending events than the limit, keeping the lock alive meanwhile. The count
+    /// is skipped while the backfill's own rows since the last count cannot have crossed the limit. Waiting, it checks
+    /// again after a few milliseconds and doubles the wait up to <see cref="ThrivestackBackfillOptions.PollInterval"/>:
+    /// the dispatcher drains a full backlog in well under a second, so a whole interval would leave it idle. The run's
+    /// lock is renewed every quarter of its duration.
+    /// </summary>
     private async Task WaitForRoomAsync(CancellationToken cancellationToken)
     {
+        if (pendingAtLastCount + enqueuedSinceCount <= options.MaxPendingEvents)
+        {
+            return;
+        }
+
         var pendingRows = context.Set<OutboxMessage>().Where(m => m.State == OutboxRowState.Pending).OrderBy(m => m.Id);
         var logged = false;
-        while (await pendingRows.Take(options.MaxPendingEvents + 1).CountAsync(cancellationToken).ConfigureAwait(false) > options.MaxPendingEvents)
+        var longest = options.PollInterval < RenewInterval ? options.PollInterval : RenewInterval;
+        var wait = FirstRoomWait < longest ? FirstRoomWait : longest;
+        var renewed = clock.GetTimestamp();
+        while (true)
         {
+            pendingAtLastCount = await pendingRows.Take(options.MaxPendingEvents + 1).CountAsync(cancellationToken).ConfigureAwait(false);
+            enqueuedSinceCount = 0;
+            if (pendingAtLastCount <= options.MaxPendingEvents)
+            {
+                return;
+            }
+
             if (!logged)
             {
                 Log.BackfillWaiting(logger, options.Name, options.MaxPendingEvents);
                 logged = true;
             }
 
-            var now = Now;
-            await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
-            await Task.Delay(options.PollInterval, clock, cancellationToken).ConfigureAwait(false);
+            if (clock.GetElapsedTime(renewed) >= RenewInterval)
+            {
+                var now = Now;
+                await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
+                renewed = clock.GetTimestamp();
+            }
+
+            await Task.Delay(wait, clock, cancellationToken).ConfigureAwait(false);
+            wait = wait * 2 < longest ? wait * 2 : longest;
         }
     }
 
@@ -210,19 +244,22 @@ internal sealed class BackfillRunner
         {
             var chunkStarted = clock.GetTimestamp();
             var now = Now;
+            var take = sizer.Current;
             try
             {
                 await using var transaction = await (postgres
                     ? context.Database.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken)
                     : context.Database.BeginTransactionAsync(cancellationToken)).ConfigureAwait(false);
+                var locked = clock.GetTimestamp();
                 await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
                 if (postgres)
                 {
                     await context.Database.ExecuteSqlRawAsync("SET LOCAL lock_timeout = '1s'", cancellationToken).ConfigureAwait(false);
                     await context.Database.ExecuteSqlRawAsync(lockOutbox, cancellationToken).ConfigureAwait(false);
+                    locked = clock.GetTimestamp();
                 }
 
-                var entities = await phase.ReadAsync(context, lastKey, options.ChunkSize, cancellationToken).ConfigureAwait(false);
+                var entities = await phase.ReadAsync(context, lastKey, take, cancellationToken).ConfigureAwait(false);
                 var messages = new List<OutboxMessage>(entities.Count);
                 foreach (var entity in entities)
                 {
@@ -238,9 +275,10 @@ internal sealed class BackfillRunner
                     await OutboxRowWriter.InsertAsync(context, outbox, transaction.GetDbTransaction(), messages, cancellationToken).ConfigureAwait(false);
                 }
 
-                var finished = entities.Count < options.ChunkSize;
+                var finished = entities.Count < take;
                 await store.AdvanceAsync(phase.Name, newLastKey, entities.Count, messages.Count, finished ? now : null, now, cancellationToken).ConfigureAwait(false);
                 await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                var held = clock.GetElapsedTime(locked);
 
                 if (messages.Count > 0)
                 {
@@ -249,6 +287,13 @@ internal sealed class BackfillRunner
 
                 Count(phase, entities.Count, messages.Count);
                 metrics.Chunk(clock.GetElapsedTime(chunkStarted));
+                sizer.Record(entities.Count, held);
+                if (!finished)
+                {
+                    // As long again without the lock: saves that queued behind this chunk go first.
+                    await Task.Delay(held, clock, cancellationToken).ConfigureAwait(false);
+                }
+
                 return (finished, newLastKey);
             }
             catch (DbException exception) when (postgres && exception.SqlState == LockNotAvailable)
@@ -267,6 +312,7 @@ internal sealed class BackfillRunner
     private void Count(BackfillPhase phase, int read, int enqueued)
     {
         processedThisRun += read;
+        enqueuedSinceCount += enqueued;
         if (phase.IsUser)
         {
             processedUsers += read;
