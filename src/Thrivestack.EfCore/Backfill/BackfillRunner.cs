@@ -70,7 +70,7 @@ internal sealed class BackfillRunner
         logger = context.GetService<ILoggerFactory>().CreateLogger("Thrivestack.EfCore.Backfill");
         metrics = BackfillMetrics.For(context);
         postgres = context.Database.ProviderName == OutboxClaimSql.Npgsql;
-        lockOutbox = $"LOCK TABLE {sql.DelimitIdentifier(outbox.TableName, outbox.Schema)} IN SHARE ROW EXCLUSIVE MODE";
+        lockOutbox = $"SET LOCAL lock_timeout = '1s'; LOCK TABLE {sql.DelimitIdentifier(outbox.TableName, outbox.Schema)} IN SHARE ROW EXCLUSIVE MODE";
         owner = OutboxStore.NewOwner();
         store = new BackfillCheckpointStore(context, options.Name, owner);
         started = clock.GetTimestamp();
@@ -283,7 +283,6 @@ internal sealed class BackfillRunner
                 await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
                 if (postgres)
                 {
-                    await context.Database.ExecuteSqlRawAsync("SET LOCAL lock_timeout = '1s'", cancellationToken).ConfigureAwait(false);
                     await context.Database.ExecuteSqlRawAsync(lockOutbox, cancellationToken).ConfigureAwait(false);
                     locked = clock.GetTimestamp();
                 }

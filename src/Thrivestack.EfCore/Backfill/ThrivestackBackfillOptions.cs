@@ -11,7 +11,7 @@ public sealed class ThrivestackBackfillOptions
 
     /// <summary>
     /// The most rows read and enqueued per chunk, each chunk in its own short transaction. The backfill starts with
-    /// smaller chunks and sizes each one from the last one's duration so that it holds its lock for about
+    /// chunks of 100 rows and sizes each next one from the last one's duration so that it holds its lock for about
     /// <see cref="TargetChunkDuration"/>, never more than this many rows. The default value is 500.
     /// </summary>
     public int ChunkSize { get; set; } = 500;

@@ -19,28 +19,34 @@ public sealed class BackfillChunkSizerTests
     [Fact]
     public void Record_ChunkHeldTheLockFarTooLong_ShrinksToTheMinimumAndNoFurther()
     {
-        var sizer = new BackfillChunkSizer(500, Target);
+        var sizer = new BackfillChunkSizer(1000, Target);
+        sizer.Record(100, TimeSpan.Zero);
+        sizer.Record(200, TimeSpan.Zero);
 
-        sizer.Record(50, TimeSpan.FromSeconds(1));
-        sizer.Record(20, TimeSpan.FromSeconds(1));
+        sizer.Record(400, TimeSpan.FromSeconds(1));
+        var shrunk = sizer.Current;
+        sizer.Record(100, TimeSpan.FromSeconds(1));
 
+        Assert.Equal(BackfillChunkSizer.MinimumSize, shrunk);
         Assert.Equal(BackfillChunkSizer.MinimumSize, sizer.Current);
     }
 
     [Fact]
     public void Record_ChunkTwiceTheTarget_HalvesTheSize()
     {
-        var sizer = new BackfillChunkSizer(500, Target);
+        var sizer = new BackfillChunkSizer(1000, Target);
+        sizer.Record(100, TimeSpan.Zero);
+        sizer.Record(200, TimeSpan.Zero);
 
-        sizer.Record(50, 2 * Target);
+        sizer.Record(400, 2 * Target);
 
-        Assert.Equal(25, sizer.Current);
+        Assert.Equal(200, sizer.Current);
     }
 
     [Fact]
     public void Record_QuickChunks_GrowAtMostTwiceEachUpToChunkSize()
     {
-        var sizer = new BackfillChunkSizer(300, Target);
+        var sizer = new BackfillChunkSizer(700, Target);
         var sizes = new List<int>();
 
         for (var i = 0; i < 4; i++)
@@ -49,18 +55,18 @@ public sealed class BackfillChunkSizerTests
             sizes.Add(sizer.Current);
         }
 
-        Assert.Equal([100, 200, 300, 300], sizes);
+        Assert.Equal([200, 400, 700, 700], sizes);
     }
 
     [Fact]
     public void Record_ChunkAtTheTarget_KeepsTheSize()
     {
-        var sizer = new BackfillChunkSizer(500, Target);
-        sizer.Record(50, TimeSpan.Zero);
+        var sizer = new BackfillChunkSizer(1000, Target);
+        sizer.Record(100, TimeSpan.Zero);
 
-        sizer.Record(100, Target);
+        sizer.Record(200, Target);
 
-        Assert.Equal(100, sizer.Current);
+        Assert.Equal(200, sizer.Current);
     }
 
     [Fact]

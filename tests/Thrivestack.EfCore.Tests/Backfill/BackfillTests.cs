@@ -331,25 +331,25 @@ public abstract class BackfillTests : IAsyncLifetime
     [Fact]
     public async Task BackfillThrivestackAsync_QuickChunks_GrowFromTheInitialSizeUpToChunkSize()
     {
-        await SeedAsync(appUsers: 0, numberedUsers: 110, guests: 0, teamMembers: 0);
+        await SeedAsync(appUsers: 0, numberedUsers: 450, guests: 0, teamMembers: 0);
         var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
         var sizes = new ChunkSizes();
 
-        var result = await RunAsync(new ThrivestackBackfillOptions { ChunkSize = 100 }, sizes, time: clock);
+        var result = await RunAsync(new ThrivestackBackfillOptions { ChunkSize = 300 }, sizes, time: clock);
 
         Assert.True(result.Completed);
-        Assert.Equal([BackfillChunkSizer.InitialSize, 60], sizes.Users);
+        Assert.Equal([BackfillChunkSizer.InitialSize, 2 * BackfillChunkSizer.InitialSize, 450 - (3 * BackfillChunkSizer.InitialSize)], sizes.Users);
     }
 
     [Fact]
     public async Task BackfillThrivestackAsync_ChunksHoldingTheLockTooLong_ShrinkToTheMinimumSize()
     {
-        var seed = await SeedAsync(appUsers: 0, numberedUsers: 110, guests: 0, teamMembers: 0);
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 450, guests: 0, teamMembers: 0);
         var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
         var sizes = new ChunkSizes();
 
         // Each chunk's checkpoint update takes a second of the fake clock; the pump lets the pauses after chunks end.
-        var running = RunWithAsync(new AdvanceClockInChunk(clock), new ThrivestackBackfillOptions { ChunkSize = 100 }, sizes, clock);
+        var running = RunWithAsync(new AdvanceClockInChunk(clock), new ThrivestackBackfillOptions { ChunkSize = 300 }, sizes, clock);
         var deadline = DateTime.UtcNow + Deadline;
         while (!running.IsCompleted)
         {
@@ -359,7 +359,7 @@ public abstract class BackfillTests : IAsyncLifetime
         }
 
         Assert.True((await running).Completed);
-        Assert.Equal([BackfillChunkSizer.InitialSize, .. Enumerable.Repeat(BackfillChunkSizer.MinimumSize, 3)], sizes.Users);
+        Assert.Equal([100, 100, 100, 100, 50], sizes.Users);
         AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
     }
 
