@@ -70,7 +70,9 @@ internal sealed class BackfillRunner
         logger = context.GetService<ILoggerFactory>().CreateLogger("Thrivestack.EfCore.Backfill");
         metrics = BackfillMetrics.For(context);
         postgres = context.Database.ProviderName == OutboxClaimSql.Npgsql;
-        lockOutbox = $"SET LOCAL lock_timeout = '1s'; LOCK TABLE {sql.DelimitIdentifier(outbox.TableName, outbox.Schema)} IN SHARE ROW EXCLUSIVE MODE";
+        // A lock request that waits also holds up every later writer of the table: give up after about one chunk's time.
+        var lockTimeout = Math.Max(1, (int)Math.Ceiling(options.TargetChunkDuration.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
+        lockOutbox = $"SET LOCAL lock_timeout = '{lockTimeout}ms'; LOCK TABLE {sql.DelimitIdentifier(outbox.TableName, outbox.Schema)} IN SHARE ROW EXCLUSIVE MODE";
         owner = OutboxStore.NewOwner();
         store = new BackfillCheckpointStore(context, options.Name, owner);
         started = clock.GetTimestamp();
@@ -261,6 +263,7 @@ internal sealed class BackfillRunner
     /// </summary>
     private async Task<(bool Finished, string? LastKey)> ChunkAsync(BackfillPhase phase, string? lastKey, CancellationToken cancellationToken)
     {
+        var deferWait = FirstRoomWait;
         while (true)
         {
             var chunkStarted = clock.GetTimestamp();
@@ -283,7 +286,14 @@ internal sealed class BackfillRunner
                 await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
                 if (postgres)
                 {
-                    await context.Database.ExecuteSqlRawAsync(lockOutbox, cancellationToken).ConfigureAwait(false);
+                    // Not through EF: a lock that times out is expected here, not a failed command to log as an error.
+                    await using (var command = context.Database.GetDbConnection().CreateCommand())
+                    {
+                        command.Transaction = transaction.GetDbTransaction();
+                        command.CommandText = lockOutbox;
+                        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    }
+
                     locked = clock.GetTimestamp();
                 }
 
@@ -332,7 +342,8 @@ internal sealed class BackfillRunner
                 context.ChangeTracker.Clear();
             }
 
-            await Task.Delay(options.PollInterval, clock, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(deferWait, clock, cancellationToken).ConfigureAwait(false);
+            deferWait = deferWait * 2 < options.PollInterval ? deferWait * 2 : options.PollInterval;
         }
     }
 
