@@ -12,7 +12,7 @@ public sealed class ThrivestackBackfillOptions
     /// <summary>
     /// The most rows read and enqueued per chunk, each chunk in its own short transaction. The backfill starts with
     /// chunks of 100 rows and sizes each next one from the last one's duration so that it holds its lock for about
-    /// <see cref="TargetChunkDuration"/>, never more than this many rows. The default value is 500.
+    /// <see cref="TargetChunkDuration"/>: at least 100 rows (or this many when smaller), never more than this many. The default value is 500.
     /// </summary>
     public int ChunkSize { get; set; } = 500;
 
