@@ -364,6 +364,30 @@ public abstract class BackfillTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task BackfillThrivestackAsync_AfterAChunk_PausesAsLongAsTheChunkHeldTheLock()
+    {
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 250, guests: 0, teamMembers: 0);
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var sizes = new ChunkSizes();
+
+        // The first chunk holds the lock for a second of the fake clock, then commits; the next step waits on the clock.
+        var running = RunWithAsync(new AdvanceClockInChunk(clock), new ThrivestackBackfillOptions { ChunkSize = 300 }, sizes, clock);
+        await WaitUntilAsync(() => PendingCount() >= BackfillChunkSizer.InitialSize);
+        var reportedBeforeThePause = sizes.Users.Count;
+        var deadline = DateTime.UtcNow + Deadline;
+        while (!running.IsCompleted)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The backfill did not finish.");
+            clock.Advance(TimeSpan.FromSeconds(1));
+            await Task.WhenAny(running, Task.Delay(5));
+        }
+
+        Assert.True((await running).Completed);
+        Assert.Equal(0, reportedBeforeThePause);
+        AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
+    }
+
+    [Fact]
     public async Task BackfillThrivestackAsync_ContextTrackingEntitiesOrBadOptions_Throws()
     {
         await using var context = NewContext();
