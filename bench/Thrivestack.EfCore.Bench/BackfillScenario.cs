@@ -33,6 +33,7 @@ internal static class BackfillScenario
         var chunk = options.Int("chunk", 500);
         var maxPending = options.Int("max-pending", 10_000);
         var poll = options.Int("poll-ms", 1000);
+        var target = options.Int("target-ms", 5);
         var memberships = BackfillSeed.Memberships(users);
         var environment = new Dictionary<string, string>();
         foreach (var setting in options.Get("child-env", DefaultChildEnvironment).Split(',', StringSplitOptions.RemoveEmptyEntries).Where(s => s != "none"))
@@ -41,7 +42,7 @@ internal static class BackfillScenario
             environment[setting[..split]] = setting[(split + 1)..];
         }
 
-        Console.WriteLine($"backfill: {users:N0} users + {memberships:N0} memberships, {provider}, chunk {chunk}, max pending {maxPending:N0}, poll {poll} ms, app saves {rate}/s, "
+        Console.WriteLine($"backfill: {users:N0} users + {memberships:N0} memberships, {provider}, chunk {chunk}, max pending {maxPending:N0}, poll {poll} ms, target chunk {target} ms, app saves {rate}/s, "
             + $"child environment {(environment.Count == 0 ? "(none)" : string.Join(' ', environment.Select(e => $"{e.Key}={e.Value}")))}"
             + (provider == "sqlite" ? $", synchronous={SqliteBench.Synchronous}, busy_timeout={SqliteBench.BusyTimeout}" : ""));
         Console.WriteLine($"machine: {Machine.Describe()}");
@@ -72,7 +73,7 @@ internal static class BackfillScenario
                 [
                     "backfill", "--child", "true", "--provider", provider, "--connection", connection,
                     "--endpoint", standIn.Endpoint.ToString(), "--token", standIn.ApiToken,
-                    "--rate", Text(rate), "--chunk", Text(chunk), "--max-pending", Text(maxPending), "--poll-ms", Text(poll),
+                    "--rate", Text(rate), "--chunk", Text(chunk), "--max-pending", Text(maxPending), "--poll-ms", Text(poll), "--target-ms", Text(target),
                     "--warmup", options.Get("warmup", "15"), "--baseline-max", options.Get("baseline-max", "600"),
                     "--synchronous", SqliteBench.Synchronous, "--busy-timeout", Text(SqliteBench.BusyTimeout),
                 ],
@@ -127,6 +128,7 @@ internal static class BackfillScenario
             ChunkSize = options.Int("chunk", 500),
             MaxPendingEvents = options.Int("max-pending", 10_000),
             PollInterval = TimeSpan.FromMilliseconds(options.Int("poll-ms", 1000)),
+            TargetChunkDuration = TimeSpan.FromMilliseconds(options.Int("target-ms", 5)),
         };
         using var host = BuildHost(provider, connection, new Uri(options.Get("endpoint", "")), options.Get("token", ""));
         await host.StartAsync();

@@ -1,5 +1,6 @@
 using System.Data;
 using System.Data.Common;
+using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
@@ -21,6 +22,8 @@ internal sealed class BackfillRunner
     private const string LockNotAvailable = "55P03";
     private static readonly TimeSpan LockDuration = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan FirstRoomWait = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan RenewInterval = LockDuration / 4;
 
     private readonly DbContext context;
     private readonly ThrivestackBackfillOptions options;
@@ -35,6 +38,12 @@ internal sealed class BackfillRunner
     private readonly string lockOutbox;
     private readonly string owner;
     private readonly long started;
+    private readonly BackfillChunkSizer sizer;
+    private bool readBeforeLock;
+    private long rereads;
+    private long chunks;
+    private long pendingAtLastCount;
+    private long enqueuedSinceCount;
     private long usersEnqueued;
     private long membershipsEnqueued;
     private long processedUsers;
@@ -61,10 +70,14 @@ internal sealed class BackfillRunner
         logger = context.GetService<ILoggerFactory>().CreateLogger("Thrivestack.EfCore.Backfill");
         metrics = BackfillMetrics.For(context);
         postgres = context.Database.ProviderName == OutboxClaimSql.Npgsql;
-        lockOutbox = $"LOCK TABLE {sql.DelimitIdentifier(outbox.TableName, outbox.Schema)} IN SHARE ROW EXCLUSIVE MODE";
+        // A lock request that waits also holds up every later writer of the table: give up after about one chunk's time.
+        var lockTimeout = Math.Max(1, (int)Math.Ceiling(options.TargetChunkDuration.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
+        lockOutbox = $"SET LOCAL lock_timeout = '{lockTimeout}ms'; LOCK TABLE {sql.DelimitIdentifier(outbox.TableName, outbox.Schema)} IN SHARE ROW EXCLUSIVE MODE";
         owner = OutboxStore.NewOwner();
         store = new BackfillCheckpointStore(context, options.Name, owner);
         started = clock.GetTimestamp();
+        sizer = new BackfillChunkSizer(options.ChunkSize, options.TargetChunkDuration);
+        pendingAtLastCount = long.MaxValue / 2;
     }
 
     public static Task<ThrivestackBackfillResult> RunAsync(
@@ -90,9 +103,20 @@ internal sealed class BackfillRunner
     private async Task<ThrivestackBackfillResult> RunAsync(CancellationToken cancellationToken)
     {
         var now = Now;
-        await store.AcquireAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
+        await context.Database.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            await store.AcquireAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await context.Database.CloseConnectionAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        try
+        {
+            readBeforeLock = await CanReadBeforeLockAsync(cancellationToken).ConfigureAwait(false);
             if (options.Restart)
             {
                 await store.ResetAsync(now, cancellationToken).ConfigureAwait(false);
@@ -145,6 +169,7 @@ internal sealed class BackfillRunner
             await store.CompleteRunAsync(Now, cancellationToken).ConfigureAwait(false);
             var elapsed = clock.GetElapsedTime(started);
             Log.BackfillCompleted(logger, options.Name, usersEnqueued, membershipsEnqueued, HumanDuration.Format(elapsed));
+            Log.BackfillChunksCompleted(logger, options.Name, chunks, rereads, sizer.Current);
             return new ThrivestackBackfillResult
             {
                 UsersEnqueued = usersEnqueued,
@@ -175,81 +200,138 @@ internal sealed class BackfillRunner
             {
                 // The lock expires by itself; the original failure matters more than this one.
             }
+
+            await context.Database.CloseConnectionAsync().ConfigureAwait(false);
         }
     }
 
-    /// <summary>Waits while the outbox holds more pending events than the limit, keeping the lock alive meanwhile.</summary>
+    /// <summary>
+    /// Waits while the outbox holds more pending events than the limit, keeping the lock alive meanwhile. The count
+    /// is skipped while the backfill's own rows since the last count cannot have crossed the limit. Waiting, it checks
+    /// again after a few milliseconds and doubles the wait up to <see cref="ThrivestackBackfillOptions.PollInterval"/>:
+    /// the dispatcher drains a full backlog in well under a second, so a whole interval would leave it idle. The run's
+    /// lock is renewed every quarter of its duration.
+    /// </summary>
     private async Task WaitForRoomAsync(CancellationToken cancellationToken)
     {
+        if (pendingAtLastCount + enqueuedSinceCount <= options.MaxPendingEvents)
+        {
+            return;
+        }
+
         var pendingRows = context.Set<OutboxMessage>().Where(m => m.State == OutboxRowState.Pending).OrderBy(m => m.Id);
         var logged = false;
-        while (await pendingRows.Take(options.MaxPendingEvents + 1).CountAsync(cancellationToken).ConfigureAwait(false) > options.MaxPendingEvents)
+        var longest = options.PollInterval < RenewInterval ? options.PollInterval : RenewInterval;
+        var wait = FirstRoomWait < longest ? FirstRoomWait : longest;
+        var renewed = clock.GetTimestamp();
+        while (true)
         {
+            pendingAtLastCount = await pendingRows.Take(options.MaxPendingEvents + 1).CountAsync(cancellationToken).ConfigureAwait(false);
+            enqueuedSinceCount = 0;
+            if (pendingAtLastCount <= options.MaxPendingEvents)
+            {
+                return;
+            }
+
             if (!logged)
             {
                 Log.BackfillWaiting(logger, options.Name, options.MaxPendingEvents);
                 logged = true;
             }
 
-            var now = Now;
-            await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
-            await Task.Delay(options.PollInterval, clock, cancellationToken).ConfigureAwait(false);
+            if (clock.GetElapsedTime(renewed) >= RenewInterval)
+            {
+                var now = Now;
+                await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
+                renewed = clock.GetTimestamp();
+            }
+
+            await Task.Delay(wait, clock, cancellationToken).ConfigureAwait(false);
+            wait = wait * 2 < longest ? wait * 2 : longest;
         }
     }
 
     /// <summary>
-    /// One chunk in one transaction. Its first statement renews the lock, a write: on SQLite the chunk holds the
-    /// database's single write lock from then on, so no application save commits between the read and the
-    /// insert. On PostgreSQL the chunk locks the outbox against other writers before it reads: every transaction
-    /// that already wrote an event has committed (its values are read), every later one writes its event after
-    /// this chunk commits (a larger id, delivered after). The application's saves wait at most one chunk.
+    /// One chunk in one transaction. On SQLite the chunk's first statement in the transaction takes the database's
+    /// single write lock, and the users are read before it: the read stands only if no transaction inserted an
+    /// outbox row between the read and the lock (the outbox's AUTOINCREMENT sequence is where it was before the
+    /// read), else the chunk reads again under the lock. Either way no application save that wrote an event commits
+    /// between the values read and the insert. On PostgreSQL the chunk locks the outbox against other writers
+    /// before it reads: every transaction that already wrote an event has committed (its values are read), every
+    /// later one writes its event after this chunk commits (a larger id, delivered after). The application's saves
+    /// wait at most one chunk.
     /// </summary>
     private async Task<(bool Finished, string? LastKey)> ChunkAsync(BackfillPhase phase, string? lastKey, CancellationToken cancellationToken)
     {
+        var deferWait = FirstRoomWait;
         while (true)
         {
             var chunkStarted = clock.GetTimestamp();
             var now = Now;
+            var take = sizer.Current;
             try
             {
+                BackfillChunk? early = null;
+                long sequence = 0;
+                if (readBeforeLock)
+                {
+                    sequence = await OutboxSequenceAsync(cancellationToken).ConfigureAwait(false);
+                    early = await ReadChunkAsync(phase, lastKey, take, now, cancellationToken).ConfigureAwait(false);
+                }
+
                 await using var transaction = await (postgres
                     ? context.Database.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken)
                     : context.Database.BeginTransactionAsync(cancellationToken)).ConfigureAwait(false);
+                var locked = clock.GetTimestamp();
                 await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
                 if (postgres)
                 {
-                    await context.Database.ExecuteSqlRawAsync("SET LOCAL lock_timeout = '1s'", cancellationToken).ConfigureAwait(false);
-                    await context.Database.ExecuteSqlRawAsync(lockOutbox, cancellationToken).ConfigureAwait(false);
-                }
-
-                var entities = await phase.ReadAsync(context, lastKey, options.ChunkSize, cancellationToken).ConfigureAwait(false);
-                var messages = new List<OutboxMessage>(entities.Count);
-                foreach (var entity in entities)
-                {
-                    if (phase.ToMessage(context.Entry(entity), now) is { } message)
+                    // Not through EF: a lock that times out is expected here, not a failed command to log as an error.
+                    await using (var command = context.Database.GetDbConnection().CreateCommand())
                     {
-                        messages.Add(message);
+                        command.Transaction = transaction.GetDbTransaction();
+                        command.CommandText = lockOutbox;
+                        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
                     }
+
+                    locked = clock.GetTimestamp();
                 }
 
-                var newLastKey = entities.Count == 0 ? lastKey : phase.KeyOf(context.Entry(entities[^1]));
-                if (messages.Count > 0)
+                if (early is not null && await OutboxSequenceAsync(cancellationToken).ConfigureAwait(false) != sequence)
                 {
-                    await OutboxRowWriter.InsertAsync(context, outbox, transaction.GetDbTransaction(), messages, cancellationToken).ConfigureAwait(false);
+                    // An event was written since the read: its user may be in the chunk with older values. Read again.
+                    context.ChangeTracker.Clear();
+                    early = null;
+                    rereads++;
                 }
 
-                var finished = entities.Count < options.ChunkSize;
-                await store.AdvanceAsync(phase.Name, newLastKey, entities.Count, messages.Count, finished ? now : null, now, cancellationToken).ConfigureAwait(false);
-                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                var chunk = early ?? await ReadChunkAsync(phase, lastKey, take, now, cancellationToken).ConfigureAwait(false);
+                if (chunk.Messages.Count > 0)
+                {
+                    await OutboxRowWriter.InsertAsync(context, outbox, transaction.GetDbTransaction(), chunk.Messages, cancellationToken).ConfigureAwait(false);
+                }
 
-                if (messages.Count > 0)
+                var finished = chunk.Read < take;
+                await store.AdvanceAsync(phase.Name, chunk.LastKey ?? lastKey, chunk.Read, chunk.Messages.Count, finished ? now : null, now, cancellationToken).ConfigureAwait(false);
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                var held = clock.GetElapsedTime(locked);
+
+                if (chunk.Messages.Count > 0)
                 {
                     ThrivestackIdentifyInterceptor.Nudge(context);
                 }
 
-                Count(phase, entities.Count, messages.Count);
+                chunks++;
+                Count(phase, chunk.Read, chunk.Messages.Count);
                 metrics.Chunk(clock.GetElapsedTime(chunkStarted));
-                return (finished, newLastKey);
+                sizer.Record(chunk.Read, held);
+                if (!finished)
+                {
+                    // As long again without the lock: saves that queued behind this chunk go first.
+                    await Task.Delay(held, clock, cancellationToken).ConfigureAwait(false);
+                }
+
+                return (finished, chunk.LastKey ?? lastKey);
             }
             catch (DbException exception) when (postgres && exception.SqlState == LockNotAvailable)
             {
@@ -260,13 +342,58 @@ internal sealed class BackfillRunner
                 context.ChangeTracker.Clear();
             }
 
-            await Task.Delay(options.PollInterval, clock, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(deferWait, clock, cancellationToken).ConfigureAwait(false);
+            deferWait = deferWait * 2 < options.PollInterval ? deferWait * 2 : options.PollInterval;
         }
+    }
+
+    /// <summary>Reads up to <paramref name="take"/> rows after <paramref name="lastKey"/> and builds their events.</summary>
+    private async Task<BackfillChunk> ReadChunkAsync(BackfillPhase phase, string? lastKey, int take, DateTime now, CancellationToken cancellationToken)
+    {
+        var entities = await phase.ReadAsync(context, lastKey, take, cancellationToken).ConfigureAwait(false);
+        var messages = new List<OutboxMessage>(entities.Count);
+        foreach (var entity in entities)
+        {
+            if (phase.ToMessage(context.Entry(entity), now) is { } message)
+            {
+                messages.Add(message);
+            }
+        }
+
+        return new BackfillChunk(entities.Count, entities.Count == 0 ? null : phase.KeyOf(context.Entry(entities[^1])), messages);
+    }
+
+    /// <summary>The highest outbox id ever handed out (SQLite's AUTOINCREMENT sequence; it never goes back).</summary>
+    private async Task<long> OutboxSequenceAsync(CancellationToken cancellationToken)
+    {
+        await using var command = context.Database.GetDbConnection().CreateCommand();
+        command.Transaction = context.Database.CurrentTransaction?.GetDbTransaction();
+        command.CommandText = "SELECT seq FROM sqlite_sequence WHERE name = '" + outbox.TableName.Replace("'", "''", StringComparison.Ordinal) + "'";
+        var value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        return value is null or DBNull ? 0 : Convert.ToInt64(value, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Whether the outbox is a SQLite table with AUTOINCREMENT, whose sequence tells that no event was written
+    /// between a read and the write lock. Without it (a table made by other means) every chunk reads under the lock.
+    /// </summary>
+    private async Task<bool> CanReadBeforeLockAsync(CancellationToken cancellationToken)
+    {
+        if (context.Database.ProviderName != "Microsoft.EntityFrameworkCore.Sqlite")
+        {
+            return false;
+        }
+
+        await using var command = context.Database.GetDbConnection().CreateCommand();
+        command.CommandText = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = '" + outbox.TableName.Replace("'", "''", StringComparison.Ordinal) + "'";
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string sql
+            && sql.Contains("AUTOINCREMENT", StringComparison.OrdinalIgnoreCase);
     }
 
     private void Count(BackfillPhase phase, int read, int enqueued)
     {
         processedThisRun += read;
+        enqueuedSinceCount += enqueued;
         if (phase.IsUser)
         {
             processedUsers += read;

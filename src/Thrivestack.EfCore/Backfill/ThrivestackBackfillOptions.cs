@@ -10,10 +10,19 @@ public sealed class ThrivestackBackfillOptions
     public string Name { get; set; } = "default";
 
     /// <summary>
-    /// Rows read and enqueued per chunk, each chunk in its own short transaction. On SQLite a chunk holds the
-    /// single write lock while it runs, so smaller chunks keep the application's saves quick. The default value is 500.
+    /// The most rows read and enqueued per chunk, each chunk in its own short transaction. The backfill starts with
+    /// chunks of 100 rows and sizes each next one from the last one's duration so that it holds its lock for about
+    /// <see cref="TargetChunkDuration"/>: at least 100 rows (or this many when smaller), never more than this many. The default value is 500.
     /// </summary>
     public int ChunkSize { get; set; } = 500;
+
+    /// <summary>
+    /// How long each chunk's transaction should hold its write lock (on SQLite the database's single write lock, on
+    /// PostgreSQL a lock that makes the application's outbox inserts wait). The application's saves wait at most about
+    /// this long for a chunk, and after each chunk the backfill pauses as long as the chunk held the lock, so waiting
+    /// saves get their turn. Smaller is kinder to the application, larger is faster. The default value is 5 milliseconds.
+    /// </summary>
+    public TimeSpan TargetChunkDuration { get; set; } = TimeSpan.FromMilliseconds(5);
 
     /// <summary>
     /// Before each chunk the backfill waits while more than this many events are pending in the outbox, so it
@@ -21,7 +30,10 @@ public sealed class ThrivestackBackfillOptions
     /// </summary>
     public int MaxPendingEvents { get; set; } = 10_000;
 
-    /// <summary>How often the pending count is checked again while the backfill waits. The default value is 1 second.</summary>
+    /// <summary>
+    /// The longest wait between two checks of the pending count while the backfill waits for delivery: it checks
+    /// again after a few milliseconds, then less and less often up to this interval. The default value is 1 second.
+    /// </summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
@@ -40,6 +52,11 @@ public sealed class ThrivestackBackfillOptions
         if (ChunkSize is < 1 or > 10_000)
         {
             throw new ArgumentOutOfRangeException("options", ChunkSize, "ThrivestackBackfillOptions.ChunkSize must be between 1 and 10,000.");
+        }
+
+        if (TargetChunkDuration <= TimeSpan.Zero || TargetChunkDuration > TimeSpan.FromMinutes(1))
+        {
+            throw new ArgumentOutOfRangeException("options", TargetChunkDuration, "ThrivestackBackfillOptions.TargetChunkDuration must be positive and at most 1 minute.");
         }
 
         if (MaxPendingEvents < 1)

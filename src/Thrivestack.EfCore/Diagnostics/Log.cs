@@ -98,6 +98,9 @@ internal static partial class Log
 
     [LoggerMessage(906, LogLevel.Error, "Backfill {Name} stopped after {Users} user and {Memberships} membership events; run it again to continue from its checkpoint.")]
     public static partial void BackfillFailed(ILogger logger, Exception exception, string name, long users, long memberships);
+
+    [LoggerMessage(907, LogLevel.Debug, "Backfill {Name}: {Chunks} chunks, {Rereads} of them read again under the write lock because an event was written after their first read; last chunk size {ChunkSize}.")]
+    public static partial void BackfillChunksCompleted(ILogger logger, string name, long chunks, long rereads, int chunkSize);
     // ---- end of Backfill ----
 
     // The dispatcher's loop (ids 30-39).

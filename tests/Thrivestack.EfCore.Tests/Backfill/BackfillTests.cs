@@ -295,6 +295,99 @@ public abstract class BackfillTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task BackfillThrivestackAsync_BacklogAboveLimit_ContinuesSoonAfterDeliveryDrainsItNotAfterPollInterval()
+    {
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 40, guests: 0, teamMembers: 0);
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var host = BuildHost();
+        var options = new ThrivestackBackfillOptions { ChunkSize = 5, MaxPendingEvents = 10, PollInterval = TimeSpan.FromHours(1) };
+        var running = RunAsync(options, time: clock);
+        await WaitUntilAsync(() => PendingCount() > options.MaxPendingEvents);
+        await host.StartAsync();
+
+        // The clock moves only while nothing is pending, a few milliseconds at a time: a backfill that slept a
+        // whole PollInterval would need an hour of it.
+        var moved = TimeSpan.Zero;
+        var deadline = DateTime.UtcNow + Deadline;
+        while (!running.IsCompleted)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"The backfill did not continue; the clock moved {moved} while the outbox was drained.");
+            if (PendingCount() == 0)
+            {
+                clock.Advance(TimeSpan.FromMilliseconds(5));
+                moved += TimeSpan.FromMilliseconds(5);
+            }
+
+            await Task.WhenAny(running, Task.Delay(20));
+        }
+
+        var result = await running;
+        Assert.True(result.Completed);
+        Assert.True(moved < TimeSpan.FromMinutes(1), $"The clock moved {moved}.");
+        await WaitDeliveredAsync(seed.UserIds.Count);
+        AssertArrivedOnce(seed);
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_QuickChunks_GrowFromTheInitialSizeUpToChunkSize()
+    {
+        await SeedAsync(appUsers: 0, numberedUsers: 450, guests: 0, teamMembers: 0);
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var sizes = new ChunkSizes();
+
+        var result = await RunAsync(new ThrivestackBackfillOptions { ChunkSize = 300 }, sizes, time: clock);
+
+        Assert.True(result.Completed);
+        Assert.Equal([BackfillChunkSizer.InitialSize, 2 * BackfillChunkSizer.InitialSize, 450 - (3 * BackfillChunkSizer.InitialSize)], sizes.Users);
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_ChunksHoldingTheLockTooLong_ShrinkToTheMinimumSize()
+    {
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 450, guests: 0, teamMembers: 0);
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var sizes = new ChunkSizes();
+
+        // Each chunk's checkpoint update takes a second of the fake clock; the pump lets the pauses after chunks end.
+        var running = RunWithAsync(new AdvanceClockInChunk(clock), new ThrivestackBackfillOptions { ChunkSize = 300 }, sizes, clock);
+        var deadline = DateTime.UtcNow + Deadline;
+        while (!running.IsCompleted)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The backfill did not finish.");
+            clock.Advance(TimeSpan.FromSeconds(1));
+            await Task.WhenAny(running, Task.Delay(5));
+        }
+
+        Assert.True((await running).Completed);
+        Assert.Equal([100, 100, 100, 100, 50], sizes.Users);
+        AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
+    }
+
+    [Fact]
+    public async Task BackfillThrivestackAsync_AfterAChunk_PausesAsLongAsTheChunkHeldTheLock()
+    {
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 250, guests: 0, teamMembers: 0);
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var sizes = new ChunkSizes();
+
+        // The first chunk holds the lock for a second of the fake clock, then commits; the next step waits on the clock.
+        var running = RunWithAsync(new AdvanceClockInChunk(clock), new ThrivestackBackfillOptions { ChunkSize = 300 }, sizes, clock);
+        await WaitUntilAsync(() => PendingCount() >= BackfillChunkSizer.InitialSize);
+        var reportedBeforeThePause = sizes.Users.Count;
+        var deadline = DateTime.UtcNow + Deadline;
+        while (!running.IsCompleted)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The backfill did not finish.");
+            clock.Advance(TimeSpan.FromSeconds(1));
+            await Task.WhenAny(running, Task.Delay(5));
+        }
+
+        Assert.True((await running).Completed);
+        Assert.Equal(0, reportedBeforeThePause);
+        AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
+    }
+
+    [Fact]
     public async Task BackfillThrivestackAsync_ContextTrackingEntitiesOrBadOptions_Throws()
     {
         await using var context = NewContext();
@@ -373,11 +466,21 @@ public abstract class BackfillTests : IAsyncLifetime
         return await context.BackfillThrivestackAsync(options, progress, cancellationToken);
     }
 
-    private async Task<ThrivestackBackfillResult> RunWithAsync(IInterceptor interceptor, ThrivestackBackfillOptions options, IProgress<ThrivestackBackfillProgress> progress)
+    private async Task<ThrivestackBackfillResult> RunWithAsync(
+        IInterceptor interceptor, ThrivestackBackfillOptions options, IProgress<ThrivestackBackfillProgress> progress, TimeProvider? time = null)
     {
         var builder = new DbContextOptionsBuilder<BackfillDbContext>();
         harness.Database.Configure(builder);
-        await using var context = new BackfillDbContext(builder.AddThrivestackIdentifyInterceptor().AddInterceptors(interceptor).Options);
+        if (time is null)
+        {
+            builder.AddThrivestackIdentifyInterceptor();
+        }
+        else
+        {
+            builder.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(time));
+        }
+
+        await using var context = new BackfillDbContext(builder.AddInterceptors(interceptor).Options);
         return await context.BackfillThrivestackAsync(options, progress);
     }
 
@@ -462,6 +565,38 @@ public abstract class BackfillTests : IAsyncLifetime
     private sealed class SyncProgress(Action<ThrivestackBackfillProgress> report) : IProgress<ThrivestackBackfillProgress>
     {
         public void Report(ThrivestackBackfillProgress value) => report(value);
+    }
+
+    /// <summary>The number of users each chunk read, from the progress reported after every chunk.</summary>
+    private sealed class ChunkSizes : IProgress<ThrivestackBackfillProgress>
+    {
+        private long users;
+
+        public List<long> Users { get; } = [];
+
+        public void Report(ThrivestackBackfillProgress value)
+        {
+            if (value.ProcessedUsers > users)
+            {
+                Users.Add(value.ProcessedUsers - users);
+                users = value.ProcessedUsers;
+            }
+        }
+    }
+
+    /// <summary>Moves the fake clock a second inside each chunk's transaction (at its checkpoint update).</summary>
+    private sealed class AdvanceClockInChunk(FakeTimeProvider clock) : DbCommandInterceptor
+    {
+        public override ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
+            DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            if (command.CommandText.Contains("last_key", StringComparison.Ordinal))
+            {
+                clock.Advance(TimeSpan.FromSeconds(1));
+            }
+
+            return base.NonQueryExecutingAsync(command, eventData, result, cancellationToken);
+        }
     }
 
     /// <summary>Fails the checkpoint update of the n-th chunk, after that chunk's outbox rows were inserted.</summary>
