@@ -22,12 +22,17 @@ internal static class OutboxRowWriter
 
     private static readonly ConditionalWeakTable<OutboxTable, InsertShape> Shapes = [];
 
-    public static void Insert(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows)
+    public static void Insert(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows) =>
+        Insert(context, table, transaction, rows, maxParameters: null);
+
+    /// <summary>Inserts with a bound on parameters per command below the provider's (tests of the chunking).</summary>
+    internal static void Insert(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows, int? maxParameters)
     {
         var shape = ShapeOf(context, table);
+        var limit = maxParameters ?? shape.MaxParameters;
         for (var start = 0; start < rows.Count;)
         {
-            using var command = Build(shape, transaction, rows, ref start);
+            using var command = Build(shape, limit, transaction, rows, ref start);
             command.ExecuteNonQuery();
         }
     }
@@ -37,7 +42,7 @@ internal static class OutboxRowWriter
         var shape = ShapeOf(context, table);
         for (var start = 0; start < rows.Count;)
         {
-            var command = Build(shape, transaction, rows, ref start);
+            var command = Build(shape, shape.MaxParameters, transaction, rows, ref start);
             await using (command.ConfigureAwait(false))
             {
                 await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -57,7 +62,7 @@ internal static class OutboxRowWriter
         Shapes.TryGetValue(table, out var shape) ? shape : Shapes.GetValue(table, t => new InsertShape(context, t));
 
     /// <summary>One INSERT of the rows from <paramref name="start"/> that fit the provider's limits; moves <paramref name="start"/> past them.</summary>
-    private static DbCommand Build(InsertShape shape, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows, ref int start)
+    private static DbCommand Build(InsertShape shape, int maxParameters, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows, ref int start)
     {
         var command = transaction.Connection!.CreateCommand();
         command.Transaction = transaction;
@@ -71,7 +76,7 @@ internal static class OutboxRowWriter
             var row = rows[r];
             Debug.Assert(row is { State: OutboxRowState.Pending, Attempts: 0, LeaseId: null } && row.NextAttemptAt == row.CreatedAt, "Only new pending rows are written here.");
             var needed = (row.GroupId is null ? 2 : 3) + (row.CreatedAt == lastTime ? 0 : 1);
-            if (parameters + needed > shape.MaxParameters && r > start)
+            if (parameters + needed > maxParameters && r > start)
             {
                 break;
             }
