@@ -95,6 +95,12 @@ internal sealed class ChangeScanner(ModelMap map)
         foreach (var (entry, ownedMap) in dirtyOwned ?? [])
         {
             owners ??= IndexByKey(users);
+            if (owners.Count == 0)
+            {
+                // Every tracked user is inserted or deleted: inserted ones are captured already, deleted ones send nothing.
+                break;
+            }
+
             var ownerType = ownedMap.Owner.EntityType;
             if (owners.TryGetValue((ownerType.GetRootType(), KeyOf(entry.CurrentValues, ownedMap.Key)), out var owner)
                 && ownerType.IsAssignableFrom(owner.Metadata)
@@ -169,8 +175,10 @@ internal sealed class ChangeScanner(ModelMap map)
 
     private static Dictionary<(IEntityType Root, object Key), EntityEntry> IndexByKey(List<EntityEntry>? users)
     {
-        var index = new Dictionary<(IEntityType, object), EntityEntry>(users?.Count ?? 0, OwnerKeyComparer.Instance);
-        foreach (var user in users ?? [])
+        // Only owners whose own entry is unchanged or modified can gain an event through an owned change.
+        var owners = users?.Where(u => u.State is EntityState.Unchanged or EntityState.Modified).ToList() ?? [];
+        var index = new Dictionary<(IEntityType, object), EntityEntry>(owners.Count, OwnerKeyComparer.Instance);
+        foreach (var user in owners)
         {
             index.TryAdd((user.Metadata.GetRootType(), KeyOf(user.CurrentValues, user.Metadata.FindPrimaryKey()!.Properties)), user);
         }
