@@ -14,12 +14,38 @@ namespace Thrivestack.EfCore.Benchmarks;
 /// </summary>
 internal static partial class PairedCapture
 {
-    /// <summary>Arguments: [scale of the round counts, default 1] [cases: insert1,insert100,insert1000,update; default all].</summary>
+    /// <summary>
+    /// Arguments: [scale of the round counts, default 1] [cases: insert1,insert100,insert1000,update; default all] [pg: on a
+    /// throwaway PostgreSQL server (or THRIVESTACK_TEST_POSTGRES) instead of SQLite].
+    /// </summary>
     public static void Run(string[] args)
     {
         var scale = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1.0;
         var cases = args.Length > 2 ? args[2].Split(',') : ["insert1", "insert100", "insert1000", "update"];
+        if (args.Length > 3 && args[3] == "pg")
+        {
+            var cluster = Thrivestack.EfCore.Bench.PgCluster.StartAsync().GetAwaiter().GetResult();
+            try
+            {
+                BenchDatabase.PostgresServer = cluster.AdminConnectionString;
+                Console.WriteLine($"paired capture measures on PostgreSQL; {Environment.ProcessorCount} cores; load average {File.ReadAllText("/proc/loadavg").Trim()}");
+                RunCases(scale, cases);
+            }
+            finally
+            {
+                BenchDatabase.PostgresServer = null;
+                cluster.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+
+            return;
+        }
+
         Console.WriteLine($"paired capture measures; database folder {BenchDatabase.Directory}; {Environment.ProcessorCount} cores; load average {File.ReadAllText("/proc/loadavg").Trim()}");
+        RunCases(scale, cases);
+    }
+
+    private static void RunCases(double scale, string[] cases)
+    {
         Console.WriteLine("| case | variant | wall median | CPU median | CPU ratio (median of pairs) | wall ratio (median of pairs) | CPU vs NoOutbox | wall vs NoOutbox | allocated per save | allocated per outbox row |");
         Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var (count, rounds, block) in new[] { (1, 60, 25), (100, 60, 3), (1000, 40, 1) })
