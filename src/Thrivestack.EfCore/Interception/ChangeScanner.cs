@@ -26,16 +26,12 @@ internal sealed class ChangeScanner(ModelMap map)
     /// <summary>Outbox rows the application added itself (<c>EnqueueThrivestackIdentify</c>).</summary>
     public IReadOnlyList<EntityEntry> ManualRows => (IReadOnlyList<EntityEntry>?)manualRows ?? [];
 
-    /// <summary>Some tracked entry is about to be inserted.</summary>
-    public bool SawInsert { get; private set; }
-
     public void Scan(ChangeTracker tracker)
     {
         var outboxType = map.Outbox?.EntityType;
         foreach (var entry in tracker.Entries())
         {
             var type = entry.Metadata;
-            SawInsert |= entry.State == EntityState.Added;
             if (type == outboxType)
             {
                 if (entry.State == EntityState.Added)

@@ -226,7 +226,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
                 tracker.AutoDetectChangesEnabled = false;
             }
 
-            var scanner = Record(context, state, map, facts);
+            Record(context, state, map, facts);
             // EF's own pass would find nothing new: no other save interceptor follows (checked above), and this save's
             // rows are not tracked. Detection stays off until the save ends (SavedChanges, Failed, Canceled); not when
             // rows ride in EF's batch (AutoTransactionBehavior.Never, TransactionScope).
@@ -279,10 +279,10 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     }
 
     /// <summary>
-    /// Scans the tracked entries (changes already detected), detaches rows a failed or earlier pass left behind, and
-    /// adds this save's outbox rows (or defers those whose ids the database has yet to assign).
+    /// Scans the tracked entries (changes already detected), detaches rows a failed or earlier pass left behind, builds
+    /// this save's outbox rows (or defers those whose ids the database has yet to assign) and chooses where they go.
     /// </summary>
-    private static ChangeScanner Record(DbContext context, SaveState state, ModelMap map, OptionsFacts facts)
+    private static void Record(DbContext context, SaveState state, ModelMap map, OptionsFacts facts)
     {
         var scanner = new ChangeScanner(map);
         scanner.Scan(context.ChangeTracker);
@@ -294,7 +294,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         var captures = scanner.Captures();
         if (captures.Count == 0 && scanner.ManualRows.Count == 0)
         {
-            return scanner;
+            return;
         }
 
         Begin(context, state);
@@ -318,8 +318,6 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         {
             ChooseWrite(context, state);
         }
-
-        return scanner;
     }
 
     /// <summary>Forgets what an earlier pass of this save captured; its rows are detached by the next scan.</summary>
