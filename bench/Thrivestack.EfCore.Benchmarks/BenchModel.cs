@@ -74,18 +74,33 @@ internal sealed class BenchDatabase : IDisposable
 
     public BenchDatabase()
     {
-        // WAL with synchronous=NORMAL, as production SQLite apps run it: a commit does not wait for an fsync
-        // (milliseconds on this kind of disk), which would hide the CPU cost being measured.
-        var connection = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
-        plain = new DbContextOptionsBuilder<BenchContext>().UseSqlite(connection).AddInterceptors(SynchronousNormal.Instance).Options;
-        var builder = new DbContextOptionsBuilder<BenchContext>().UseSqlite(connection).AddInterceptors(SynchronousNormal.Instance);
-        builder.AddThrivestackIdentifyInterceptor();
-        intercepted = builder.Options;
-        Console.WriteLine($"// database file: {path} (WAL, synchronous=NORMAL)");
+        if (PostgresServer is { } server)
+        {
+            // A database of its own on the throwaway server (fsync off there: the CPU cost is what is measured).
+            var database = new Npgsql.NpgsqlConnectionStringBuilder(server) { Database = $"thrivestack_bench_{Guid.NewGuid():N}" }.ConnectionString;
+            plain = new DbContextOptionsBuilder<BenchContext>().UseNpgsql(database).Options;
+            intercepted = new DbContextOptionsBuilder<BenchContext>().UseNpgsql(database).AddThrivestackIdentifyInterceptor().Options;
+            Console.WriteLine("// PostgreSQL database of its own");
+        }
+        else
+        {
+            // WAL with synchronous=NORMAL, as production SQLite apps run it: a commit does not wait for an fsync
+            // (milliseconds on this kind of disk), which would hide the CPU cost being measured.
+            var connection = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
+            plain = new DbContextOptionsBuilder<BenchContext>().UseSqlite(connection).AddInterceptors(SynchronousNormal.Instance).Options;
+            var builder = new DbContextOptionsBuilder<BenchContext>().UseSqlite(connection).AddInterceptors(SynchronousNormal.Instance);
+            builder.AddThrivestackIdentifyInterceptor();
+            intercepted = builder.Options;
+            Console.WriteLine($"// database file: {path} (WAL, synchronous=NORMAL)");
+        }
+
         using var context = Create(interceptor: false);
         context.Database.EnsureDeleted();
         context.Database.EnsureCreated();
     }
+
+    /// <summary>The admin connection string of a PostgreSQL server to measure on instead of SQLite (paired runner, <c>pg</c>).</summary>
+    public static string? PostgresServer { get; set; }
 
     /// <summary>
     /// Where the database file lives: THRIVESTACK_BENCH_DB_DIR, else the RAM-backed /dev/shm where there is one,
@@ -101,6 +116,14 @@ internal sealed class BenchDatabase : IDisposable
 
     public void Dispose()
     {
+        if (PostgresServer is not null)
+        {
+            Npgsql.NpgsqlConnection.ClearAllPools();
+            using var context = Create(interceptor: false);
+            context.Database.EnsureDeleted();
+            return;
+        }
+
         SqliteConnection.ClearAllPools();
         foreach (var file in new[] { path, path + "-wal", path + "-shm", path + "-journal" })
         {

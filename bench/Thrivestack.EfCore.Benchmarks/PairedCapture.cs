@@ -14,14 +14,40 @@ namespace Thrivestack.EfCore.Benchmarks;
 /// </summary>
 internal static partial class PairedCapture
 {
-    /// <summary>Arguments: [scale of the round counts, default 1] [cases: insert1,insert100,insert1000,update; default all].</summary>
+    /// <summary>
+    /// Arguments: [scale of the round counts, default 1] [cases: insert1,insert100,insert1000,update; default all] [pg: on a
+    /// throwaway PostgreSQL server (or THRIVESTACK_TEST_POSTGRES) instead of SQLite].
+    /// </summary>
     public static void Run(string[] args)
     {
         var scale = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1.0;
         var cases = args.Length > 2 ? args[2].Split(',') : ["insert1", "insert100", "insert1000", "update"];
+        if (args.Length > 3 && args[3] == "pg")
+        {
+            var cluster = Thrivestack.EfCore.Bench.PgCluster.StartAsync().GetAwaiter().GetResult();
+            try
+            {
+                BenchDatabase.PostgresServer = cluster.AdminConnectionString;
+                Console.WriteLine($"paired capture measures on PostgreSQL; {Environment.ProcessorCount} cores; load average {File.ReadAllText("/proc/loadavg").Trim()}");
+                RunCases(scale, cases);
+            }
+            finally
+            {
+                BenchDatabase.PostgresServer = null;
+                cluster.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+
+            return;
+        }
+
         Console.WriteLine($"paired capture measures; database folder {BenchDatabase.Directory}; {Environment.ProcessorCount} cores; load average {File.ReadAllText("/proc/loadavg").Trim()}");
-        Console.WriteLine("| case | variant | wall median | CPU median | CPU ratio (median of pairs) | wall ratio (median of pairs) | allocated per save |");
-        Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- |");
+        RunCases(scale, cases);
+    }
+
+    private static void RunCases(double scale, string[] cases)
+    {
+        Console.WriteLine("| case | variant | wall median | CPU median | CPU ratio (median of pairs) | wall ratio (median of pairs) | CPU vs NoOutbox | wall vs NoOutbox | allocated per save | allocated per outbox row |");
+        Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var (count, rounds, block) in new[] { (1, 60, 25), (100, 60, 3), (1000, 40, 1) })
         {
             if (cases.Contains($"insert{count}"))
@@ -43,6 +69,11 @@ internal static partial class PairedCapture
         Sample Measure(string variant)
         {
             using var context = database.Create(interceptor: variant == "Interceptor");
+            if (variant == "NoOutboxInTransaction")
+            {
+                context.Database.AutoTransactionBehavior = AutoTransactionBehavior.Always;
+            }
+
             var users = NewUsers.New(count, seed++);
             context.Users.AddRange(users);
             var sample = Sample.Time(() =>
@@ -63,7 +94,9 @@ internal static partial class PairedCapture
             return sample;
         }
 
-        Report($"insert {count}", ["AppWritesOutbox", "Interceptor", "NoOutbox"], rounds, block, Measure);
+        // NoOutboxInTransaction: the floor of any atomic outbox for a save EF would send as one command without a
+        // transaction (one new user): the same save with EF's transaction forced on.
+        Report($"insert {count}", count == 1 ? ["AppWritesOutbox", "Interceptor", "NoOutbox", "NoOutboxInTransaction"] : ["AppWritesOutbox", "Interceptor", "NoOutbox"], count, rounds, block, Measure);
     }
 
     private static void Update(int rounds, int block)
@@ -77,7 +110,7 @@ internal static partial class PairedCapture
 
         Sample Measure(string variant)
         {
-            using var context = database.Create(interceptor: variant == "WithInterceptor");
+            using var context = database.Create(interceptor: variant == "Interceptor");
             var now = DateTime.UtcNow;
             foreach (var user in context.Users.ToList())
             {
@@ -88,10 +121,12 @@ internal static partial class PairedCapture
             return Sample.Time(() => context.SaveChanges());
         }
 
-        Report("update 1000, no trait", ["WithoutInterceptor", "WithInterceptor"], rounds, block, Measure);
+        // Nothing is captured: the save without the interceptor is the NoOutbox save.
+        Report("update 1000, no trait", ["NoOutbox", "Interceptor"], 0, rounds, block, Measure);
     }
 
-    private static void Report(string name, string[] variants, int rounds, int block, Func<string, Sample> measure)
+    /// <summary>Runs the variants in shuffled blocks; <paramref name="rows"/> outbox rows per save (0: none) for the allocation per row.</summary>
+    private static void Report(string name, string[] variants, int rows, int rounds, int block, Func<string, Sample> measure)
     {
         var random = new Random(42);
         var samples = variants.ToDictionary(v => v, _ => new List<Sample>());
@@ -127,13 +162,19 @@ internal static partial class PairedCapture
         }
 
         var baseline = samples[variants[0]];
+        var noOutbox = samples["NoOutbox"];
+        var noOutboxAllocated = Median(noOutbox.Select(s => (double)s.Allocated));
         foreach (var variant in variants)
         {
             var own = samples[variant];
             var cpuRatio = Median(own.Zip(baseline, (a, b) => a.CpuMs / b.CpuMs));
             var wallRatio = Median(own.Zip(baseline, (a, b) => a.WallMs / b.WallMs));
+            var cpuVsNone = Median(own.Zip(noOutbox, (a, b) => a.CpuMs / b.CpuMs));
+            var wallVsNone = Median(own.Zip(noOutbox, (a, b) => a.WallMs / b.WallMs));
+            var allocated = Median(own.Select(s => (double)s.Allocated));
+            var perRow = rows > 0 && !variant.StartsWith("NoOutbox", StringComparison.Ordinal) ? $"{(allocated - noOutboxAllocated) / rows / 1024:0.00} KB" : "-";
             Console.WriteLine($"| {name} | {variant} | {Median(own.Select(s => s.WallMs)):0.000} ms | {Median(own.Select(s => s.CpuMs)):0.000} ms | "
-                + $"{cpuRatio:0.00}x | {wallRatio:0.00}x | {Median(own.Select(s => (double)s.Allocated)) / 1024:0.0} KB |");
+                + $"{cpuRatio:0.00}x | {wallRatio:0.00}x | {cpuVsNone:0.00}x | {wallVsNone:0.00}x | {allocated / 1024:0.0} KB | {perRow} |");
         }
     }
 

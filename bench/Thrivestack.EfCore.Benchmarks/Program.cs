@@ -3,6 +3,13 @@ using Thrivestack.EfCore.Benchmarks;
 
 // dotnet run -c Release --project bench/Thrivestack.EfCore.Benchmarks -- --filter '*'   (BenchmarkDotNet)
 // dotnet run -c Release --project bench/Thrivestack.EfCore.Benchmarks -- paired [scale]  (paired samples, CPU time)
+// dotnet run -c Release --project bench/Thrivestack.EfCore.Benchmarks -- indexes [rounds] (each outbox index's cost on insert and claim)
+if (args.FirstOrDefault() == "indexes")
+{
+    IndexCost.Run(args);
+    return;
+}
+
 if (args.FirstOrDefault() == "paired")
 {
     PairedCapture.Run(args);

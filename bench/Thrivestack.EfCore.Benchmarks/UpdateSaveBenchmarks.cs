@@ -17,8 +17,8 @@ public class UpdateSaveBenchmarks
     private BenchDatabase database = null!;
     private BenchContext context = null!;
 
-    [GlobalSetup(Target = nameof(WithoutInterceptor))]
-    public void GlobalSetupWithout() => GlobalSetup(nameof(WithoutInterceptor), false);
+    [GlobalSetup(Target = nameof(NoOutbox))]
+    public void GlobalSetupWithout() => GlobalSetup(nameof(NoOutbox), false);
 
     [GlobalSetup(Target = nameof(WithInterceptor))]
     public void GlobalSetupWith() => GlobalSetup(nameof(WithInterceptor), true);
@@ -44,7 +44,7 @@ public class UpdateSaveBenchmarks
     [GlobalCleanup]
     public void GlobalCleanup() => database.Dispose();
 
-    [IterationSetup(Target = nameof(WithoutInterceptor))]
+    [IterationSetup(Target = nameof(NoOutbox))]
     public void SetupWithoutInterceptor() => Prepare(interceptor: false);
 
     [IterationSetup(Target = nameof(WithInterceptor))]
@@ -54,7 +54,7 @@ public class UpdateSaveBenchmarks
     public void IterationCleanup() => context.Dispose();
 
     [Benchmark(Baseline = true)]
-    public int WithoutInterceptor() => context.SaveChanges();
+    public int NoOutbox() => context.SaveChanges();
 
     [Benchmark]
     public int WithInterceptor() => context.SaveChanges();

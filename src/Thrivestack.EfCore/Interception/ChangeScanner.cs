@@ -26,16 +26,12 @@ internal sealed class ChangeScanner(ModelMap map)
     /// <summary>Outbox rows the application added itself (<c>EnqueueThrivestackIdentify</c>).</summary>
     public IReadOnlyList<EntityEntry> ManualRows => (IReadOnlyList<EntityEntry>?)manualRows ?? [];
 
-    /// <summary>Some tracked entry is about to be inserted.</summary>
-    public bool SawInsert { get; private set; }
-
     public void Scan(ChangeTracker tracker)
     {
         var outboxType = map.Outbox?.EntityType;
         foreach (var entry in tracker.Entries())
         {
             var type = entry.Metadata;
-            SawInsert |= entry.State == EntityState.Added;
             if (type == outboxType)
             {
                 if (entry.State == EntityState.Added)
@@ -95,6 +91,12 @@ internal sealed class ChangeScanner(ModelMap map)
         foreach (var (entry, ownedMap) in dirtyOwned ?? [])
         {
             owners ??= IndexByKey(users);
+            if (owners.Count == 0)
+            {
+                // Every tracked user is inserted or deleted: inserted ones are captured already, deleted ones send nothing.
+                break;
+            }
+
             var ownerType = ownedMap.Owner.EntityType;
             if (owners.TryGetValue((ownerType.GetRootType(), KeyOf(entry.CurrentValues, ownedMap.Key)), out var owner)
                 && ownerType.IsAssignableFrom(owner.Metadata)
@@ -169,8 +171,10 @@ internal sealed class ChangeScanner(ModelMap map)
 
     private static Dictionary<(IEntityType Root, object Key), EntityEntry> IndexByKey(List<EntityEntry>? users)
     {
-        var index = new Dictionary<(IEntityType, object), EntityEntry>(users?.Count ?? 0, OwnerKeyComparer.Instance);
-        foreach (var user in users ?? [])
+        // Only owners whose own entry is unchanged or modified can gain an event through an owned change.
+        var owners = users?.Where(u => u.State is EntityState.Unchanged or EntityState.Modified).ToList() ?? [];
+        var index = new Dictionary<(IEntityType, object), EntityEntry>(owners.Count, OwnerKeyComparer.Instance);
+        foreach (var user in owners)
         {
             index.TryAdd((user.Metadata.GetRootType(), KeyOf(user.CurrentValues, user.Metadata.FindPrimaryKey()!.Properties)), user);
         }

@@ -1,6 +1,6 @@
 namespace Thrivestack.EfCore.Interception;
 
-/// <summary>Where rows with store-generated ids are written, so that they share the change's transaction.</summary>
+/// <summary>Where a save's outbox rows are written, so that they share the change's transaction.</summary>
 internal enum DeferredWrite
 {
     None,
@@ -10,4 +10,7 @@ internal enum DeferredWrite
 
     /// <summary>In the application's open transaction, right after SaveChanges returns.</summary>
     AfterSave,
+
+    /// <summary>Tracked in EF's own batch: no transaction follows EF's commands (AutoTransactionBehavior.Never, TransactionScope).</summary>
+    InSaveBatch,
 }

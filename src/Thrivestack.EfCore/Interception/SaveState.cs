@@ -2,6 +2,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Outbox;
 
 namespace Thrivestack.EfCore.Interception;
 
@@ -26,7 +27,10 @@ internal sealed class SaveState : IResettableService
     /// <summary>EF's DetectChanges ran during this save and the capture with it.</summary>
     public bool CapturedAtDetectChanges { get; set; }
 
-    /// <summary>Outbox entities saved by EF's own batch; detached once the save succeeded.</summary>
+    /// <summary>
+    /// Outbox entities saved by EF's own batch (explicit enqueues outside a transaction, and rows where no transaction
+    /// follows EF's commands); detached once the save succeeded.
+    /// </summary>
     public List<EntityEntry> Tracked { get; } = [];
 
     /// <summary>What the interceptor needs from the context's options; found on the context's first save.</summary>
@@ -34,6 +38,12 @@ internal sealed class SaveState : IResettableService
 
     /// <summary>The context's transaction manager (a service of its scope, fixed for its lifetime).</summary>
     public IDbContextTransactionManager? Transactions { get; set; }
+
+    /// <summary>This save's rows of client-generated keys, built at capture and written untracked (see <see cref="Mode"/>).</summary>
+    public List<OutboxMessage>? Rows { get; set; }
+
+    /// <summary>The rows went into EF's transaction (at its last commit, when an execution strategy retried).</summary>
+    public bool Written { get; set; }
 
     /// <summary>Events whose ids are store-generated: written once the database has assigned the keys.</summary>
     public List<Capture>? Deferred { get; set; }
@@ -69,6 +79,8 @@ internal sealed class SaveState : IResettableService
         CapturedAtDetectChanges = false;
         Tracked.Clear();
         Deferred = null;
+        Rows = null;
+        Written = false;
         Mode = DeferredWrite.None;
         PreviousBehavior = null;
     }

@@ -62,8 +62,11 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
                 WarnIfNeverCaptured(context, state);
                 if (state.Mode == DeferredWrite.AfterSave)
                 {
-                    var (table, transaction, rows) = DeferredRows(context, state);
-                    OutboxRowWriter.Insert(context, table, transaction, rows);
+                    OutboxRowWriter.Insert(context, OutboxOf(context), context.Database.CurrentTransaction!.GetDbTransaction(), RowsToWrite(state));
+                }
+                else if (state.Mode == DeferredWrite.AtCommit && !state.Written)
+                {
+                    WriteAlone(context, state);
                 }
 
                 Complete(context, state);
@@ -87,8 +90,12 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
                 WarnIfNeverCaptured(context, state);
                 if (state.Mode == DeferredWrite.AfterSave)
                 {
-                    var (table, transaction, rows) = DeferredRows(context, state);
-                    await OutboxRowWriter.InsertAsync(context, table, transaction, rows, cancellationToken).ConfigureAwait(false);
+                    await OutboxRowWriter.InsertAsync(context, OutboxOf(context), context.Database.CurrentTransaction!.GetDbTransaction(), RowsToWrite(state), cancellationToken)
+                        .ConfigureAwait(false);
+                }
+                else if (state.Mode == DeferredWrite.AtCommit && !state.Written)
+                {
+                    await WriteAloneAsync(context, state, cancellationToken).ConfigureAwait(false);
                 }
 
                 Complete(context, state);
@@ -122,8 +129,9 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     {
         if (eventData.Context is { } context && Active(context) is { Mode: DeferredWrite.AtCommit } state)
         {
-            var table = ModelMap.For(context.Model).RequireOutbox();
-            OutboxRowWriter.Insert(context, table, transaction, BuildDeferred(state));
+            // Every attempt of a retrying execution strategy commits its own transaction: each one writes the rows.
+            OutboxRowWriter.Insert(context, OutboxOf(context), transaction, RowsToWrite(state));
+            state.Written = true;
         }
 
         return result;
@@ -133,8 +141,8 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     {
         if (eventData.Context is { } context && Active(context) is { Mode: DeferredWrite.AtCommit } state)
         {
-            var table = ModelMap.For(context.Model).RequireOutbox();
-            await OutboxRowWriter.InsertAsync(context, table, transaction, BuildDeferred(state), cancellationToken).ConfigureAwait(false);
+            await OutboxRowWriter.InsertAsync(context, OutboxOf(context), transaction, RowsToWrite(state), cancellationToken).ConfigureAwait(false);
+            state.Written = true;
         }
 
         return result;
@@ -218,19 +226,15 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
                 tracker.AutoDetectChangesEnabled = false;
             }
 
-            var scanner = Record(context, state, map, facts);
-            if (!state.HasRows)
+            Record(context, state, map, facts);
+            // EF's own pass would find nothing new: no other save interceptor follows (checked above), and this save's
+            // rows are not tracked. Detection stays off until the save ends (SavedChanges, Failed, Canceled); not when
+            // rows ride in EF's batch (AutoTransactionBehavior.Never, TransactionScope).
+            keepDetectionOff = autoDetect && state.Mode != DeferredWrite.InSaveBatch;
+            if (keepDetectionOff)
             {
-                // EF's own pass would find nothing new: no other save interceptor follows (checked above). Detection
-                // stays off until this save ends (SavedChanges, Failed, Canceled), but only for saves that insert
-                // nothing: with detection off EF was measured slower at saving many inserted entities (1,000 users:
-                // 1.4-1.5x), and a save that writes events inserts outbox rows.
-                keepDetectionOff = autoDetect && !scanner.SawInsert;
-                if (keepDetectionOff)
-                {
-                    Begin(context, state);
-                    state.RestoreDetectChanges = true;
-                }
+                Begin(context, state);
+                state.RestoreDetectChanges = true;
             }
         }
         catch
@@ -275,10 +279,10 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     }
 
     /// <summary>
-    /// Scans the tracked entries (changes already detected), detaches rows a failed or earlier pass left behind, and
-    /// adds this save's outbox rows (or defers those whose ids the database has yet to assign).
+    /// Scans the tracked entries (changes already detected), detaches rows a failed or earlier pass left behind, builds
+    /// this save's outbox rows (or defers those whose ids the database has yet to assign) and chooses where they go.
     /// </summary>
-    private static ChangeScanner Record(DbContext context, SaveState state, ModelMap map, OptionsFacts facts)
+    private static void Record(DbContext context, SaveState state, ModelMap map, OptionsFacts facts)
     {
         var scanner = new ChangeScanner(map);
         scanner.Scan(context.ChangeTracker);
@@ -290,7 +294,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         var captures = scanner.Captures();
         if (captures.Count == 0 && scanner.ManualRows.Count == 0)
         {
-            return scanner;
+            return;
         }
 
         Begin(context, state);
@@ -306,17 +310,14 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
             }
             else if (capture.ToMessage(state.Timestamp) is { } message)
             {
-                message.Captured = true;
-                state.Tracked.Add(context.Add(message));
+                (state.Rows ??= new List<OutboxMessage>(captures.Count)).Add(message);
             }
         }
 
-        if (state.Deferred is not null)
+        if (state.Deferred is not null || state.Rows is not null)
         {
-            ChooseDeferredWrite(context, state);
+            ChooseWrite(context, state);
         }
-
-        return scanner;
     }
 
     /// <summary>Forgets what an earlier pass of this save captured; its rows are detached by the next scan.</summary>
@@ -325,6 +326,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         state.HasRows = false;
         state.Tracked.Clear();
         state.Deferred = null;
+        state.Rows = null;
         state.Mode = DeferredWrite.None;
         if (state.PreviousBehavior is { } previous)
         {
@@ -392,27 +394,37 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         }
     }
 
-    private static void ChooseDeferredWrite(DbContext context, SaveState state)
+    /// <summary>
+    /// Decides where this save's rows are written. They are never tracked: one multi-row INSERT (or a few) in EF's own
+    /// transaction just before it commits, or in the application's transaction right after the save. Only where no
+    /// transaction can hold them after EF's commands (<c>AutoTransactionBehavior.Never</c>, an ambient
+    /// <c>TransactionScope</c>) do rows of client-generated keys ride in EF's own batch, as the application chose.
+    /// </summary>
+    private static void ChooseWrite(DbContext context, SaveState state)
     {
-        var database = context.Database;
-        if (database.CurrentTransaction is not null)
+        if ((state.Transactions ??= context.GetService<IDbContextTransactionManager>()).CurrentTransaction is not null)
         {
             state.Mode = DeferredWrite.AfterSave;
             return;
         }
 
-        if (System.Transactions.Transaction.Current is not null)
+        var database = context.Database;
+        var ambient = System.Transactions.Transaction.Current is not null;
+        if (ambient || database.AutoTransactionBehavior == AutoTransactionBehavior.Never)
         {
-            throw new NotSupportedException(
-                "Thrivestack.EfCore cannot write identify events for store-generated user ids inside an ambient System.Transactions scope. "
-                + "Use context.Database.BeginTransaction() instead of TransactionScope, or give users client-generated keys (Guid).");
-        }
+            if (state.Deferred is null)
+            {
+                TrackInSaveBatch(context, state);
+                return;
+            }
 
-        if (database.AutoTransactionBehavior == AutoTransactionBehavior.Never)
-        {
-            throw new InvalidOperationException(
-                "Thrivestack.EfCore cannot write identify events atomically for store-generated user ids when Database.AutoTransactionBehavior is Never: "
-                + "no transaction would hold the change and its event. Use AutoTransactionBehavior.WhenNeeded (the default) or Always, or open a transaction with context.Database.BeginTransaction().");
+            throw ambient
+                ? new NotSupportedException(
+                    "Thrivestack.EfCore cannot write identify events for store-generated user ids inside an ambient System.Transactions scope. "
+                    + "Use context.Database.BeginTransaction() instead of TransactionScope, or give users client-generated keys (Guid).")
+                : new InvalidOperationException(
+                    "Thrivestack.EfCore cannot write identify events atomically for store-generated user ids when Database.AutoTransactionBehavior is Never: "
+                    + "no transaction would hold the change and its event. Use AutoTransactionBehavior.WhenNeeded (the default) or Always, or open a transaction with context.Database.BeginTransaction().");
         }
 
         // A single-command save runs without a transaction and so without TransactionCommitting: ask EF for one.
@@ -421,9 +433,30 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         state.Mode = DeferredWrite.AtCommit;
     }
 
-    private static List<OutboxMessage> BuildDeferred(SaveState state)
+    private static void TrackInSaveBatch(DbContext context, SaveState state)
     {
-        var rows = new List<OutboxMessage>(state.Deferred!.Count);
+        foreach (var message in state.Rows!)
+        {
+            message.Captured = true;
+            state.Tracked.Add(context.Add(message));
+        }
+
+        state.Rows = null;
+        state.Mode = DeferredWrite.InSaveBatch;
+    }
+
+    private static OutboxTable OutboxOf(DbContext context) => ModelMap.For(context.Model).RequireOutbox();
+
+    /// <summary>The save's rows: those of client-generated keys, built at capture, then those whose keys the database just assigned.</summary>
+    private static List<OutboxMessage> RowsToWrite(SaveState state)
+    {
+        if (state.Deferred is null)
+        {
+            return state.Rows ?? [];
+        }
+
+        var rows = new List<OutboxMessage>((state.Rows?.Count ?? 0) + state.Deferred.Count);
+        rows.AddRange(state.Rows ?? []);
         foreach (var capture in state.Deferred)
         {
             if (capture.HasTemporaryId)
@@ -441,8 +474,28 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         return rows;
     }
 
-    private static (OutboxTable Table, DbTransaction Transaction, List<OutboxMessage> Rows) DeferredRows(DbContext context, SaveState state) =>
-        (ModelMap.For(context.Model).RequireOutbox(), context.Database.CurrentTransaction!.GetDbTransaction(), BuildDeferred(state));
+    /// <summary>
+    /// EF committed no transaction of its own during the save (it ran no command for the captured changes): the rows
+    /// describe changes already in the database, so they get a transaction of their own.
+    /// </summary>
+    private static void WriteAlone(DbContext context, SaveState state)
+    {
+        state.Mode = DeferredWrite.None;
+        using var transaction = context.Database.BeginTransaction();
+        OutboxRowWriter.Insert(context, OutboxOf(context), transaction.GetDbTransaction(), RowsToWrite(state));
+        transaction.Commit();
+    }
+
+    private static async Task WriteAloneAsync(DbContext context, SaveState state, CancellationToken cancellationToken)
+    {
+        state.Mode = DeferredWrite.None;
+        var transaction = await context.Database.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (transaction.ConfigureAwait(false))
+        {
+            await OutboxRowWriter.InsertAsync(context, OutboxOf(context), transaction.GetDbTransaction(), RowsToWrite(state), cancellationToken).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
 
     private static void Complete(DbContext context, SaveState state)
     {

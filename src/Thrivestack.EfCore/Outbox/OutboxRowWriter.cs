@@ -1,4 +1,7 @@
 using System.Data.Common;
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
@@ -7,62 +10,166 @@ using Microsoft.EntityFrameworkCore.Storage;
 namespace Thrivestack.EfCore.Outbox;
 
 /// <summary>
-/// Inserts outbox rows with one multi-row INSERT on a given transaction. Used where EF's own batch cannot
-/// carry them: rows whose user id is a store-generated key, and explicit enqueues inside a transaction.
+/// Inserts new pending outbox rows with multi-row INSERTs on a given transaction, without EF tracking them: the
+/// interceptor's rows, explicit enqueues inside a transaction, the backfill. Only the columns a new row needs are
+/// written; the others are NULL. Strings are parameters; numbers and the state are literals, and rows of one
+/// timestamp share one parameter for <c>created_at</c> and <c>next_attempt_at</c>.
 /// </summary>
 internal static class OutboxRowWriter
 {
-    // 50 rows x 15 columns stays under every provider's parameter limit (SQL Server: 2,100).
-    private const int RowsPerCommand = 50;
+    /// <summary>SQL Server refuses more row value expressions in one INSERT; larger statements bring nothing here.</summary>
+    private const int MaxRowsPerCommand = 1000;
 
-    public static void Insert(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows)
+    /// <summary>
+    /// SQLite finds each named parameter by a linear search of the statement's names, so binding costs the square of
+    /// the parameters per statement: 1,000 rows (2,000 parameters) took milliseconds to bind, more than ten statements
+    /// of 100 rows take to prepare.
+    /// </summary>
+    private const int MaxRowsPerSqliteCommand = 100;
+
+    private static readonly ConditionalWeakTable<OutboxTable, InsertShape> Shapes = [];
+
+    public static void Insert(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows) =>
+        Insert(context, table, transaction, rows, maxParameters: null);
+
+    /// <summary>Inserts with a bound on parameters per command below the provider's (tests of the chunking).</summary>
+    internal static void Insert(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows, int? maxParameters)
     {
-        var sql = context.GetService<ISqlGenerationHelper>();
-        for (var start = 0; start < rows.Count; start += RowsPerCommand)
+        var shape = ShapeOf(context, table);
+        var limit = maxParameters ?? shape.MaxParameters;
+        for (var start = 0; start < rows.Count;)
         {
-            using var command = Build(sql, table, transaction, rows, start);
+            using var command = Build(shape, limit, transaction, rows, ref start);
             command.ExecuteNonQuery();
         }
     }
 
     public static async Task InsertAsync(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows, CancellationToken cancellationToken)
     {
-        var sql = context.GetService<ISqlGenerationHelper>();
-        for (var start = 0; start < rows.Count; start += RowsPerCommand)
+        var shape = ShapeOf(context, table);
+        for (var start = 0; start < rows.Count;)
         {
-            await using var command = Build(sql, table, transaction, rows, start);
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            var command = Build(shape, shape.MaxParameters, transaction, rows, ref start);
+            await using (command.ConfigureAwait(false))
+            {
+                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 
-    private static DbCommand Build(ISqlGenerationHelper sql, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows, int start)
+    /// <summary>The most bound parameters one command of the provider takes (SQLite 32,766; PostgreSQL 65,535; SQL Server 2,100).</summary>
+    internal static int MaxParameters(string? provider) => provider switch
+    {
+        "Microsoft.EntityFrameworkCore.Sqlite" => 32_766,
+        "Npgsql.EntityFrameworkCore.PostgreSQL" => 65_535,
+        _ => 2_000,
+    };
+
+    private static InsertShape ShapeOf(DbContext context, OutboxTable table) =>
+        Shapes.TryGetValue(table, out var shape) ? shape : Shapes.GetValue(table, t => new InsertShape(context, t));
+
+    /// <summary>One INSERT of the rows from <paramref name="start"/> that fit the provider's limits; moves <paramref name="start"/> past them.</summary>
+    private static DbCommand Build(InsertShape shape, int maxParameters, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows, ref int start)
     {
         var command = transaction.Connection!.CreateCommand();
         command.Transaction = transaction;
-        var text = new StringBuilder("INSERT INTO ").Append(sql.DelimitIdentifier(table.TableName, table.Schema)).Append(" (");
-        var columns = table.InsertColumns;
-        for (var c = 0; c < columns.Count; c++)
+        var text = new StringBuilder(shape.Prefix, shape.Prefix.Length + (Math.Min(rows.Count - start, shape.MaxRows) * 48));
+        var parameters = 0;
+        var r = start;
+        DateTime? lastTime = null;
+        string? timePlaceholder = null;
+        for (; r < rows.Count && r - start < shape.MaxRows; r++)
         {
-            text.Append(c == 0 ? "" : ", ").Append(sql.DelimitIdentifier(columns[c].Name));
-        }
-
-        text.Append(") VALUES ");
-        var end = Math.Min(rows.Count, start + RowsPerCommand);
-        for (var r = start; r < end; r++)
-        {
-            text.Append(r == start ? "(" : ", (");
-            for (var c = 0; c < columns.Count; c++)
+            var row = rows[r];
+            Debug.Assert(row is { State: OutboxRowState.Pending, Attempts: 0, LeaseId: null } && row.NextAttemptAt == row.CreatedAt, "Only new pending rows are written here.");
+            var needed = (row.GroupId is null ? 2 : 3) + (row.CreatedAt == lastTime ? 0 : 1);
+            if (parameters + needed > maxParameters && r > start)
             {
-                var name = "p" + ((r - start) * columns.Count + c).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                text.Append(c == 0 ? "" : ", ").Append(sql.GenerateParameterNamePlaceholder(name));
-                var value = columns[c].Property.GetGetter().GetClrValue(rows[r]);
-                command.Parameters.Add(columns[c].CreateParameter(command, sql.GenerateParameterName(name), value));
+                break;
             }
 
-            text.Append(')');
+            if (r > start)
+            {
+                text.Append(", ");
+            }
+
+            text.Append('(').Append(Parameter(shape, command, shape.UserId, row.UserId, ref parameters)).Append(", ");
+            text.Append(row.GroupId is null ? "NULL" : Parameter(shape, command, shape.GroupId, row.GroupId, ref parameters)).Append(", ");
+            text.Append(shape.KindLiteral(row.Kind)).Append(", ");
+            text.Append(Parameter(shape, command, shape.Payload, row.Payload, ref parameters)).Append(", ");
+            text.Append(CultureInfo.InvariantCulture, $"{row.PayloadBytes}, ");
+            if (row.CreatedAt != lastTime)
+            {
+                lastTime = row.CreatedAt;
+                timePlaceholder = Parameter(shape, command, shape.CreatedAt, row.CreatedAt, ref parameters);
+            }
+
+            text.Append(timePlaceholder).Append(", ").Append(timePlaceholder).Append(shape.PendingTail);
         }
 
+        start = r;
         command.CommandText = text.ToString();
         return command;
+    }
+
+    private static string Parameter(InsertShape shape, DbCommand command, OutboxColumn column, object value, ref int count)
+    {
+        var name = "p" + count.ToString(CultureInfo.InvariantCulture);
+        count++;
+        command.Parameters.Add(column.CreateParameter(command, shape.Sql.GenerateParameterName(name), value));
+        return shape.Sql.GenerateParameterNamePlaceholder(name);
+    }
+
+    /// <summary>What every INSERT into one outbox table shares: its column list, literals and the provider's limit.</summary>
+    private sealed class InsertShape
+    {
+        private readonly string[] kindLiterals;
+
+        public InsertShape(DbContext context, OutboxTable table)
+        {
+            Sql = context.GetService<ISqlGenerationHelper>();
+            var provider = context.GetService<IDatabaseProvider>().Name;
+            MaxParameters = OutboxRowWriter.MaxParameters(provider);
+            MaxRows = provider == "Microsoft.EntityFrameworkCore.Sqlite" ? MaxRowsPerSqliteCommand : MaxRowsPerCommand;
+            UserId = Column(table, nameof(OutboxMessage.UserId));
+            GroupId = Column(table, nameof(OutboxMessage.GroupId));
+            Payload = Column(table, nameof(OutboxMessage.Payload));
+            CreatedAt = Column(table, nameof(OutboxMessage.CreatedAt));
+            var kind = Column(table, nameof(OutboxMessage.Kind));
+            var state = Column(table, nameof(OutboxMessage.State));
+            var attempts = Column(table, nameof(OutboxMessage.Attempts));
+            OutboxColumn[] columns =
+            [
+                UserId, GroupId, kind, Payload, Column(table, nameof(OutboxMessage.PayloadBytes)), CreatedAt,
+                Column(table, nameof(OutboxMessage.NextAttemptAt)), state, attempts,
+            ];
+            Prefix = $"INSERT INTO {Sql.DelimitIdentifier(table.TableName, table.Schema)} ({string.Join(", ", columns.Select(c => Sql.DelimitIdentifier(c.Name)))}) VALUES ";
+            PendingTail = $", {state.TypeMapping.GenerateSqlLiteral(OutboxRowState.Pending)}, {attempts.TypeMapping.GenerateSqlLiteral(0)})";
+            kindLiterals = Enum.GetValues<OutboxEventKind>().Select(k => kind.TypeMapping.GenerateSqlLiteral(k)).ToArray();
+        }
+
+        public ISqlGenerationHelper Sql { get; }
+
+        public int MaxParameters { get; }
+
+        public int MaxRows { get; }
+
+        public string Prefix { get; }
+
+        /// <summary>The state and attempts of a new row, and the closing parenthesis.</summary>
+        public string PendingTail { get; }
+
+        public OutboxColumn UserId { get; }
+
+        public OutboxColumn GroupId { get; }
+
+        public OutboxColumn Payload { get; }
+
+        public OutboxColumn CreatedAt { get; }
+
+        public string KindLiteral(OutboxEventKind kind) => kindLiterals[(int)kind];
+
+        private static OutboxColumn Column(OutboxTable table, string property) =>
+            table.InsertColumns.Single(c => c.Property.Name == property);
     }
 }

@@ -94,6 +94,33 @@ public abstract class IdCaptureTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SaveChanges_IdsAtTheirLimitAndAPayloadPastTheBatchLimit_WritesThemExactly()
+    {
+        // 1,000 two-byte characters: the longest id the outbox takes, in characters and in UTF-8 bytes at once.
+        var userId = new string('é', ThrivestackModelBuilderExtensions.MaxIdLength);
+        var groupId = new string('ß', ThrivestackModelBuilderExtensions.MaxIdLength);
+        // A trait past 2,000,000 bytes: the row is written whole; the dispatcher dead-letters it, the save never fails.
+        var email = new string('ü', 1_100_000) + "@example.com";
+        await using (var context = NewContext())
+        {
+            context.Accounts.Add(new Account { Id = userId, Email = email });
+            context.Memberships.Add(new AccountMembership { AccountId = "joiner", GroupId = groupId });
+            await context.SaveChangesAsync();
+        }
+
+        var rows = await RowsAsync();
+        Assert.Equal(2, rows.Count);
+        var user = rows.Single(r => r.UserId == userId);
+        Assert.Equal(email, OutboxReader.Traits(user).GetProperty("email").GetString());
+        Assert.Equal(System.Text.Encoding.UTF8.GetByteCount(user.Payload), user.PayloadBytes);
+        Assert.True(user.PayloadBytes > 2_000_000);
+        var member = rows.Single(r => r.UserId == "joiner");
+        Assert.Equal(groupId, member.GroupId);
+        Assert.Equal(groupId, OutboxReader.Json(member).GetProperty("context").GetProperty("group_id").GetString());
+        Assert.DoesNotContain(logs.Lines, l => l.Level >= LogLevel.Warning);
+    }
+
+    [Fact]
     public async Task SaveChanges_NonFiniteNumberTraits_LeavesThemOutLikeNull()
     {
         await using (var context = NewContext())
