@@ -29,6 +29,12 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 {
     private static readonly TimeSpan StatisticsInterval = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long a nudge waits for more commits when rows were claimed shortly before it.</summary>
+    internal static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Rows claimed this recently mean the app is busy: a nudge lingers.</summary>
+    internal static readonly TimeSpan BusyWindow = TimeSpan.FromMilliseconds(100);
+
     private readonly IServiceScopeFactory scopes;
     private readonly ThrivestackOptions options;
     private readonly ThrivestackClient client;
@@ -45,6 +51,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private readonly SemaphoreSlim moreWork = new(0);
     private readonly Lock stateGate = new();
     private DateTimeOffset resumeAt = DateTimeOffset.MinValue;
+    private long lastRowsClaimedTicks;
     private int sendFailures;
     private int outboxFailures;
     private int consecutivePauses;
@@ -207,6 +214,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             {
                 return new LaneStep(options.PollInterval, false);
             }
+
+            Interlocked.Exchange(ref lastRowsClaimedTicks, time.GetUtcNow().UtcTicks);
 
             if (rows.Count >= ClaimSize && moreWork.CurrentCount == 0)
             {
@@ -441,9 +450,17 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
         using var timerCancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var timer = Task.Delay(wait, time, timerCancellation.Token);
-        await Task.WhenAny(timer, signal.WaitAsync(seen)).ConfigureAwait(false);
+        var nudge = signal.WaitAsync(seen);
+        var woken = await Task.WhenAny(timer, nudge).ConfigureAwait(false);
         await timerCancellation.CancelAsync().ConfigureAwait(false);
         stoppingToken.ThrowIfCancellationRequested();
+        if (woken == nudge && time.GetUtcNow().UtcTicks - Interlocked.Read(ref lastRowsClaimedTicks) < BusyWindow.Ticks)
+        {
+            // The app is committing often: linger a moment, so the next claim and acknowledgement carry several commits'
+            // rows instead of two writes per commit competing with the app's own (SQLite has one writer at a time).
+            // A commit after a quiet spell is claimed at once.
+            await Task.Delay(Linger, time, stoppingToken).ConfigureAwait(false);
+        }
     }
 
     private readonly record struct LaneStep(TimeSpan Wait, bool FullClaim);

@@ -38,6 +38,15 @@ internal sealed class WatchedClock(DateTimeOffset start) : FakeTimeProvider(star
         return timer;
     }
 
+    /// <summary>How many waits whose due time matches <paramref name="match"/> have started.</summary>
+    public int CountWaits(Func<TimeSpan, bool> match)
+    {
+        lock (gate)
+        {
+            return waits.Count(match);
+        }
+    }
+
     /// <summary>Waits until <paramref name="count"/> waits whose due time matches <paramref name="match"/> have started.</summary>
     public async Task WaitForWaitsAsync(int count, Func<TimeSpan, bool> match, TimeSpan timeout)
     {

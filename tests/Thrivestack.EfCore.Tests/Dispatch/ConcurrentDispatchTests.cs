@@ -192,6 +192,36 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
         Assert.All(sent.Skip(1), at => Assert.True(at >= sent[0] + TimeSpan.FromSeconds(30), $"a request was sent {at - sent[0]} after the refusal"));
     }
 
+    [Fact]
+    public async Task Dispatcher_CommitSoonAfterRowsWereClaimed_LingersBeforeClaimingButNotAfterAQuietSpell()
+    {
+        var clock = new WatchedClock();
+        var poll = TimeSpan.FromHours(1);
+        var host = harness.BuildHost(o => o.PollInterval = poll, clock);
+        await host.StartAsync();
+        await clock.WaitForWaitsAsync(1, d => d == poll, Deadline);
+
+        // A commit after a quiet spell is claimed at once.
+        await DispatchHarness.SaveUsersAsync(host, 1, "first");
+        await harness.StandIn.WaitForEventsAsync(1, Deadline);
+        await clock.WaitForWaitsAsync(2, d => d == poll, Deadline);
+
+        // A commit right after that claim: the dispatcher lingers, so commits close together share one claim.
+        await DispatchHarness.SaveUsersAsync(host, 1, "second");
+        await clock.WaitForWaitsAsync(1, d => d == OutboxDispatcher<TestDbContext>.Linger, Deadline);
+        Assert.Single(harness.StandIn.Events);
+        clock.Advance(OutboxDispatcher<TestDbContext>.Linger);
+        await harness.StandIn.WaitForEventsAsync(2, Deadline);
+        await clock.WaitForWaitsAsync(3, d => d == poll, Deadline);
+
+        // Quiet again: no linger.
+        clock.Advance(OutboxDispatcher<TestDbContext>.BusyWindow);
+        await DispatchHarness.SaveUsersAsync(host, 1, "third");
+        await harness.StandIn.WaitForEventsAsync(3, Deadline);
+        await clock.WaitForWaitsAsync(4, d => d == poll, Deadline);
+        Assert.Equal(1, clock.CountWaits(d => d == OutboxDispatcher<TestDbContext>.Linger));
+    }
+
     private async Task<IHost> StartAsync(InFlightProbe probe, Action<Thrivestack.EfCore.ThrivestackOptions> configure)
     {
         var host = harness.BuildHost(configure, services: probe.AddTo);
