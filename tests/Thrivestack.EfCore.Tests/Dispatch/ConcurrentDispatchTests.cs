@@ -222,6 +222,51 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
         Assert.Equal(1, clock.CountWaits(d => d == OutboxDispatcher<TestDbContext>.Linger));
     }
 
+    [Fact]
+    public async Task Dispatcher_IdleWithEightLanes_PollsWithOneLaneOnly()
+    {
+        var clock = new WatchedClock();
+        var poll = TimeSpan.FromSeconds(1);
+        var host = harness.BuildHost(o => o.PollInterval = poll, clock);
+        await host.StartAsync();
+
+        // Ten poll intervals: one lane's wait each (lanes that all polled would start up to eight per interval).
+        for (var i = 1; i <= 10; i++)
+        {
+            await clock.WaitForWaitsAsync(i, d => d == poll, Deadline);
+            clock.Advance(poll);
+        }
+
+        await clock.WaitForWaitsAsync(11, d => d == poll, Deadline);
+        Assert.Equal(11, clock.CountWaits(d => d == poll));
+    }
+
+    [Fact]
+    public async Task Dispatcher_GatewayRefusesWhileOthersAreInFlight_SendsThoseRowsAgainUnchargedWithoutQuickRetries()
+    {
+        var gateway = new GatewayHandler(limit: 2);
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(20);
+        await harness.EnqueueAsync(Enumerable.Range(0, 600).Select(i => ($"q{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var host = harness.BuildHost(
+            o =>
+            {
+                o.MaxEventsPerBatch = 5;
+                o.MaxRequestRetries = 2;
+            },
+            services: s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => gateway));
+        using var recorder = new MeterRecorder(host.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        await host.StartAsync();
+
+        await harness.StandIn.WaitForEventsAsync(600, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
+        Assert.True(gateway.Refused > 0, "the gateway never refused: the test proves nothing");
+
+        // Each refusal was handed to the limiter (one log line each), none retried in place, none charged to a row.
+        Assert.Equal(gateway.Refused, harness.Logs.Lines.Count(l => l.Is(35)));
+        Assert.Equal(0, recorder.Sum("thrivestack.identify.events.retried"));
+        Assert.Equal(600, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
+    }
+
     private async Task<IHost> StartAsync(InFlightProbe probe, Action<Thrivestack.EfCore.ThrivestackOptions> configure)
     {
         var host = harness.BuildHost(configure, services: probe.AddTo);
