@@ -14,6 +14,7 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
     /// </summary>
     /// <param name="optionsBuilder">The context's options builder.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="optionsBuilder"/> is <see langword="null"/>.</exception>
     /// <remarks>Event timestamps come from the application's registered <see cref="TimeProvider"/>, else <see cref="TimeProvider.System"/>.</remarks>
     public static DbContextOptionsBuilder AddThrivestackIdentifyInterceptor(this DbContextOptionsBuilder optionsBuilder) =>
         AddExtension(optionsBuilder, null);
@@ -26,6 +27,7 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
     /// <param name="optionsBuilder">The context's options builder.</param>
     /// <param name="configure">Sets the interceptor's settings.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="optionsBuilder"/> or <paramref name="configure"/> is <see langword="null"/>.</exception>
     public static DbContextOptionsBuilder AddThrivestackIdentifyInterceptor(
         this DbContextOptionsBuilder optionsBuilder,
         Action<ThrivestackInterceptorOptionsBuilder> configure)
@@ -41,6 +43,7 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
     /// <typeparam name="TContext">The context type.</typeparam>
     /// <param name="optionsBuilder">The context's options builder.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="optionsBuilder"/> is <see langword="null"/>.</exception>
     public static DbContextOptionsBuilder<TContext> AddThrivestackIdentifyInterceptor<TContext>(this DbContextOptionsBuilder<TContext> optionsBuilder)
         where TContext : DbContext =>
         (DbContextOptionsBuilder<TContext>)AddExtension(optionsBuilder, null);
@@ -53,6 +56,7 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
     /// <param name="optionsBuilder">The context's options builder.</param>
     /// <param name="configure">Sets the interceptor's settings.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="optionsBuilder"/> or <paramref name="configure"/> is <see langword="null"/>.</exception>
     public static DbContextOptionsBuilder<TContext> AddThrivestackIdentifyInterceptor<TContext>(
         this DbContextOptionsBuilder<TContext> optionsBuilder,
         Action<ThrivestackInterceptorOptionsBuilder> configure)
