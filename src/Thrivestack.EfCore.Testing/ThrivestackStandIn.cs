@@ -259,7 +259,7 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
 
         if (!Enum.IsDefined(options.AuthHeader))
         {
-            throw new ArgumentException($"ThrivestackStandInOptions.AuthHeader '{options.AuthHeader}' is not a StandInAuthHeader value.", nameof(options));
+            throw new ArgumentException($"ThrivestackStandInOptions.AuthHeader '{options.AuthHeader}' is not a StandInAuthHeader value: use StandInAuthHeader.Bearer or StandInAuthHeader.ApiKey.", nameof(options));
         }
 
         if (options.Path is not ['/', ..] || options.Path.AsSpan().IndexOfAny('?', '#') >= 0)

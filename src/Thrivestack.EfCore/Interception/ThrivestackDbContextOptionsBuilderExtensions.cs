@@ -15,7 +15,13 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
     /// <param name="optionsBuilder">The context's options builder.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="optionsBuilder"/> is <see langword="null"/>.</exception>
-    /// <remarks>Event timestamps come from the application's registered <see cref="TimeProvider"/>, else <see cref="TimeProvider.System"/>.</remarks>
+    /// <remarks>
+    /// Event timestamps come from the application's registered <see cref="TimeProvider"/>, else <see cref="TimeProvider.System"/>.
+    /// A save that inserts users or memberships with store-generated ids outside a transaction of the context's own throws
+    /// (from <c>SaveChanges</c>) <see cref="InvalidOperationException"/> when <c>Database.AutoTransactionBehavior</c> is
+    /// <c>Never</c>, and <see cref="NotSupportedException"/> inside an ambient <c>TransactionScope</c>: no transaction could hold
+    /// the change and its event together.
+    /// </remarks>
     public static DbContextOptionsBuilder AddThrivestackIdentifyInterceptor(this DbContextOptionsBuilder optionsBuilder) =>
         AddExtension(optionsBuilder, null);
 
