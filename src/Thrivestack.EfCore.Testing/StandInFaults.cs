@@ -39,6 +39,7 @@ public sealed class StandInFaults
     /// Gets or sets the share (0 to 1) of requests answered with a server error; the answers alternate between 500 and 503,
     /// starting with 500. The default value is 0.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not between 0 and 1.</exception>
     public double ServerErrorRate
     {
         get { lock (_gate) { return _serverErrorRate; } }
@@ -46,6 +47,7 @@ public sealed class StandInFaults
     }
 
     /// <summary>Gets or sets the share (0 to 1) of requests answered 429 Too Many Requests. The default value is 0.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not between 0 and 1.</exception>
     public double TooManyRequestsRate
     {
         get { lock (_gate) { return _tooManyRequestsRate; } }
@@ -56,6 +58,7 @@ public sealed class StandInFaults
     /// Gets or sets the <c>Retry-After</c> that 429 and 503 answers carry, in whole seconds rounded up (so any positive value
     /// gives at least 1; zero gives 0). The default value is <see langword="null"/> (no header).
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
     public TimeSpan? RetryAfter
     {
         get { lock (_gate) { return _retryAfter; } }
@@ -71,6 +74,7 @@ public sealed class StandInFaults
     }
 
     /// <summary>Gets or sets the delay before each authorized request is answered. The default value is zero.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
     public TimeSpan Latency
     {
         get { lock (_gate) { return _latency; } }
@@ -82,6 +86,7 @@ public sealed class StandInFaults
     /// <see cref="Latency"/>, so that concurrent requests are answered in a random order. The draws come from the random
     /// numbers seeded with <see cref="ThrivestackStandInOptions.Seed"/>. The default value is zero.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
     public TimeSpan LatencyJitter
     {
         get { lock (_gate) { return _latencyJitter; } }
@@ -95,6 +100,7 @@ public sealed class StandInFaults
     /// </summary>
     /// <seealso cref="ThrivestackStandIn.PeakConcurrentRequests"/>
     /// <seealso cref="ThrivestackStandIn.ConcurrencyLimitRefusedCount"/>
+    /// <exception cref="ArgumentOutOfRangeException">The value is less than 1.</exception>
     public int? MaxConcurrentRequests
     {
         get { lock (_gate) { return _maxConcurrentRequests; } }
@@ -117,6 +123,7 @@ public sealed class StandInFaults
     }
 
     /// <summary>Gets or sets how many of the next authorized requests are answered with <see cref="FailStatusCode"/>; it counts down per request. The default value is 0.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
     public int FailNextRequests
     {
         get { lock (_gate) { return _failNextRequests; } }
@@ -124,6 +131,7 @@ public sealed class StandInFaults
     }
 
     /// <summary>Gets or sets the status code (400 to 599) of the answers that <see cref="FailNextRequests"/> causes. The default value is 503.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not between 400 and 599.</exception>
     public int FailStatusCode
     {
         get { lock (_gate) { return _failStatusCode; } }

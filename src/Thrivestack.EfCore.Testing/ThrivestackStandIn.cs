@@ -49,6 +49,8 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
     public Uri Endpoint { get; }
 
     /// <summary>Gets or sets the token the stand-in accepts now; set it to simulate a token rotation. <see cref="Reset"/> keeps it.</summary>
+    /// <exception cref="ArgumentNullException">The value is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException">The value is empty.</exception>
     public string ApiToken
     {
         get => _credentials.Token;
@@ -96,7 +98,11 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
     /// <param name="options">The options; <see langword="null"/> for the defaults.</param>
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <returns>The running stand-in; dispose it to stop the server.</returns>
-    /// <exception cref="ArgumentException">An option has an invalid value.</exception>
+    /// <exception cref="ArgumentException">
+    /// <see cref="ThrivestackStandInOptions.ApiToken"/> is null or empty, <see cref="ThrivestackStandInOptions.AuthHeader"/> is not a
+    /// defined value, or <see cref="ThrivestackStandInOptions.Path"/> does not start with <c>/</c> or holds a query or fragment.
+    /// </exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was canceled before the server started.</exception>
     public static async Task<ThrivestackStandIn> StartAsync(ThrivestackStandInOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new ThrivestackStandInOptions();
@@ -128,6 +134,7 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
     /// <summary>Gets a copy of the accepted events of one user, in arrival order.</summary>
     /// <param name="userId">The <c>user_id</c> to look for (ordinal comparison).</param>
     /// <returns>The user's events; empty when there are none.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="userId"/> is <see langword="null"/>.</exception>
     public IReadOnlyList<ReceivedIdentifyEvent> EventsFor(string userId)
     {
         ArgumentNullException.ThrowIfNull(userId);
@@ -139,7 +146,9 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
     /// <param name="timeout">How long to wait, or <see cref="Timeout.InfiniteTimeSpan"/>.</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
     /// <returns>A task that completes when the events have arrived.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is negative, or <paramref name="timeout"/> is negative and not <see cref="Timeout.InfiniteTimeSpan"/>.</exception>
     /// <exception cref="TimeoutException">The deadline passed; the message says how many events arrived and which status codes were answered.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was canceled.</exception>
     public Task WaitForEventsAsync(int count, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
@@ -159,7 +168,10 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
     /// <param name="timeout">How long to wait, or <see cref="Timeout.InfiniteTimeSpan"/>.</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
     /// <returns>A task that completes when the condition holds.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="condition"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative and not <see cref="Timeout.InfiniteTimeSpan"/>.</exception>
     /// <exception cref="TimeoutException">The deadline passed; the message says what arrived.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was canceled.</exception>
     public Task WaitUntilAsync(Func<ThrivestackStandIn, bool> condition, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(condition);
@@ -247,7 +259,7 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
 
         if (!Enum.IsDefined(options.AuthHeader))
         {
-            throw new ArgumentException($"ThrivestackStandInOptions.AuthHeader '{options.AuthHeader}' is not a StandInAuthHeader value.", nameof(options));
+            throw new ArgumentException($"ThrivestackStandInOptions.AuthHeader '{options.AuthHeader}' is not a StandInAuthHeader value: use StandInAuthHeader.Bearer or StandInAuthHeader.ApiKey.", nameof(options));
         }
 
         if (options.Path is not ['/', ..] || options.Path.AsSpan().IndexOfAny('?', '#') >= 0)

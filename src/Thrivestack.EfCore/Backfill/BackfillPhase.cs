@@ -46,7 +46,9 @@ internal sealed class BackfillPhase
         }
 
         var table = entityType.GetTableName()
-            ?? throw new InvalidOperationException($"The backfill reads '{entityType.DisplayName()}' from its table, but it is not mapped to a table.");
+            ?? throw new InvalidOperationException(
+                $"The backfill reads '{entityType.DisplayName()}' from its table, but it is not mapped to a table (for example, it is mapped to a view or a SQL query). "
+                + "Map it with ToTable, or identify its rows with EnqueueThrivestackIdentify instead of the backfill.");
         var store = StoreObjectIdentifier.Table(table, entityType.GetSchema());
         var columns = key.Select(p => sql.DelimitIdentifier(p.GetColumnName(store)!)).ToArray();
         selectAll = "SELECT * FROM " + sql.DelimitIdentifier(table, entityType.GetSchema());

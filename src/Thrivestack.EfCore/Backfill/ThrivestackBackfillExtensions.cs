@@ -20,6 +20,15 @@ public static class ThrivestackBackfillExtensions
     /// <param name="progress">Told after every chunk where the backfill stands.</param>
     /// <param name="cancellationToken">Stops the backfill between or inside a chunk (the chunk in flight rolls back) with an <see cref="OperationCanceledException"/>.</param>
     /// <returns>What this run enqueued, and whether the backfill is complete.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><see cref="ThrivestackBackfillOptions.Name"/> is empty, white space or longer than 200 characters.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Another option of <paramref name="options"/> is out of its range.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// The context has an open transaction or tracks entities; its model has no outbox, or a mapped entity type has no
+    /// primary key, a key of an unsupported type or no table; another run of the same name holds the lock, or this run
+    /// lost it; or the checkpoint no longer fits the entity type's key (run with <see cref="ThrivestackBackfillOptions.Restart"/>).
+    /// </exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was canceled.</exception>
     public static Task<ThrivestackBackfillResult> BackfillThrivestackAsync(
         this DbContext context,
         ThrivestackBackfillOptions? options = null,

@@ -32,6 +32,7 @@ public sealed class ThrivestackIdentifyBuilder
     /// <typeparam name="TDep">The service the configuration needs.</typeparam>
     /// <param name="configure">Sets the options from the service.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="configure"/> is <see langword="null"/>.</exception>
     public ThrivestackIdentifyBuilder Configure<TDep>(Action<ThrivestackOptions, TDep> configure)
         where TDep : class
     {

@@ -21,6 +21,13 @@ public static class ThrivestackServiceCollectionExtensions
     /// <param name="services">The service collection.</param>
     /// <param name="configure">Sets the options, at least <see cref="ThrivestackOptions.ApiToken"/> or <see cref="ThrivestackOptions.TokenProvider"/>.</param>
     /// <returns>A builder to configure the options from services or to extend the dispatcher's HTTP client.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="services"/> or <paramref name="configure"/> is <see langword="null"/>.</exception>
+    /// <exception cref="OptionsValidationException">
+    /// Not thrown by this call: the host throws it when it starts and an option is invalid (the message names the option, its value and the fix).
+    /// </exception>
+    /// <exception cref="InvalidOperationException">
+    /// Not thrown by this call: the host throws it when it starts and two dispatched contexts map the same outbox table on one database.
+    /// </exception>
     public static ThrivestackIdentifyBuilder AddThrivestackIdentify<TContext>(this IServiceCollection services, Action<ThrivestackOptions> configure)
         where TContext : DbContext
     {
@@ -42,6 +49,14 @@ public static class ThrivestackServiceCollectionExtensions
     /// whose <c>Thrivestack</c> section is bound.
     /// </param>
     /// <returns>A builder to configure the options from services or to extend the dispatcher's HTTP client.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="services"/> or <paramref name="configuration"/> is <see langword="null"/>.</exception>
+    /// <exception cref="OptionsValidationException">
+    /// Not thrown by this call: the host throws it when it starts and an option is invalid (the message names the option, its value and the fix).
+    /// </exception>
+    /// <exception cref="InvalidOperationException">
+    /// Not thrown by this call: the host throws it when it starts and a configuration value cannot be converted to its option's
+    /// type, or two dispatched contexts map the same outbox table on one database.
+    /// </exception>
     public static ThrivestackIdentifyBuilder AddThrivestackIdentify<TContext>(this IServiceCollection services, IConfiguration configuration)
         where TContext : DbContext
     {

@@ -20,6 +20,12 @@ public static class ThrivestackDbContextExtensions
     /// <param name="userId">The user id, as ThriveStack should see it.</param>
     /// <param name="traits">Traits to send (strings, numbers, booleans, dates, Guids, enums, string collections); null values are left out.</param>
     /// <param name="groupId">The workspace/account id sent as <c>context.group_id</c>, if any.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> or <paramref name="userId"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException">
+    /// <paramref name="userId"/> is empty; <paramref name="userId"/> or <paramref name="groupId"/> is longer than
+    /// <see cref="ThrivestackModelBuilderExtensions.MaxIdLength"/>; or a trait value has a type without a JSON form.
+    /// </exception>
+    /// <exception cref="InvalidOperationException">The context's model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model.</exception>
     public static void EnqueueThrivestackIdentify(this DbContext context, string userId, IReadOnlyDictionary<string, object?>? traits = null, string? groupId = null)
     {
         var (message, table) = Prepare(context, userId, traits, groupId);
@@ -44,6 +50,13 @@ public static class ThrivestackDbContextExtensions
     /// <param name="groupId">The workspace/account id sent as <c>context.group_id</c>, if any.</param>
     /// <param name="cancellationToken">Cancels the write.</param>
     /// <returns>A task that completes when the row is written or tracked.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> or <paramref name="userId"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException">
+    /// <paramref name="userId"/> is empty; <paramref name="userId"/> or <paramref name="groupId"/> is longer than
+    /// <see cref="ThrivestackModelBuilderExtensions.MaxIdLength"/>; or a trait value has a type without a JSON form.
+    /// </exception>
+    /// <exception cref="InvalidOperationException">The context's model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was canceled.</exception>
     public static async Task EnqueueThrivestackIdentifyAsync(
         this DbContext context,
         string userId,

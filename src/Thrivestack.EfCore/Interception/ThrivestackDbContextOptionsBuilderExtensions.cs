@@ -14,7 +14,14 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
     /// </summary>
     /// <param name="optionsBuilder">The context's options builder.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
-    /// <remarks>Event timestamps come from the application's registered <see cref="TimeProvider"/>, else <see cref="TimeProvider.System"/>.</remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="optionsBuilder"/> is <see langword="null"/>.</exception>
+    /// <remarks>
+    /// Event timestamps come from the application's registered <see cref="TimeProvider"/>, else <see cref="TimeProvider.System"/>.
+    /// A save that inserts users or memberships with store-generated ids outside a transaction of the context's own throws
+    /// (from <c>SaveChanges</c>) <see cref="InvalidOperationException"/> when <c>Database.AutoTransactionBehavior</c> is
+    /// <c>Never</c>, and <see cref="NotSupportedException"/> inside an ambient <c>TransactionScope</c>: no transaction could hold
+    /// the change and its event together.
+    /// </remarks>
     public static DbContextOptionsBuilder AddThrivestackIdentifyInterceptor(this DbContextOptionsBuilder optionsBuilder) =>
         AddExtension(optionsBuilder, null);
 
@@ -26,6 +33,7 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
     /// <param name="optionsBuilder">The context's options builder.</param>
     /// <param name="configure">Sets the interceptor's settings.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="optionsBuilder"/> or <paramref name="configure"/> is <see langword="null"/>.</exception>
     public static DbContextOptionsBuilder AddThrivestackIdentifyInterceptor(
         this DbContextOptionsBuilder optionsBuilder,
         Action<ThrivestackInterceptorOptionsBuilder> configure)
@@ -41,6 +49,7 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
     /// <typeparam name="TContext">The context type.</typeparam>
     /// <param name="optionsBuilder">The context's options builder.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="optionsBuilder"/> is <see langword="null"/>.</exception>
     public static DbContextOptionsBuilder<TContext> AddThrivestackIdentifyInterceptor<TContext>(this DbContextOptionsBuilder<TContext> optionsBuilder)
         where TContext : DbContext =>
         (DbContextOptionsBuilder<TContext>)AddExtension(optionsBuilder, null);
@@ -53,6 +62,7 @@ public static class ThrivestackDbContextOptionsBuilderExtensions
     /// <param name="optionsBuilder">The context's options builder.</param>
     /// <param name="configure">Sets the interceptor's settings.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="optionsBuilder"/> or <paramref name="configure"/> is <see langword="null"/>.</exception>
     public static DbContextOptionsBuilder<TContext> AddThrivestackIdentifyInterceptor<TContext>(
         this DbContextOptionsBuilder<TContext> optionsBuilder,
         Action<ThrivestackInterceptorOptionsBuilder> configure)

@@ -21,6 +21,7 @@ public sealed class ThrivestackInterceptorOptionsBuilder
     /// </summary>
     /// <param name="timeProvider">The clock for event timestamps.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="timeProvider"/> is <see langword="null"/>.</exception>
     public ThrivestackInterceptorOptionsBuilder UseTimeProvider(TimeProvider timeProvider)
     {
         ArgumentNullException.ThrowIfNull(timeProvider);

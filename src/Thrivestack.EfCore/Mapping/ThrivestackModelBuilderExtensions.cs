@@ -32,6 +32,8 @@ public static class ThrivestackModelBuilderExtensions
     /// <param name="tableName">The table name. The default is <c>thrivestack_outbox</c>.</param>
     /// <param name="schema">The schema, or <see langword="null"/> for the default schema.</param>
     /// <returns>The same model builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="modelBuilder"/> or <paramref name="tableName"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="tableName"/> is empty or white space.</exception>
     public static ModelBuilder AddThrivestackOutbox(this ModelBuilder modelBuilder, string tableName = DefaultOutboxTableName, string? schema = null)
     {
         ArgumentNullException.ThrowIfNull(modelBuilder);
@@ -52,6 +54,13 @@ public static class ThrivestackModelBuilderExtensions
     /// <param name="builder">The entity type builder.</param>
     /// <param name="userId">The property that holds the user id, such as <c>u =&gt; u.Id</c>.</param>
     /// <returns>A builder to map traits with <c>HasTrait</c>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="builder"/> or <paramref name="userId"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="userId"/> is not a property access.</exception>
+    /// <exception cref="InvalidOperationException"><typeparamref name="TEntity"/> is an owned type (map its owner instead).</exception>
+    /// <remarks>
+    /// A selected property that the model does not have, or an id type that is not supported, fails with an
+    /// <see cref="InvalidOperationException"/> when EF builds the model, that is on the context's first use.
+    /// </remarks>
     public static ThrivestackUserBuilder<TEntity> ToThrivestackUser<TEntity, TKey>(
         this EntityTypeBuilder<TEntity> builder,
         Expression<Func<TEntity, TKey>> userId)
@@ -69,6 +78,9 @@ public static class ThrivestackModelBuilderExtensions
     /// <param name="builder">The entity type builder.</param>
     /// <param name="userIdProperty">The name of the property that holds the user id.</param>
     /// <returns>A builder to map traits with <c>HasTrait</c>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="builder"/> or <paramref name="userIdProperty"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="userIdProperty"/> is empty or white space.</exception>
+    /// <exception cref="InvalidOperationException">The entity type is an owned type (map its owner instead).</exception>
     public static ThrivestackUserBuilder<TEntity> ToThrivestackUser<TEntity>(this EntityTypeBuilder<TEntity> builder, string userIdProperty)
         where TEntity : class
     {
@@ -82,6 +94,9 @@ public static class ThrivestackModelBuilderExtensions
     /// <param name="builder">The entity type builder.</param>
     /// <param name="userIdProperty">The name of the property that holds the user id.</param>
     /// <returns>A builder to map traits with <c>HasTrait</c>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="builder"/> or <paramref name="userIdProperty"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="userIdProperty"/> is empty or white space.</exception>
+    /// <exception cref="InvalidOperationException">The entity type is an owned type (map its owner instead).</exception>
     public static ThrivestackUserBuilder ToThrivestackUser(this EntityTypeBuilder builder, string userIdProperty)
     {
         SetUser(builder, userIdProperty);
@@ -99,6 +114,8 @@ public static class ThrivestackModelBuilderExtensions
     /// <param name="userId">The property that holds the member's user id, such as <c>m =&gt; m.UserId</c>.</param>
     /// <param name="groupId">The property that holds the workspace/account id, such as <c>m =&gt; m.WorkspaceId</c>.</param>
     /// <returns>The same entity type builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="builder"/>, <paramref name="userId"/> or <paramref name="groupId"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="userId"/> or <paramref name="groupId"/> is not a property access.</exception>
     public static EntityTypeBuilder<TEntity> ToThrivestackMembership<TEntity, TUserId, TGroupId>(
         this EntityTypeBuilder<TEntity> builder,
         Expression<Func<TEntity, TUserId>> userId,
@@ -119,6 +136,8 @@ public static class ThrivestackModelBuilderExtensions
     /// <param name="userIdProperty">The name of the property that holds the member's user id.</param>
     /// <param name="groupIdProperty">The name of the property that holds the workspace/account id.</param>
     /// <returns>The same entity type builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="builder"/>, <paramref name="userIdProperty"/> or <paramref name="groupIdProperty"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="userIdProperty"/> or <paramref name="groupIdProperty"/> is empty or white space.</exception>
     public static EntityTypeBuilder ToThrivestackMembership(this EntityTypeBuilder builder, string userIdProperty, string groupIdProperty)
     {
         ArgumentNullException.ThrowIfNull(builder);

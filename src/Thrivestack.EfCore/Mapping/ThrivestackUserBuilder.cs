@@ -26,6 +26,9 @@ public class ThrivestackUserBuilder
     /// <param name="propertyPath">The property name, or a dotted path through owned references.</param>
     /// <param name="traitKey">The trait key, for example <see cref="ThrivestackTraits.FirstName"/> or <c>"email"</c>.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="propertyPath"/> or <paramref name="traitKey"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="propertyPath"/> or <paramref name="traitKey"/> is empty or white space.</exception>
+    /// <exception cref="InvalidOperationException"><paramref name="traitKey"/> is already mapped to another property of this entity type.</exception>
     public ThrivestackUserBuilder HasTrait(string propertyPath, string traitKey)
     {
         ThrivestackModelBuilderExtensions.AddTrait(EntityTypeBuilder, propertyPath, traitKey);
@@ -53,6 +56,13 @@ public sealed class ThrivestackUserBuilder<TEntity> : ThrivestackUserBuilder
     /// <param name="property">A property access, such as <c>u =&gt; u.Email</c>.</param>
     /// <param name="traitKey">The trait key, for example <see cref="ThrivestackTraits.FirstName"/> or <c>"email"</c>.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="property"/> or <paramref name="traitKey"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="property"/> is not a property access, or <paramref name="traitKey"/> is empty or white space.</exception>
+    /// <exception cref="InvalidOperationException"><paramref name="traitKey"/> is already mapped to another property of this entity type.</exception>
+    /// <remarks>
+    /// A path that does not lead to a property through owned references, or a property type without a JSON form, fails with an
+    /// <see cref="InvalidOperationException"/> when EF builds the model, that is on the context's first use.
+    /// </remarks>
     public ThrivestackUserBuilder<TEntity> HasTrait<TProperty>(Expression<Func<TEntity, TProperty>> property, string traitKey)
     {
         ArgumentNullException.ThrowIfNull(property);
@@ -66,6 +76,9 @@ public sealed class ThrivestackUserBuilder<TEntity> : ThrivestackUserBuilder
     /// <param name="propertyPath">The property name, or a dotted path through owned references.</param>
     /// <param name="traitKey">The trait key.</param>
     /// <returns>The same builder, so calls can be chained.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="propertyPath"/> or <paramref name="traitKey"/> is <see langword="null"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="propertyPath"/> or <paramref name="traitKey"/> is empty or white space.</exception>
+    /// <exception cref="InvalidOperationException"><paramref name="traitKey"/> is already mapped to another property of this entity type.</exception>
     public new ThrivestackUserBuilder<TEntity> HasTrait(string propertyPath, string traitKey)
     {
         base.HasTrait(propertyPath, traitKey);

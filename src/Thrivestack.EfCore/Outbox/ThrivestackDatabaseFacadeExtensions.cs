@@ -20,7 +20,10 @@ public static class ThrivestackDatabaseFacadeExtensions
     /// </summary>
     /// <param name="database">The context's database facade, <c>context.Database</c>.</param>
     /// <returns><see langword="true"/> when the table was created; <see langword="false"/> when it already existed.</returns>
-    /// <exception cref="InvalidOperationException">The model has no outbox, or the provider does not run SQL.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="database"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model, or the provider does not run SQL.
+    /// </exception>
     public static bool EnsureThrivestackOutboxCreated(this DatabaseFacade database)
     {
         var (context, table) = Resolve(database);
@@ -47,7 +50,10 @@ public static class ThrivestackDatabaseFacadeExtensions
     /// <param name="database">The context's database facade, <c>context.Database</c>.</param>
     /// <param name="cancellationToken">Cancels the check and the creation.</param>
     /// <returns><see langword="true"/> when the table was created; <see langword="false"/> when it already existed.</returns>
-    /// <exception cref="InvalidOperationException">The model has no outbox, or the provider does not run SQL.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="database"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model, or the provider does not run SQL.
+    /// </exception>
     public static async Task<bool> EnsureThrivestackOutboxCreatedAsync(this DatabaseFacade database, CancellationToken cancellationToken = default)
     {
         var (context, table) = Resolve(database);

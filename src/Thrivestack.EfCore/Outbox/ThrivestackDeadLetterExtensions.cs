@@ -40,6 +40,7 @@ public static class ThrivestackDeadLetterExtensions
     /// <returns>The dead letters.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="take"/> is zero or negative.</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
     public static async Task<IReadOnlyList<ThrivestackDeadLetter>> GetThrivestackDeadLettersAsync(
         this DbContext context,
         int take = 100,
@@ -74,6 +75,7 @@ public static class ThrivestackDeadLetterExtensions
     /// <param name="cancellationToken">Cancels the update.</param>
     /// <returns>How many events were requeued.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="context"/> or <paramref name="ids"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
     public static Task<int> RequeueThrivestackDeadLettersAsync(this DbContext context, IReadOnlyCollection<long> ids, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -86,6 +88,7 @@ public static class ThrivestackDeadLetterExtensions
     /// <param name="cancellationToken">Cancels the update.</param>
     /// <returns>How many events were requeued.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
     public static Task<int> RequeueAllThrivestackDeadLettersAsync(this DbContext context, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -98,6 +101,7 @@ public static class ThrivestackDeadLetterExtensions
     /// <param name="cancellationToken">Cancels the delete.</param>
     /// <returns>How many events were deleted.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="context"/> or <paramref name="ids"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
     public static Task<int> PurgeThrivestackDeadLettersAsync(this DbContext context, IReadOnlyCollection<long> ids, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -110,6 +114,7 @@ public static class ThrivestackDeadLetterExtensions
     /// <param name="cancellationToken">Cancels the delete.</param>
     /// <returns>How many events were deleted.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
     public static Task<int> PurgeAllThrivestackDeadLettersAsync(this DbContext context, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
