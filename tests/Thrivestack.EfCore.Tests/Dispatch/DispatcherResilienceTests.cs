@@ -117,6 +117,14 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
         Assert.Equal(MaxAttempts, dead.Attempts);
         Assert.Contains("HTTP 503", dead.LastError);
         Assert.Empty(harness.StandIn.EventsFor("poison"));
+
+        // The dead-letter line is written just after the row changes.
+        var logDeadline = DateTime.UtcNow + Deadline;
+        while (!harness.Logs.Lines.Any(l => l.Is(6)) && DateTime.UtcNow < logDeadline)
+        {
+            await Task.Delay(20);
+        }
+
         Assert.Single(harness.Logs.Lines, l => l.Is(6));
 
         // Each counted failure but the last says "retried later"; the last one is logged as the dead letter only.
