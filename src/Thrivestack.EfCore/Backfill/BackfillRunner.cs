@@ -66,7 +66,7 @@ internal sealed class BackfillRunner
             .. map.Users.Values.OrderBy(u => u.EntityType.Name, StringComparer.Ordinal).Select(u => BackfillPhase.ForUser(u, sql)),
             .. map.Memberships.Values.OrderBy(m => m.EntityType.Name, StringComparer.Ordinal).Select(m => BackfillPhase.ForMembership(m, sql)),
         ];
-        clock = ThrivestackIdentifyInterceptor.Clock(context);
+        clock = OptionsFacts.Of(context).Clock;
         logger = context.GetService<ILoggerFactory>().CreateLogger("Thrivestack.EfCore.Backfill");
         metrics = BackfillMetrics.For(context);
         postgres = context.Database.ProviderName == OutboxClaimSql.Npgsql;
@@ -318,7 +318,7 @@ internal sealed class BackfillRunner
 
                 if (chunk.Messages.Count > 0)
                 {
-                    ThrivestackIdentifyInterceptor.Nudge(context);
+                    CommitNudge.Now(context);
                 }
 
                 chunks++;

@@ -67,6 +67,17 @@ internal sealed class OptionsFacts
         return facts;
     }
 
+    /// <summary>The facts of the context's options, read once per context (kept in its save state when it has one).</summary>
+    public static OptionsFacts Of(DbContext context) =>
+        SaveState.Of(context) is { } state ? Of(context, state) : For(context.GetService<IDbContextOptions>());
+
+    /// <summary>
+    /// The facts of the context's options, kept beside the context (its options never change) and beside the
+    /// options instance, which contexts from a pool, a factory or <c>new</c> with shared options have in common.
+    /// </summary>
+    public static OptionsFacts Of(DbContext context, SaveState state) =>
+        state.Facts ??= For(context.GetService<IDbContextOptions>());
+
     /// <summary>Warns once per context type and application container, when events are first written that no dispatcher in this process ships.</summary>
     public void WarnIfUndispatched()
     {

@@ -2,6 +2,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
+using Microsoft.Extensions.DependencyInjection;
 using Thrivestack.EfCore.Outbox;
 
 namespace Thrivestack.EfCore.Interception;
@@ -13,6 +14,9 @@ namespace Thrivestack.EfCore.Interception;
 /// </summary>
 internal sealed class SaveState : IResettableService
 {
+    /// <summary>The context's save state; null for a context whose options do not have the interceptor.</summary>
+    public static SaveState? Of(DbContext context) => context.GetInfrastructure().GetService<SaveState>();
+
     public bool InProgress { get; set; }
 
     /// <summary>This save wrote or tracks outbox rows (else it only keeps change detection off).</summary>

@@ -32,7 +32,7 @@ public static class ThrivestackDbContextExtensions
         if (context.Database.CurrentTransaction is { } transaction)
         {
             OutboxRowWriter.Insert(context, table, transaction.GetDbTransaction(), [message]);
-            MarkNudgeOnCommit(context);
+            CommitNudge.OnCommit(context);
         }
         else
         {
@@ -68,7 +68,7 @@ public static class ThrivestackDbContextExtensions
         if (context.Database.CurrentTransaction is { } transaction)
         {
             await OutboxRowWriter.InsertAsync(context, table, transaction.GetDbTransaction(), [message], cancellationToken).ConfigureAwait(false);
-            MarkNudgeOnCommit(context);
+            CommitNudge.OnCommit(context);
         }
         else
         {
@@ -88,7 +88,7 @@ public static class ThrivestackDbContextExtensions
         }
 
         var table = ModelMap.For(context.Model).RequireOutbox();
-        var now = ThrivestackIdentifyInterceptor.Clock(context).GetUtcNow().UtcDateTime;
+        var now = OptionsFacts.Of(context).Clock.GetUtcNow().UtcDateTime;
         var writer = IdentifyEventWriter.Start(userId, now);
         foreach (var (key, value) in traits ?? new Dictionary<string, object?>())
         {
@@ -96,19 +96,5 @@ public static class ThrivestackDbContextExtensions
         }
 
         return (writer.Finish(userId, string.IsNullOrEmpty(groupId) ? null : groupId, now, OutboxEventKind.Manual), table);
-    }
-
-    // Without the interceptor nothing sees the commit: nudge now. On SQLite the dispatcher's claim waits for the writer's
-    // commit; on PostgreSQL the uncommitted row is invisible to it and the event waits for the next poll (PollInterval).
-    private static void MarkNudgeOnCommit(DbContext context)
-    {
-        if (ThrivestackIdentifyInterceptor.StateOf(context) is { } state)
-        {
-            state.NudgeOnCommit = true;
-        }
-        else
-        {
-            ThrivestackIdentifyInterceptor.Nudge(context);
-        }
     }
 }

@@ -22,7 +22,7 @@ public static class ThrivestackDeadLetterExtensions
             .Select(g => new { State = g.Key, Count = g.LongCount(), Oldest = g.Min(r => r.CreatedAt) })
             .ToListAsync(cancellationToken).ConfigureAwait(false);
         var pending = groups.Find(g => g.State == OutboxRowState.Pending);
-        var now = ThrivestackIdentifyInterceptor.Clock(context).GetUtcNow().UtcDateTime;
+        var now = OptionsFacts.Of(context).Clock.GetUtcNow().UtcDateTime;
         return new ThrivestackOutboxState
         {
             Pending = pending?.Count ?? 0,
@@ -123,7 +123,7 @@ public static class ThrivestackDeadLetterExtensions
 
     private static async Task<int> RequeueAsync(DbContext context, IQueryable<OutboxMessage> letters, CancellationToken cancellationToken)
     {
-        var now = ThrivestackIdentifyInterceptor.Clock(context).GetUtcNow().UtcDateTime;
+        var now = OptionsFacts.Of(context).Clock.GetUtcNow().UtcDateTime;
         var count = await letters.ExecuteUpdateAsync(
             s => s.SetProperty(r => r.State, OutboxRowState.Pending)
                 .SetProperty(r => r.Attempts, 0)
@@ -134,7 +134,7 @@ public static class ThrivestackDeadLetterExtensions
             cancellationToken).ConfigureAwait(false);
         if (count > 0)
         {
-            ThrivestackIdentifyInterceptor.Nudge(context);
+            CommitNudge.Now(context);
         }
 
         return count;

@@ -1,0 +1,170 @@
+using System.Data.Common;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Outbox;
+
+namespace Thrivestack.EfCore.Interception;
+
+/// <summary>
+/// Writes a save's captured rows so that they share the change's transaction. They are never tracked: one multi-row
+/// INSERT (or a few) in EF's own transaction just before it commits, or in the application's transaction right after
+/// the save. Rows of store-generated keys are built only then, once the database has assigned the keys.
+/// </summary>
+internal static class CapturedRowWriter
+{
+    /// <summary>
+    /// Decides where this save's rows are written (<see cref="SaveState.Mode"/>). Only where no transaction can hold them
+    /// after EF's commands (<c>AutoTransactionBehavior.Never</c>, an ambient <c>TransactionScope</c>) do rows of
+    /// client-generated keys ride in EF's own batch, as the application chose.
+    /// </summary>
+    public static void Choose(DbContext context, SaveState state)
+    {
+        if ((state.Transactions ??= context.GetService<IDbContextTransactionManager>()).CurrentTransaction is not null)
+        {
+            state.Mode = DeferredWrite.AfterSave;
+            return;
+        }
+
+        var database = context.Database;
+        var ambient = System.Transactions.Transaction.Current is not null;
+        if (ambient || database.AutoTransactionBehavior == AutoTransactionBehavior.Never)
+        {
+            if (state.Deferred is null)
+            {
+                TrackInSaveBatch(context, state);
+                return;
+            }
+
+            throw ambient
+                ? new NotSupportedException(
+                    "Thrivestack.EfCore cannot write identify events for store-generated user ids inside an ambient System.Transactions scope. "
+                    + "Use context.Database.BeginTransaction() instead of TransactionScope, or give users client-generated keys (Guid).")
+                : new InvalidOperationException(
+                    "Thrivestack.EfCore cannot write identify events atomically for store-generated user ids when Database.AutoTransactionBehavior is Never: "
+                    + "no transaction would hold the change and its event. Use AutoTransactionBehavior.WhenNeeded (the default) or Always, or open a transaction with context.Database.BeginTransaction().");
+        }
+
+        // A single-command save runs without a transaction and so without TransactionCommitting: ask EF for one.
+        state.PreviousBehavior = database.AutoTransactionBehavior;
+        database.AutoTransactionBehavior = AutoTransactionBehavior.Always;
+        state.Mode = DeferredWrite.AtCommit;
+    }
+
+    /// <summary>EF commits its own transaction of the save (<see cref="DeferredWrite.AtCommit"/>): the rows go in first.</summary>
+    public static void AtCommit(DbContext context, DbTransaction transaction, SaveState state)
+    {
+        // Every attempt of a retrying execution strategy commits its own transaction: each one writes the rows.
+        OutboxRowWriter.Insert(context, OutboxOf(context), transaction, RowsToWrite(state));
+        state.Written = true;
+    }
+
+    public static async Task AtCommitAsync(DbContext context, DbTransaction transaction, SaveState state, CancellationToken cancellationToken)
+    {
+        await OutboxRowWriter.InsertAsync(context, OutboxOf(context), transaction, RowsToWrite(state), cancellationToken).ConfigureAwait(false);
+        state.Written = true;
+    }
+
+    /// <summary>The save went through: rows for the application's open transaction, or those no commit of EF's took.</summary>
+    public static void AfterSave(DbContext context, SaveState state)
+    {
+        if (state.Mode == DeferredWrite.AfterSave)
+        {
+            OutboxRowWriter.Insert(context, OutboxOf(context), context.Database.CurrentTransaction!.GetDbTransaction(), RowsToWrite(state));
+        }
+        else if (state.Mode == DeferredWrite.AtCommit && !state.Written)
+        {
+            WriteAlone(context, state);
+        }
+    }
+
+    public static Task AfterSaveAsync(DbContext context, SaveState state, CancellationToken cancellationToken)
+    {
+        if (state.Mode == DeferredWrite.AfterSave)
+        {
+            return OutboxRowWriter.InsertAsync(context, OutboxOf(context), context.Database.CurrentTransaction!.GetDbTransaction(), RowsToWrite(state), cancellationToken);
+        }
+
+        return state.Mode == DeferredWrite.AtCommit && !state.Written
+            ? WriteAloneAsync(context, state, cancellationToken)
+            : Task.CompletedTask;
+    }
+
+    /// <summary>Forgets this save's rows and where they were going, and gives the application back its transaction behaviour.</summary>
+    public static void Forget(DbContext context, SaveState state)
+    {
+        state.Deferred = null;
+        state.Rows = null;
+        state.Mode = DeferredWrite.None;
+        if (state.PreviousBehavior is { } previous)
+        {
+            context.Database.AutoTransactionBehavior = previous;
+            state.PreviousBehavior = null;
+        }
+    }
+
+    private static void TrackInSaveBatch(DbContext context, SaveState state)
+    {
+        foreach (var message in state.Rows!)
+        {
+            message.Captured = true;
+            state.Tracked.Add(context.Add(message));
+        }
+
+        state.Rows = null;
+        state.Mode = DeferredWrite.InSaveBatch;
+    }
+
+    private static OutboxTable OutboxOf(DbContext context) => ModelMap.For(context.Model).RequireOutbox();
+
+    /// <summary>The save's rows: those of client-generated keys, built at capture, then those whose keys the database just assigned.</summary>
+    private static List<OutboxMessage> RowsToWrite(SaveState state)
+    {
+        if (state.Deferred is null)
+        {
+            return state.Rows ?? [];
+        }
+
+        var rows = new List<OutboxMessage>((state.Rows?.Count ?? 0) + state.Deferred.Count);
+        rows.AddRange(state.Rows ?? []);
+        foreach (var capture in state.Deferred)
+        {
+            if (capture.HasTemporaryId)
+            {
+                throw new InvalidOperationException(
+                    $"The key of '{(capture.User ?? capture.Membership)!.Metadata.DisplayName()}' was still temporary when its identify event was written. Please report this with the model that produced it.");
+            }
+
+            if (capture.ToMessage(state.Timestamp) is { } message)
+            {
+                rows.Add(message);
+            }
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// EF committed no transaction of its own during the save (it ran no command for the captured changes): the rows
+    /// describe changes already in the database, so they get a transaction of their own.
+    /// </summary>
+    private static void WriteAlone(DbContext context, SaveState state)
+    {
+        state.Mode = DeferredWrite.None;
+        using var transaction = context.Database.BeginTransaction();
+        OutboxRowWriter.Insert(context, OutboxOf(context), transaction.GetDbTransaction(), RowsToWrite(state));
+        transaction.Commit();
+    }
+
+    private static async Task WriteAloneAsync(DbContext context, SaveState state, CancellationToken cancellationToken)
+    {
+        state.Mode = DeferredWrite.None;
+        var transaction = await context.Database.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (transaction.ConfigureAwait(false))
+        {
+            await OutboxRowWriter.InsertAsync(context, OutboxOf(context), transaction.GetDbTransaction(), RowsToWrite(state), cancellationToken).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+}
