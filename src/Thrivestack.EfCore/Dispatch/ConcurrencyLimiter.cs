@@ -21,6 +21,8 @@ namespace Thrivestack.EfCore.Dispatch;
 /// trips without overload, so a fixed gateway ceiling costs one 429 in about that many round trips instead of one in
 /// every other; once a request above that level succeeds, the ceiling is taken to be lifted and growth is normal again.</item>
 /// </list>
+/// <para>Claim statements that keep growing lower the limit the same way (<see cref="RecordClaim"/>): lanes hide the
+/// network's round trip, and add nothing but contention when the database is what everyone waits for.</para>
 /// <para>Vector's adaptive request concurrency and TCP congestion control work the same way; the probe near a known ceiling
 /// is what keeps the share of 429 answers low under a fixed gateway limit.</para>
 /// </remarks>
@@ -29,10 +31,6 @@ internal sealed class ConcurrencyLimiter
     /// <summary>Round trips without overload before probing a level that was refused.</summary>
     public const int ProbeRounds = 8;
 
-    private static readonly TimeSpan LatencyAllowance = TimeSpan.FromMilliseconds(50);
-
-    // Weight of the newest round trip in the moving average.
-    private const double RecentWeight = 0.2;
 
     private readonly Lock gate = new();
     private readonly Queue<TaskCompletionSource> waiters = new();
@@ -45,8 +43,8 @@ internal sealed class ConcurrencyLimiter
     private int inFlight;
     private int sending;
     private long lastDecrease;
-    private TimeSpan fastest = TimeSpan.MaxValue;
-    private double recentTicks;
+    private readonly LatencyTrend roundTrips = new(TimeSpan.FromMilliseconds(50));
+    private readonly LatencyTrend claims = new(TimeSpan.FromMilliseconds(20));
 
     public ConcurrencyLimiter(int max, TimeProvider time)
     {
@@ -136,13 +134,24 @@ internal sealed class ConcurrencyLimiter
         }
     }
 
-    private bool IsSlow(TimeSpan elapsed)
+    private bool IsSlow(TimeSpan elapsed) => roundTrips.AddAndCheckSlow(elapsed);
+
+    /// <summary>
+    /// Adjusts the limit from one claim statement that started at <paramref name="startTimestamp"/>: claims that keep
+    /// growing (the database, not ThriveStack, is the bottleneck: several dispatchers' lanes contending, or the app's own
+    /// writes on SQLite) lower the limit by a tenth, once per round trip. More lanes only help while the network is the wait.
+    /// </summary>
+    public void RecordClaim(long startTimestamp)
     {
-        recentTicks = recentTicks == 0 ? elapsed.Ticks : (RecentWeight * elapsed.Ticks) + ((1 - RecentWeight) * recentTicks);
-        // The fastest ages by 0.5 % per answer, so one early fast answer (a warm loopback, a cache) cannot make every later
-        // normal one look slow for good.
-        fastest = fastest == TimeSpan.MaxValue || elapsed < fastest * 1.005 ? elapsed : fastest * 1.005;
-        return recentTicks > ((2 * fastest) + LatencyAllowance).Ticks;
+        var elapsed = time.GetElapsedTime(startTimestamp);
+        lock (gate)
+        {
+            if (claims.AddAndCheckSlow(elapsed))
+            {
+                Decrease(new SendStart(startTimestamp, inFlight, sending, Allowed), limit * 0.9, refused: false);
+                WakeWaiters();
+            }
+        }
     }
 
     private void Increase(SendStart start)
@@ -190,8 +199,15 @@ internal sealed class ConcurrencyLimiter
             return;
         }
 
+        var lowered = Math.Max(1, Math.Min(limit, target));
+        if (!refused && lowered >= limit)
+        {
+            // Already at the floor: nothing to lower, and slow start is not over (a first claim slowed by JIT, say).
+            return;
+        }
+
         lastDecrease = time.GetTimestamp();
-        limit = Math.Max(1, Math.Min(limit, target));
+        limit = lowered;
         slowStartThreshold = limit;
         probeCredit = 0;
         if (refused)

@@ -208,7 +208,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             var leaseId = Guid.NewGuid();
             var now = time.GetUtcNow().UtcDateTime;
             var leaseEnd = now + options.LeaseDuration;
+            var claimStarted = time.GetTimestamp();
             var rows = await store.ClaimAsync(leaseId, owner, now, leaseEnd, ClaimSize, stoppingToken, options.RetryMaxDelay).ConfigureAwait(false);
+            limiter.RecordClaim(claimStarted);
             OutboxReachable();
             if (rows.Count == 0)
             {

@@ -156,6 +156,46 @@ public sealed class ConcurrencyLimiterTests
     }
 
     [Fact]
+    public void RecordClaim_ClaimsGrowingTenfold_LowerTheLimitOnceARoundTrip()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        RoundTripAtLimit(limiter);
+        for (var i = 0; i < 5; i++)
+        {
+            Claim(limiter, TimeSpan.FromMilliseconds(5));
+        }
+
+        Assert.Equal(8, limiter.Limit);
+
+        // Several dispatchers' lanes now contend in the database: each claim takes 50 ms.
+        for (var i = 0; i < 10 && limiter.Limit == 8; i++)
+        {
+            Claim(limiter, TimeSpan.FromMilliseconds(50));
+        }
+
+        Assert.Equal(7.2, limiter.Limit, 3);
+    }
+
+    [Fact]
+    public void RecordClaim_SlowFirstClaimsAtTheStart_LeaveSlowStartAlone()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+
+        // The first claims of a process pay for JIT.
+        Claim(limiter, TimeSpan.FromMilliseconds(300));
+        for (var i = 0; i < 5; i++)
+        {
+            Claim(limiter, TimeSpan.FromMilliseconds(5));
+        }
+
+        Assert.Equal(2, RoundTripAtLimit(limiter));
+        Assert.Equal(4, RoundTripAtLimit(limiter));
+        Assert.Equal(8, RoundTripAtLimit(limiter));
+    }
+
+    [Fact]
     public void Record_OneSlowAnswer_LeavesTheLimitAlone()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
@@ -268,6 +308,13 @@ public sealed class ConcurrencyLimiterTests
         var start = limiter.StartSend();
         clock.Advance(roundTrip ?? RoundTrip);
         limiter.Record(start, feedback);
+    }
+
+    private void Claim(ConcurrencyLimiter limiter, TimeSpan duration)
+    {
+        var started = clock.GetTimestamp();
+        clock.Advance(duration);
+        limiter.RecordClaim(started);
     }
 
     private static ConcurrencyLimiter.Slot Acquire(ConcurrencyLimiter limiter)
