@@ -67,6 +67,34 @@ internal sealed class WatchedClock(DateTimeOffset start) : FakeTimeProvider(star
         }
     }
 
+    /// <summary>
+    /// Advances by <paramref name="step"/> whenever a wait has started since the last advance, until <paramref name="stop"/>
+    /// is cancelled: drives a dispatcher whose every backoff and poll is at most <paramref name="step"/> without real delays.
+    /// </summary>
+    public async Task AdvanceOnEveryWaitAsync(TimeSpan step, CancellationToken stop)
+    {
+        var advancedAt = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            Task next;
+            int started;
+            lock (gate)
+            {
+                started = waits.Count;
+                next = changed.Task;
+            }
+
+            if (started > advancedAt)
+            {
+                advancedAt = started;
+                Advance(step);
+                continue;
+            }
+
+            await next.WaitAsync(stop).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
     private string Describe()
     {
         lock (gate)

@@ -29,6 +29,11 @@ public abstract class BackfillTests : IAsyncLifetime
         await using var context = PlainContext();
         await context.Database.EnsureDeletedAsync();
         await context.Database.EnsureCreatedAsync();
+        if (context.Database.IsSqlite())
+        {
+            // The file was created again: back to the journal mode the README recommends, where readers never block writers.
+            await context.Database.ExecuteSqlRawAsync("PRAGMA journal_mode = WAL;");
+        }
     }
 
     public async Task DisposeAsync() => await harness.DisposeAsync();
@@ -434,19 +439,14 @@ public abstract class BackfillTests : IAsyncLifetime
         await harness.WaitForOutboxAsync(rows => rows.All(r => r.State != OutboxRowState.Pending), Deadline);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + Deadline;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The condition was not met before the deadline.");
-            await Task.Delay(20);
-        }
-    }
+    // Every condition waited on follows a command or commit of some context of the database: re-read after each one.
+    private Task WaitUntilAsync(Func<bool> condition) =>
+        harness.Database.Activity.WaitUntilAsync(() => Task.FromResult(condition()), met => met, Deadline, _ => "The condition was not met before the deadline.");
 
+    // Unwatched: a read inside a wait on the database's activity must not wake that wait.
     private int PendingCount()
     {
-        using var context = PlainContext();
+        using var context = harness.Database.CreateUnwatchedContext();
         return context.Set<OutboxMessage>().Count(m => m.State == OutboxRowState.Pending);
     }
 
