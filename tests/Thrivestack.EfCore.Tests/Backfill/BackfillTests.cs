@@ -199,6 +199,7 @@ public abstract class BackfillTests : IAsyncLifetime
         var seed = await SeedAsync(appUsers: 0, numberedUsers: 24, guests: 0, teamMembers: 0);
         await harness.StartHostAsync();
         using var stop = new CancellationTokenSource();
+        using var edited = new SemaphoreSlim(0);
         var edits = 0;
         var writer = Task.Run(async () =>
         {
@@ -211,6 +212,7 @@ public abstract class BackfillTests : IAsyncLifetime
                 user.Email = $"edit{edits + 1}-{id}@example.com";
                 await context.SaveChangesAsync();
                 Interlocked.Increment(ref edits);
+                edited.Release();
             }
         });
 
@@ -221,8 +223,12 @@ public abstract class BackfillTests : IAsyncLifetime
             new ThrivestackBackfillOptions { ChunkSize = 3 },
             new SyncProgress(_ =>
             {
+                // Blocks the backfill (not spinning beside the writer) until the writer's next edit has committed.
                 var seen = Volatile.Read(ref edits);
-                SpinWait.SpinUntil(() => Volatile.Read(ref edits) > seen, Deadline);
+                while (Volatile.Read(ref edits) <= seen)
+                {
+                    Assert.True(edited.Wait(Deadline), "The writer made no edit before the deadline.");
+                }
             }));
         var editsDuringBackfill = Volatile.Read(ref edits) - editsBefore;
         stop.Cancel();
