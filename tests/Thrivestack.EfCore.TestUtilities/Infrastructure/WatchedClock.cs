@@ -67,6 +67,15 @@ internal sealed class WatchedClock(DateTimeOffset start) : FakeTimeProvider(star
         }
     }
 
+    /// <summary>How many waits have started, the due time of the latest, and a task that completes when the next one starts.</summary>
+    public (int Started, TimeSpan LatestDue, Task NextStart) LatestWait()
+    {
+        lock (gate)
+        {
+            return (waits.Count, waits.Count > 0 ? waits[^1] : TimeSpan.Zero, changed.Task);
+        }
+    }
+
     /// <summary>
     /// Advances by <paramref name="step"/> whenever a wait has started since the last advance, until <paramref name="stop"/>
     /// is cancelled: drives a dispatcher whose every backoff and poll is at most <paramref name="step"/> without real delays.

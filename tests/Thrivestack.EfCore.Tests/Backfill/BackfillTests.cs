@@ -309,27 +309,33 @@ public abstract class BackfillTests : IAsyncLifetime
     public async Task BackfillThrivestackAsync_BacklogAboveLimit_ContinuesSoonAfterDeliveryDrainsItNotAfterPollInterval()
     {
         var seed = await SeedAsync(appUsers: 0, numberedUsers: 40, guests: 0, teamMembers: 0);
-        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var clock = new WatchedClock(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
         var host = BuildHost();
         var options = new ThrivestackBackfillOptions { ChunkSize = 5, MaxPendingEvents = 10, PollInterval = TimeSpan.FromHours(1) };
         var running = RunAsync(options, time: clock);
         await WaitUntilAsync(() => PendingCount() > options.MaxPendingEvents);
         await host.StartAsync();
 
-        // The clock moves only while nothing is pending, a few milliseconds at a time: a backfill that slept a
-        // whole PollInterval would need an hour of it.
+        // The clock moves only while nothing is pending, by the wait the backfill is parked on: a backfill that slept a
+        // whole PollInterval would need an hour of it. Looked at again after each wait it starts and each database step.
         var moved = TimeSpan.Zero;
+        var advancedAt = 0;
         var deadline = DateTime.UtcNow + Deadline;
         while (!running.IsCompleted)
         {
-            Assert.True(DateTime.UtcNow < deadline, $"The backfill did not continue; the clock moved {moved} while the outbox was drained.");
-            if (PendingCount() == 0)
+            var activity = harness.Database.Activity.Next;
+            var (started, due, nextStart) = clock.LatestWait();
+            if (started > advancedAt && PendingCount() == 0)
             {
-                clock.Advance(TimeSpan.FromMilliseconds(5));
-                moved += TimeSpan.FromMilliseconds(5);
+                advancedAt = started;
+                clock.Advance(due);
+                moved += due;
+                continue;
             }
 
-            await Task.WhenAny(running, Task.Delay(20));
+            var left = deadline - DateTime.UtcNow;
+            Assert.True(left > TimeSpan.Zero, $"The backfill did not continue; the clock moved {moved} while the outbox was drained.");
+            await Task.WhenAny(running, activity, nextStart, Task.Delay(left));
         }
 
         var result = await running;
@@ -356,20 +362,19 @@ public abstract class BackfillTests : IAsyncLifetime
     public async Task BackfillThrivestackAsync_ChunksHoldingTheLockTooLong_ShrinkToTheMinimumSize()
     {
         var seed = await SeedAsync(appUsers: 0, numberedUsers: 450, guests: 0, teamMembers: 0);
-        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var clock = new WatchedClock(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
         var sizes = new ChunkSizes();
 
-        // Each chunk's checkpoint update takes a second of the fake clock; the pump lets the pauses after chunks end.
+        // Each chunk's checkpoint update takes a second of the fake clock; the clock, moved on whenever the backfill
+        // waits, lets the pauses after chunks end.
         var running = RunWithAsync(new AdvanceClockInChunk(clock), new ThrivestackBackfillOptions { ChunkSize = 300 }, sizes, clock);
-        var deadline = DateTime.UtcNow + Deadline;
-        while (!running.IsCompleted)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The backfill did not finish.");
-            clock.Advance(TimeSpan.FromSeconds(1));
-            await Task.WhenAny(running, Task.Delay(5));
-        }
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(TimeSpan.FromSeconds(1), stopClock.Token);
+        var result = await running.WaitAsync(Deadline);
+        await stopClock.CancelAsync();
+        await driving;
 
-        Assert.True((await running).Completed);
+        Assert.True(result.Completed);
         Assert.Equal([100, 100, 100, 100, 50], sizes.Users);
         AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
     }
@@ -378,22 +383,21 @@ public abstract class BackfillTests : IAsyncLifetime
     public async Task BackfillThrivestackAsync_AfterAChunk_PausesAsLongAsTheChunkHeldTheLock()
     {
         var seed = await SeedAsync(appUsers: 0, numberedUsers: 250, guests: 0, teamMembers: 0);
-        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var clock = new WatchedClock(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
         var sizes = new ChunkSizes();
 
         // The first chunk holds the lock for a second of the fake clock, then commits; the next step waits on the clock.
         var running = RunWithAsync(new AdvanceClockInChunk(clock), new ThrivestackBackfillOptions { ChunkSize = 300 }, sizes, clock);
         await WaitUntilAsync(() => PendingCount() >= BackfillChunkSizer.InitialSize);
+        await clock.WaitForWaitsAsync(1, due => due == TimeSpan.FromSeconds(1), Deadline);
         var reportedBeforeThePause = sizes.Users.Count;
-        var deadline = DateTime.UtcNow + Deadline;
-        while (!running.IsCompleted)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The backfill did not finish.");
-            clock.Advance(TimeSpan.FromSeconds(1));
-            await Task.WhenAny(running, Task.Delay(5));
-        }
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(TimeSpan.FromSeconds(1), stopClock.Token);
+        var result = await running.WaitAsync(Deadline);
+        await stopClock.CancelAsync();
+        await driving;
 
-        Assert.True((await running).Completed);
+        Assert.True(result.Completed);
         Assert.Equal(0, reportedBeforeThePause);
         AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
     }
