@@ -76,6 +76,43 @@ internal sealed class WatchedClock(DateTimeOffset start) : FakeTimeProvider(star
         }
     }
 
+    /// <summary>How many waits have started, the due time of the latest, and a task that completes when the next one starts.</summary>
+    public (int Started, TimeSpan LatestDue, Task NextStart) LatestWait()
+    {
+        lock (gate)
+        {
+            return (waits.Count, waits.Count > 0 ? waits[^1] : TimeSpan.Zero, changed.Task);
+        }
+    }
+
+    /// <summary>
+    /// Advances by <paramref name="step"/> whenever a wait has started since the last advance, until <paramref name="stop"/>
+    /// is cancelled: drives a dispatcher whose every backoff and poll is at most <paramref name="step"/> without real delays.
+    /// </summary>
+    public async Task AdvanceOnEveryWaitAsync(TimeSpan step, CancellationToken stop)
+    {
+        var advancedAt = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            Task next;
+            int started;
+            lock (gate)
+            {
+                started = waits.Count;
+                next = changed.Task;
+            }
+
+            if (started > advancedAt)
+            {
+                advancedAt = started;
+                Advance(step);
+                continue;
+            }
+
+            await next.WaitAsync(stop).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
     private string Describe()
     {
         lock (gate)

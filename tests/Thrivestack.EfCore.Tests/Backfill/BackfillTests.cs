@@ -29,6 +29,11 @@ public abstract class BackfillTests : IAsyncLifetime
         await using var context = PlainContext();
         await context.Database.EnsureDeletedAsync();
         await context.Database.EnsureCreatedAsync();
+        if (context.Database.IsSqlite())
+        {
+            // The file was created again: back to the journal mode the README recommends, where readers never block writers.
+            await context.Database.ExecuteSqlRawAsync("PRAGMA journal_mode = WAL;");
+        }
     }
 
     public async Task DisposeAsync() => await harness.DisposeAsync();
@@ -194,6 +199,7 @@ public abstract class BackfillTests : IAsyncLifetime
         var seed = await SeedAsync(appUsers: 0, numberedUsers: 24, guests: 0, teamMembers: 0);
         await harness.StartHostAsync();
         using var stop = new CancellationTokenSource();
+        using var edited = new SemaphoreSlim(0);
         var edits = 0;
         var writer = Task.Run(async () =>
         {
@@ -206,6 +212,7 @@ public abstract class BackfillTests : IAsyncLifetime
                 user.Email = $"edit{edits + 1}-{id}@example.com";
                 await context.SaveChangesAsync();
                 Interlocked.Increment(ref edits);
+                edited.Release();
             }
         });
 
@@ -216,8 +223,12 @@ public abstract class BackfillTests : IAsyncLifetime
             new ThrivestackBackfillOptions { ChunkSize = 3 },
             new SyncProgress(_ =>
             {
+                // Blocks the backfill (not spinning beside the writer) until the writer's next edit has committed.
                 var seen = Volatile.Read(ref edits);
-                SpinWait.SpinUntil(() => Volatile.Read(ref edits) > seen, Deadline);
+                while (Volatile.Read(ref edits) <= seen)
+                {
+                    Assert.True(edited.Wait(Deadline), "The writer made no edit before the deadline.");
+                }
             }));
         var editsDuringBackfill = Volatile.Read(ref edits) - editsBefore;
         stop.Cancel();
@@ -298,27 +309,33 @@ public abstract class BackfillTests : IAsyncLifetime
     public async Task BackfillThrivestackAsync_BacklogAboveLimit_ContinuesSoonAfterDeliveryDrainsItNotAfterPollInterval()
     {
         var seed = await SeedAsync(appUsers: 0, numberedUsers: 40, guests: 0, teamMembers: 0);
-        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var clock = new WatchedClock(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
         var host = BuildHost();
         var options = new ThrivestackBackfillOptions { ChunkSize = 5, MaxPendingEvents = 10, PollInterval = TimeSpan.FromHours(1) };
         var running = RunAsync(options, time: clock);
         await WaitUntilAsync(() => PendingCount() > options.MaxPendingEvents);
         await host.StartAsync();
 
-        // The clock moves only while nothing is pending, a few milliseconds at a time: a backfill that slept a
-        // whole PollInterval would need an hour of it.
+        // The clock moves only while nothing is pending, by the wait the backfill is parked on: a backfill that slept a
+        // whole PollInterval would need an hour of it. Looked at again after each wait it starts and each database step.
         var moved = TimeSpan.Zero;
+        var advancedAt = 0;
         var deadline = DateTime.UtcNow + Deadline;
         while (!running.IsCompleted)
         {
-            Assert.True(DateTime.UtcNow < deadline, $"The backfill did not continue; the clock moved {moved} while the outbox was drained.");
-            if (PendingCount() == 0)
+            var activity = harness.Database.Activity.Next;
+            var (started, due, nextStart) = clock.LatestWait();
+            if (started > advancedAt && PendingCount() == 0)
             {
-                clock.Advance(TimeSpan.FromMilliseconds(5));
-                moved += TimeSpan.FromMilliseconds(5);
+                advancedAt = started;
+                clock.Advance(due);
+                moved += due;
+                continue;
             }
 
-            await Task.WhenAny(running, Task.Delay(20));
+            var left = deadline - DateTime.UtcNow;
+            Assert.True(left > TimeSpan.Zero, $"The backfill did not continue; the clock moved {moved} while the outbox was drained.");
+            await Task.WhenAny(running, activity, nextStart, Task.Delay(left));
         }
 
         var result = await running;
@@ -345,20 +362,19 @@ public abstract class BackfillTests : IAsyncLifetime
     public async Task BackfillThrivestackAsync_ChunksHoldingTheLockTooLong_ShrinkToTheMinimumSize()
     {
         var seed = await SeedAsync(appUsers: 0, numberedUsers: 450, guests: 0, teamMembers: 0);
-        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var clock = new WatchedClock(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
         var sizes = new ChunkSizes();
 
-        // Each chunk's checkpoint update takes a second of the fake clock; the pump lets the pauses after chunks end.
+        // Each chunk's checkpoint update takes a second of the fake clock; the clock, moved on whenever the backfill
+        // waits, lets the pauses after chunks end.
         var running = RunWithAsync(new AdvanceClockInChunk(clock), new ThrivestackBackfillOptions { ChunkSize = 300 }, sizes, clock);
-        var deadline = DateTime.UtcNow + Deadline;
-        while (!running.IsCompleted)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The backfill did not finish.");
-            clock.Advance(TimeSpan.FromSeconds(1));
-            await Task.WhenAny(running, Task.Delay(5));
-        }
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(TimeSpan.FromSeconds(1), stopClock.Token);
+        var result = await running.WaitAsync(Deadline);
+        await stopClock.CancelAsync();
+        await driving;
 
-        Assert.True((await running).Completed);
+        Assert.True(result.Completed);
         Assert.Equal([100, 100, 100, 100, 50], sizes.Users);
         AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
     }
@@ -367,22 +383,21 @@ public abstract class BackfillTests : IAsyncLifetime
     public async Task BackfillThrivestackAsync_AfterAChunk_PausesAsLongAsTheChunkHeldTheLock()
     {
         var seed = await SeedAsync(appUsers: 0, numberedUsers: 250, guests: 0, teamMembers: 0);
-        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var clock = new WatchedClock(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
         var sizes = new ChunkSizes();
 
         // The first chunk holds the lock for a second of the fake clock, then commits; the next step waits on the clock.
         var running = RunWithAsync(new AdvanceClockInChunk(clock), new ThrivestackBackfillOptions { ChunkSize = 300 }, sizes, clock);
         await WaitUntilAsync(() => PendingCount() >= BackfillChunkSizer.InitialSize);
+        await clock.WaitForWaitsAsync(1, due => due == TimeSpan.FromSeconds(1), Deadline);
         var reportedBeforeThePause = sizes.Users.Count;
-        var deadline = DateTime.UtcNow + Deadline;
-        while (!running.IsCompleted)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The backfill did not finish.");
-            clock.Advance(TimeSpan.FromSeconds(1));
-            await Task.WhenAny(running, Task.Delay(5));
-        }
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(TimeSpan.FromSeconds(1), stopClock.Token);
+        var result = await running.WaitAsync(Deadline);
+        await stopClock.CancelAsync();
+        await driving;
 
-        Assert.True((await running).Completed);
+        Assert.True(result.Completed);
         Assert.Equal(0, reportedBeforeThePause);
         AssertOutboxHoldsEachOnce(seed, await harness.RowsAsync());
     }
@@ -434,19 +449,14 @@ public abstract class BackfillTests : IAsyncLifetime
         await harness.WaitForOutboxAsync(rows => rows.All(r => r.State != OutboxRowState.Pending), Deadline);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + Deadline;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The condition was not met before the deadline.");
-            await Task.Delay(20);
-        }
-    }
+    // Every condition waited on follows a command or commit of some context of the database: re-read after each one.
+    private Task WaitUntilAsync(Func<bool> condition) =>
+        harness.Database.Activity.WaitUntilAsync(() => Task.FromResult(condition()), met => met, Deadline, _ => "The condition was not met before the deadline.");
 
+    // Unwatched: a read inside a wait on the database's activity must not wake that wait.
     private int PendingCount()
     {
-        using var context = PlainContext();
+        using var context = harness.Database.CreateUnwatchedContext();
         return context.Set<OutboxMessage>().Count(m => m.State == OutboxRowState.Pending);
     }
 

@@ -139,7 +139,8 @@ public sealed class TraitValueTests : IAsyncLifetime
 
         await using var standIn = await ThrivestackStandIn.StartAsync();
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Services.AddDbContext<RenamedOutboxContext>(o => o.UseSqlite(database.ConnectionString).AddThrivestackIdentifyInterceptor());
+        var activity = new DatabaseActivity();
+        builder.Services.AddDbContext<RenamedOutboxContext>(o => o.UseSqlite(database.ConnectionString).AddThrivestackIdentifyInterceptor().AddInterceptors(activity));
         builder.Services.AddThrivestackIdentify<RenamedOutboxContext>(o =>
         {
             o.Endpoint = standIn.Endpoint;
@@ -152,13 +153,9 @@ public sealed class TraitValueTests : IAsyncLifetime
         {
             await standIn.WaitForEventsAsync(1, TimeSpan.FromSeconds(30));
             Assert.Equal("r@example.com", Assert.Single(standIn.EventsFor("renamed-1")).Traits!.Value.GetProperty("email").GetString());
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-            while (await CountAsync("identify_queue") > 0 && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(50);
-            }
-
-            Assert.Equal(0L, await CountAsync("identify_queue"));
+            // The dispatcher's context signals each of its commands: the count is read again after each one.
+            var left = await activity.WaitUntilAsync(() => CountAsync("identify_queue"), n => n == 0, TimeSpan.FromSeconds(30), n => $"{n} rows left in identify_queue");
+            Assert.Equal(0L, left);
         }
         finally
         {

@@ -87,13 +87,21 @@ public sealed class DispatcherAuthTests
         harness.StandIn.Faults.Unauthorized = true;
         await harness.EnqueueAsync(Enumerable.Range(0, 6).Select(i => ($"w{i}", (IReadOnlyDictionary<string, object?>?)null)));
 
+        // The pauses run on the fake clock, moved on by RetryMaxDelay whenever the dispatcher waits.
+        var clock = new WatchedClock();
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(TimeSpan.FromMilliseconds(200), stopClock.Token);
+
         // Delivered rows are kept, so their attempts can be read after the pause too.
-        await harness.StartHostAsync(o =>
-        {
-            o.MaxEventsPerBatch = 2;
-            o.MaxAttempts = 2;
-            o.DeliveredRetention = TimeSpan.FromHours(1);
-        });
+        await harness.StartHostAsync(
+            o =>
+            {
+                o.MaxEventsPerBatch = 2;
+                o.MaxAttempts = 2;
+                o.DeliveredRetention = TimeSpan.FromHours(1);
+                MovingClockOptions(o);
+            },
+            clock);
 
         // More failed probes than MaxAttempts: had they counted, every row would be dead-lettered by now.
         await harness.StandIn.WaitUntilAsync(s => s.Requests.Count(r => r.StatusCode == 401) >= 5, Deadline);
@@ -117,13 +125,18 @@ public sealed class DispatcherAuthTests
         await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(8)), Deadline);
         Assert.Single(harness.Logs.Lines, l => l.Is(8));
         Assert.Single(harness.Logs.Lines, l => l.Is(7));
+        await stopClock.CancelAsync();
+        await driving;
     }
 
     [Fact]
     public async Task Dispatcher_SecondUnauthorizedWindow_LogsASecondPause()
     {
         await using var harness = await DispatchHarness.StartAsync();
-        var host = await harness.StartHostAsync();
+        var clock = new WatchedClock();
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(TimeSpan.FromMilliseconds(200), stopClock.Token);
+        var host = await harness.StartHostAsync(MovingClockOptions, clock);
 
         harness.StandIn.Faults.Unauthorized = true;
         await DispatchHarness.SaveUsersAsync(host, 1, "first");
@@ -137,5 +150,17 @@ public sealed class DispatcherAuthTests
         harness.StandIn.Faults.Unauthorized = false;
         await harness.StandIn.WaitForEventsAsync(2, Deadline);
         await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Count(l => l.Is(8)) == 2, Deadline);
+        await stopClock.CancelAsync();
+        await driving;
+    }
+
+    // On a clock that moves on at every wait, only backoffs, pauses and polls (at most RetryMaxDelay) may end, never a
+    // lease or a request.
+    private static void MovingClockOptions(ThrivestackOptions o)
+    {
+        o.PollInterval = TimeSpan.FromMilliseconds(200);
+        o.RetryMaxDelay = TimeSpan.FromMilliseconds(200);
+        o.LeaseDuration = TimeSpan.FromHours(1);
+        o.RequestTimeout = TimeSpan.FromMinutes(10);
     }
 }

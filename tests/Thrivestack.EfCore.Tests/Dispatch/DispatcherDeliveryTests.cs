@@ -213,18 +213,32 @@ public sealed class DispatcherDeliveryTests : IAsyncLifetime
         harness.StandIn.Faults.ServerErrorRate = 0.15;
         harness.StandIn.Faults.TooManyRequestsRate = 0.15;
         await harness.EnqueueAsync(Enumerable.Range(0, 1000).Select(i => ($"load-{i}", (IReadOnlyDictionary<string, object?>?)null)));
-        await harness.StartHostAsync(o =>
-        {
-            // Batches of 10: 100+ requests, so both kinds of injected failure occur (0.85^100 chance of no 429).
-            o.MaxEventsPerBatch = 10;
-            o.MaxAttempts = 50;
 
-            // The dispatcher's own handling is the subject, not Polly's 200 ms quick retries, which made this test's time
-            // follow the machine's load.
-            o.MaxRequestRetries = 0;
-        });
+        // Every backoff and poll runs on the fake clock, which moves on by RetryMaxDelay whenever the dispatcher waits.
+        var clock = new WatchedClock();
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(TimeSpan.FromMilliseconds(200), stopClock.Token);
+        await harness.StartHostAsync(
+            o =>
+            {
+                // Batches of 10: 100+ requests, so both kinds of injected failure occur (0.85^100 chance of no 429).
+                o.MaxEventsPerBatch = 10;
+                o.MaxAttempts = 50;
+                o.PollInterval = TimeSpan.FromMilliseconds(200);
+                o.RetryMaxDelay = TimeSpan.FromMilliseconds(200);
+
+                // Only backoffs and polls may end on the moving clock, never a lease or a request.
+                o.LeaseDuration = TimeSpan.FromHours(1);
+                o.RequestTimeout = TimeSpan.FromMinutes(10);
+
+                // The dispatcher's own handling is the subject, not Polly's quick retries.
+                o.MaxRequestRetries = 0;
+            },
+            clock);
         await harness.StandIn.WaitUntilAsync(s => s.Events.Select(e => e.UserId).Distinct().Count() == 1000, TimeSpan.FromSeconds(90));
         await harness.WaitForOutboxAsync(rows => rows.Count == 0, TimeSpan.FromSeconds(60));
+        await stopClock.CancelAsync();
+        await driving;
         Assert.Contains(harness.StandIn.Requests, r => r.StatusCode is 500 or 503);
         Assert.Contains(harness.StandIn.Requests, r => r.StatusCode == 429);
     }

@@ -19,6 +19,7 @@ public sealed class DispatcherShutdownTests : IAsyncLifetime
     public async Task StopAsync_RequestInFlight_AbandonsItWithinTheShutdownTimeoutAndReleasesTheRows()
     {
         // The answer would take 10 minutes and the request may wait 5: only the host's shutdown timeout ends it in time.
+        // The timeout is a millisecond, as short as it gets: the proof is that it ends the request at all, not when.
         harness.StandIn.Faults.Latency = TimeSpan.FromMinutes(10);
         await harness.EnqueueAsync(Enumerable.Range(0, 3).Select(i => ($"s{i}", (IReadOnlyDictionary<string, object?>?)null)));
         var probe = new InFlightProbe();
@@ -31,7 +32,7 @@ public sealed class DispatcherShutdownTests : IAsyncLifetime
             },
             services: services =>
             {
-                services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(3));
+                services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMilliseconds(1));
                 probe.AddTo(services);
             });
         await host.StartAsync();
@@ -97,11 +98,9 @@ public sealed class DispatcherShutdownTests : IAsyncLifetime
         await first.StartAsync();
         await probe.FirstSent.WaitAsync(Deadline);
 
-        // A shutdown timeout shorter than the held answer: the request in flight is aborted and its rows go back.
-        using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1)))
-        {
-            await first.StopAsync(stop.Token);
-        }
+        // A shutdown timeout shorter than the held answer (here one already over): the request in flight is aborted and
+        // its rows go back.
+        await first.StopAsync(new CancellationToken(canceled: true));
 
         harness.StandIn.Faults.Latency = TimeSpan.Zero;
         await harness.StartHostAsync(o => o.MaxEventsPerBatch = 5);
@@ -117,17 +116,28 @@ public sealed class DispatcherShutdownTests : IAsyncLifetime
     [Fact]
     public async Task Dispatcher_RowsLeasedByAKilledHost_AreSentOnceTheLeaseEnds()
     {
+        var poll = TimeSpan.FromMilliseconds(200);
+        var clock = new WatchedClock();
         await harness.EnqueueAsync([("k1", null), ("k2", null), ("k3", null)]);
-        var leaseEnds = DateTime.UtcNow.AddSeconds(3);
+
+        // The dead lease ends between the fifth and the sixth poll of the fake clock.
+        var leaseEnds = clock.GetUtcNow().UtcDateTime + (5 * poll) - TimeSpan.FromMilliseconds(100);
         await harness.LeaseToDeadDispatcherAsync(leaseEnds);
 
-        await harness.StartHostAsync();
+        await harness.StartHostAsync(o => o.PollInterval = poll, clock);
+
+        // Never taken from under the live lease: five claims ran before it ended, and none of them sent anything.
+        for (var claim = 1; claim <= 5; claim++)
+        {
+            await clock.WaitForWaitsAsync(claim, due => due == poll, Deadline);
+            Assert.True(clock.GetUtcNow().UtcDateTime < leaseEnds);
+            Assert.Empty(harness.StandIn.Requests);
+            Assert.All(await harness.RowsAsync(), r => Assert.Equal("killed-host", r.LeaseOwner));
+            clock.Advance(poll);
+        }
 
         await harness.StandIn.WaitForEventsAsync(3, Deadline);
         await harness.WaitForOutboxAsync(rows => rows.Count == 0);
-
-        // Never taken from under the live lease: every request arrived after it ended.
-        Assert.All(harness.StandIn.Requests, r => Assert.True(r.ReceivedAt.UtcDateTime >= leaseEnds, $"request at {r.ReceivedAt:O}, lease ended {leaseEnds:O}"));
         Assert.Equal(3, harness.StandIn.AcceptedEventCount);
     }
 }
