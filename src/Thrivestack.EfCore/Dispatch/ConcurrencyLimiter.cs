@@ -72,6 +72,21 @@ internal sealed class ConcurrencyLimiter
         get { lock (gate) { return inFlight > Allowed; } }
     }
 
+    /// <summary>
+    /// True while a request's round trip takes at least as long as a claim (or either is not measured yet): then more lanes
+    /// hide the wait. On a loopback or a fast network the database is the wait, and lanes beyond one add only contention.
+    /// </summary>
+    public bool NetworkIsTheWait
+    {
+        get
+        {
+            lock (gate)
+            {
+                return roundTrips.Recent == TimeSpan.Zero || claims.Recent == TimeSpan.Zero || roundTrips.Recent >= claims.Recent;
+            }
+        }
+    }
+
     private int Allowed => Math.Max(1, (int)limit);
 
     /// <summary>Waits for a free slot. Dispose the slot to free it.</summary>

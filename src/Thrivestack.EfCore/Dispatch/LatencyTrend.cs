@@ -14,6 +14,9 @@ internal sealed class LatencyTrend(TimeSpan allowance)
     private TimeSpan fastest = TimeSpan.MaxValue;
     private double recentTicks;
 
+    /// <summary>The moving average of recent samples; zero before the first.</summary>
+    public TimeSpan Recent => TimeSpan.FromTicks((long)recentTicks);
+
     /// <summary>Adds a sample; true when the recent average exceeds twice the fastest plus the allowance.</summary>
     public bool AddAndCheckSlow(TimeSpan elapsed)
     {

@@ -147,7 +147,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 await WaitForResumeAsync(stoppingToken).ConfigureAwait(false);
                 var step = await RunOnceAsync(leader, stoppingToken).ConfigureAwait(false);
                 unexpectedFailures = 0;
-                backlog = step.FullClaim && step.Wait == TimeSpan.Zero;
+                backlog = step.FullClaim && step.Wait == TimeSpan.Zero && limiter.NetworkIsTheWait;
 
                 if (leader && step.Wait > TimeSpan.Zero)
                 {
@@ -219,10 +219,11 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
             Interlocked.Exchange(ref lastRowsClaimedTicks, time.GetUtcNow().UtcTicks);
 
-            if (rows.Count >= ClaimSize && moreWork.CurrentCount == 0)
+            if (rows.Count >= ClaimSize && moreWork.CurrentCount == 0 && limiter.NetworkIsTheWait)
             {
                 // A full page suggests more: wake one more lane now, before this page's sends, which wakes the next if its
-                // page is full too. The limiter's slots, not this, pace how many send at once.
+                // page is full too. The limiter's slots, not this, pace how many send at once. Lanes hide the network's
+                // round trip; when a claim takes longer than a request, the database is the wait and one lane does the work.
                 moreWork.Release();
             }
 

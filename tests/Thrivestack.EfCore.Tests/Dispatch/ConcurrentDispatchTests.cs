@@ -84,8 +84,8 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
     public async Task Dispatcher_GatewayRefusesAFifthConcurrentRequest_SettlesUnderItAndGrowsAgainOnceItIsLifted()
     {
         var gateway = new GatewayHandler(limit: 4);
-        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(30);
-        await harness.EnqueueAsync(Enumerable.Range(0, 1500).Select(i => ($"g{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(20);
+        await harness.EnqueueAsync(Enumerable.Range(0, 800).Select(i => ($"g{i}", (IReadOnlyDictionary<string, object?>?)null)));
         var recorder = default(MeterRecorder);
         var host = harness.BuildHost(
             o => o.MaxEventsPerBatch = 5,
@@ -93,8 +93,8 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
         recorder = new MeterRecorder(host.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
         await host.StartAsync();
 
-        await harness.StandIn.WaitForEventsAsync(1500, Deadline);
-        Assert.Equal(1500, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
+        await harness.StandIn.WaitForEventsAsync(800, Deadline);
+        Assert.Equal(800, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
         recorder.RecordObservableInstruments();
         // The limit counts lanes from claim to acknowledgement, a little more than the requests on the wire.
         Assert.InRange(recorder.For("thrivestack.identify.requests.limit")[^1].Value, 1, 8);
@@ -102,8 +102,8 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
 
         // Lifted: the dispatcher probes above four and grows past it.
         gateway.Limit = int.MaxValue;
-        await harness.EnqueueAsync(Enumerable.Range(0, 2000).Select(i => ($"h{i}", (IReadOnlyDictionary<string, object?>?)null)));
-        await harness.StandIn.WaitForEventsAsync(3500, Deadline);
+        await harness.EnqueueAsync(Enumerable.Range(0, 1200).Select(i => ($"h{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        await harness.StandIn.WaitForEventsAsync(2000, Deadline);
         Assert.True(gateway.PeakAfterLift > 4, $"peak after the lift: {gateway.PeakAfterLift}");
         recorder.Dispose();
     }
@@ -274,21 +274,7 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
         return host;
     }
 
-    private async Task<LogCollector.LogLine> WaitForLogAsync(int eventId)
-    {
-        var deadline = DateTime.UtcNow + Deadline;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (harness.Logs.Lines.FirstOrDefault(l => l.Is(eventId)) is { } line)
-            {
-                return line;
-            }
-
-            await Task.Delay(20);
-        }
-
-        throw new TimeoutException($"No log line {eventId}.");
-    }
+    private Task<LogCollector.LogLine> WaitForLogAsync(int eventId) => harness.Logs.WaitForAsync(l => l.Is(eventId), Deadline);
 
     /// <summary>Delays each request by a random 0 to N ms (seeded), and notes the most in flight at once.</summary>
     private sealed class RandomDelayHandler(int seed, int maxMilliseconds) : DelegatingHandler

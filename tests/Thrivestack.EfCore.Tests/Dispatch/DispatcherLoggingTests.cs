@@ -83,11 +83,7 @@ public sealed class DispatcherLoggingTests
         var dead = Assert.Single(await harness.RowsAsync());
 
         // The row is dead-lettered in the database a moment before its log line is written.
-        var logDeadline = DateTime.UtcNow + Deadline;
-        while (!harness.Logs.Lines.Any(l => l.Is(6)) && DateTime.UtcNow < logDeadline)
-        {
-            await Task.Delay(20);
-        }
+        await harness.Logs.WaitForAsync(l => l.Is(6), Deadline);
 
         foreach (var value in new[] { "ada.lovelace.7f3c@example.org", "charles.babbage.91d@example.org", "Augusta", "Byron-King", "+44 20 7946 0321", "Marylebone-Xq" })
         {

@@ -119,11 +119,7 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
         Assert.Empty(harness.StandIn.EventsFor("poison"));
 
         // The dead-letter line is written just after the row changes.
-        var logDeadline = DateTime.UtcNow + Deadline;
-        while (!harness.Logs.Lines.Any(l => l.Is(6)) && DateTime.UtcNow < logDeadline)
-        {
-            await Task.Delay(20);
-        }
+        await harness.Logs.WaitForAsync(l => l.Is(6), Deadline);
 
         Assert.Single(harness.Logs.Lines, l => l.Is(6));
 

@@ -196,6 +196,24 @@ public sealed class ConcurrencyLimiterTests
     }
 
     [Fact]
+    public void NetworkIsTheWait_RoundTripsAgainstClaims_SaysWhetherMoreLanesHelp()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+        Assert.True(limiter.NetworkIsTheWait);
+
+        // 100 ms round trips, 5 ms claims: lanes hide the network.
+        Claim(limiter, TimeSpan.FromMilliseconds(5));
+        RoundTrip1(limiter, SendFeedback.Success);
+        Assert.True(limiter.NetworkIsTheWait);
+
+        // A loopback: 1 ms round trips, 5 ms claims: the database is the wait.
+        var loopback = new ConcurrencyLimiter(8, clock);
+        Claim(loopback, TimeSpan.FromMilliseconds(5));
+        RoundTrip1(loopback, SendFeedback.Success, TimeSpan.FromMilliseconds(1));
+        Assert.False(loopback.NetworkIsTheWait);
+    }
+
+    [Fact]
     public void Record_OneSlowAnswer_LeavesTheLimitAlone()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
