@@ -79,8 +79,12 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         limiter = new ConcurrencyLimiter(options.MaxConcurrentRequests, time);
     }
 
-    /// <summary>Rows claimed at once: a few batches, so one claim keeps the sender busy without a large lease.</summary>
-    private int ClaimSize => Math.Min(options.MaxEventsPerBatch * 4, 4000);
+    /// <summary>
+    /// Rows claimed at once: a few batches, so one claim keeps the sender busy without a large lease. Four batches while one
+    /// or two requests are in flight (fewer claims); two when more lanes share the work, so the end of a backlog is spread
+    /// over the lanes instead of the last pages finishing alone.
+    /// </summary>
+    private int ClaimSize => Math.Min(options.MaxEventsPerBatch * (limiter.Limit > 2 ? 2 : 4), 4000);
 
     /// <summary>
     /// Stops starting new sends at once, but lets the request in flight finish and records its answer, so an accepted
