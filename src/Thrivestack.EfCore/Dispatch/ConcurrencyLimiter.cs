@@ -31,11 +31,12 @@ internal sealed class ConcurrencyLimiter
     /// <summary>Round trips without overload before probing a level that was refused.</summary>
     public const int ProbeRounds = 8;
 
-
     private readonly Lock gate = new();
     private readonly Queue<TaskCompletionSource> waiters = new();
     private readonly int max;
     private readonly TimeProvider time;
+    private readonly LatencyTrend roundTrips = new(TimeSpan.FromMilliseconds(50));
+    private readonly LatencyTrend claims = new(TimeSpan.FromMilliseconds(20));
     private double limit = 1;
     private double slowStartThreshold;
     private int? refusedLevel;
@@ -43,8 +44,6 @@ internal sealed class ConcurrencyLimiter
     private int inFlight;
     private int sending;
     private long lastDecrease;
-    private readonly LatencyTrend roundTrips = new(TimeSpan.FromMilliseconds(50));
-    private readonly LatencyTrend claims = new(TimeSpan.FromMilliseconds(20));
 
     public ConcurrencyLimiter(int max, TimeProvider time)
     {
@@ -134,7 +133,7 @@ internal sealed class ConcurrencyLimiter
             sending = Math.Max(0, sending - 1);
             switch (feedback)
             {
-                case SendFeedback.Success when IsSlow(elapsed):
+                case SendFeedback.Success when roundTrips.AddAndCheckSlow(elapsed):
                     Decrease(start, limit * 0.9, refused: false);
                     break;
                 case SendFeedback.Success:
@@ -148,8 +147,6 @@ internal sealed class ConcurrencyLimiter
             WakeWaiters();
         }
     }
-
-    private bool IsSlow(TimeSpan elapsed) => roundTrips.AddAndCheckSlow(elapsed);
 
     /// <summary>
     /// Adjusts the limit from one claim statement that started at <paramref name="startTimestamp"/>: claims that keep

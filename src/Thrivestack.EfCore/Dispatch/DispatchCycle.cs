@@ -158,7 +158,7 @@ internal sealed class DispatchCycle(
         }
 
         var body = BatchBody.Write(batch, out var buffer);
-        SendResult result;
+        SendResult? result = null;
         var start = limiter.StartSend();
         try
         {
@@ -167,9 +167,11 @@ internal sealed class DispatchCycle(
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+
+            // Every StartSend is matched by one Record, also when the send throws (the host's shutdown aborting it).
+            limiter.Record(start, result is null ? SendFeedback.Neutral : FeedbackOf(result));
         }
 
-        limiter.Record(start, FeedbackOf(result));
         if (result.StatusCode == 429 && result.RetryAfter is null && start.Slots > 1 && isolation is null)
         {
             // The concurrency limit at work (see remarks): the rows go back unsent, the limiter has slowed down.

@@ -213,7 +213,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             var now = time.GetUtcNow().UtcDateTime;
             var leaseEnd = now + options.LeaseDuration;
             var claimStarted = time.GetTimestamp();
-            var rows = await store.ClaimAsync(leaseId, owner, now, leaseEnd, ClaimSize, stoppingToken, options.RetryMaxDelay).ConfigureAwait(false);
+            var claimSize = ClaimSize;
+            var rows = await store.ClaimAsync(leaseId, owner, now, leaseEnd, claimSize, stoppingToken, options.RetryMaxDelay).ConfigureAwait(false);
             limiter.RecordClaim(claimStarted);
             OutboxReachable();
             if (rows.Count == 0)
@@ -223,7 +224,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
             Interlocked.Exchange(ref lastRowsClaimedTicks, time.GetUtcNow().UtcTicks);
 
-            if (rows.Count >= ClaimSize && moreWork.CurrentCount == 0 && limiter.NetworkIsTheWait)
+            var fullClaim = rows.Count >= claimSize;
+            if (fullClaim && moreWork.CurrentCount == 0 && limiter.NetworkIsTheWait)
             {
                 // A full page suggests more: wake one more lane now, before this page's sends, which wakes the next if its
                 // page is full too. The limiter's slots, not this, pace how many send at once. Lanes hide the network's
@@ -240,7 +242,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 _ when cycle.Delivered > 0 => Succeeded(),
                 _ => TimeSpan.Zero,
             };
-            return new LaneStep(wait, rows.Count >= ClaimSize);
+            return new LaneStep(wait, fullClaim);
         }
         catch (Exception ex) when (IsDatabaseFailure(ex) && !stoppingToken.IsCancellationRequested)
         {
