@@ -127,4 +127,13 @@ internal static partial class Log
 
     [LoggerMessage(37, LogLevel.Warning, "{Lost} of {Named} rows to be marked {Outcome} for {Context} were no longer leased to this dispatcher (its lease ended and another one took them); they are not counted as {Outcome} here.")]
     public static partial void LeaseLostBeforeAcknowledgement(ILogger logger, int lost, int named, string outcome, string context);
+
+    [LoggerMessage(38, LogLevel.Information, "Another dispatcher holds the outbox lease of {Context} on this SQLite database and ships its events; this one stands by and takes over when that lease ends or is given back.")]
+    public static partial void StandingBy(ILogger logger, string context);
+
+    [LoggerMessage(39, LogLevel.Information, "This dispatcher took over the outbox lease of {Context} and ships its events.")]
+    public static partial void OutboxLeaseTaken(ILogger logger, string context);
+
+    [LoggerMessage(40, LogLevel.Debug, "Could not give back the outbox lease of {Context} while stopping; it ends by itself.")]
+    public static partial void OutboxLeaseReleaseFailed(ILogger logger, Exception exception, string context);
 }

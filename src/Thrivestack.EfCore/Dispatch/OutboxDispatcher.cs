@@ -50,6 +50,11 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private readonly ConcurrencyLimiter limiter;
     private readonly SemaphoreSlim moreWork = new(0);
     private readonly Lock stateGate = new();
+    private readonly SemaphoreSlim claimGate = new(1, 1);
+    private readonly HashSet<string> usersInFlight = new(StringComparer.Ordinal);
+    private DateTime outboxLeaseEnd = DateTime.MinValue;
+    private DateTime outboxLeaseRetryAt = DateTime.MinValue;
+    private bool standingBy;
     private DateTimeOffset resumeAt = DateTimeOffset.MinValue;
     private long lastRowsClaimedTicks;
     private int sendFailures;
@@ -107,6 +112,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     {
         abortSends.Dispose();
         moreWork.Dispose();
+        claimGate.Dispose();
         base.Dispose();
     }
 
@@ -128,6 +134,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
 
         await Task.WhenAll(lanes).ConfigureAwait(false);
+        await ReleaseOutboxLeaseAsync().ConfigureAwait(false);
         Log.DispatcherStopped(logger, contextName);
     }
 
@@ -195,7 +202,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         {
             await using var scope = scopes.CreateAsyncScope();
             var context = scope.ServiceProvider.GetRequiredService<TContext>();
-            var store = new OutboxStore(context);
+            var store = new OutboxStore(context, owner);
             if (context.Database.ProviderName == OutboxClaimSql.Sqlite)
             {
                 // Wait inside SQLite (short sleeps) while the app holds the write lock, instead of taking SQLITE_BUSY
@@ -210,11 +217,11 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             }
 
             var leaseId = Guid.NewGuid();
-            var now = time.GetUtcNow().UtcDateTime;
-            var leaseEnd = now + options.LeaseDuration;
             var claimStarted = time.GetTimestamp();
             var claimSize = ClaimSize;
-            var rows = await store.ClaimAsync(leaseId, owner, now, leaseEnd, claimSize, stoppingToken, options.RetryMaxDelay).ConfigureAwait(false);
+            var (rows, leaseEnd) = store.ClaimsByReading
+                ? await ClaimByReadingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false)
+                : await ClaimByLeasingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false);
             limiter.RecordClaim(claimStarted);
             OutboxReachable();
             if (rows.Count == 0)
@@ -234,7 +241,25 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             }
 
             var cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero);
-            await cycle.RunAsync(rows, leaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
+            try
+            {
+                await cycle.RunAsync(rows, leaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Every row of the page is acknowledged, released or (on a failure) left pending by now: its users may be claimed again.
+                if (store.ClaimsByReading)
+                {
+                    lock (usersInFlight)
+                    {
+                        foreach (var row in rows)
+                        {
+                            usersInFlight.Remove(row.UserId);
+                        }
+                    }
+                }
+            }
+
             var wait = cycle.Result switch
             {
                 CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!),
@@ -247,6 +272,98 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         catch (Exception ex) when (IsDatabaseFailure(ex) && !stoppingToken.IsCancellationRequested)
         {
             return new LaneStep(OutboxFailed(ex), false);
+        }
+    }
+
+    private async Task<(List<ClaimedRow> Rows, DateTime LeaseEnd)> ClaimByLeasingAsync(OutboxStore store, Guid leaseId, int claimSize, CancellationToken stoppingToken)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        var leaseEnd = now + options.LeaseDuration;
+        return (await store.ClaimAsync(leaseId, owner, now, leaseEnd, claimSize, stoppingToken, options.RetryMaxDelay).ConfigureAwait(false), leaseEnd);
+    }
+
+    // SQLite: the outbox-wide lease (renewed once a quarter of it has passed, so most claims write nothing), then a read of
+    // rows whose users have no page in flight here. One lane claims at a time: a read claims nothing in the database.
+    private async Task<(List<ClaimedRow> Rows, DateTime LeaseEnd)> ClaimByReadingAsync(OutboxStore store, Guid leaseId, int claimSize, CancellationToken stoppingToken)
+    {
+        await claimGate.WaitAsync(stoppingToken).ConfigureAwait(false);
+        try
+        {
+            var now = time.GetUtcNow().UtcDateTime;
+            var left = outboxLeaseEnd - now;
+            if (left < options.LeaseDuration * 0.75 || left > options.LeaseDuration)
+            {
+                if (now < outboxLeaseRetryAt)
+                {
+                    return ([], now);
+                }
+
+                var end = now + options.LeaseDuration;
+                if (!await store.HoldLeaseAsync(now, end, stoppingToken).ConfigureAwait(false))
+                {
+                    outboxLeaseEnd = DateTime.MinValue;
+                    outboxLeaseRetryAt = now + options.PollInterval;
+                    if (!standingBy)
+                    {
+                        standingBy = true;
+                        Log.StandingBy(logger, contextName);
+                    }
+
+                    return ([], now);
+                }
+
+                if (standingBy)
+                {
+                    standingBy = false;
+                    Log.OutboxLeaseTaken(logger, contextName);
+                }
+
+                outboxLeaseEnd = end;
+            }
+
+            string[] inFlight;
+            lock (usersInFlight)
+            {
+                inFlight = [.. usersInFlight];
+            }
+
+            var rows = await store.ClaimAsync(leaseId, owner, now, outboxLeaseEnd, claimSize, stoppingToken, options.RetryMaxDelay, inFlight).ConfigureAwait(false);
+            lock (usersInFlight)
+            {
+                foreach (var row in rows)
+                {
+                    usersInFlight.Add(row.UserId);
+                }
+            }
+
+            return (rows, outboxLeaseEnd);
+        }
+        finally
+        {
+            claimGate.Release();
+        }
+    }
+
+    // A stopping dispatcher gives the outbox-wide lease back, so an instance beside it (or the next deploy) takes over at once.
+    private async Task ReleaseOutboxLeaseAsync()
+    {
+        if (outboxLeaseEnd == DateTime.MinValue)
+        {
+            return;
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), time);
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var store = new OutboxStore(scope.ServiceProvider.GetRequiredService<TContext>(), owner);
+            await store.ReleaseLeaseAsync(time.GetUtcNow().UtcDateTime, timeout.Token).ConfigureAwait(false);
+            outboxLeaseEnd = DateTime.MinValue;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The lease then ends by itself.
+            Log.OutboxLeaseReleaseFailed(logger, ex, contextName);
         }
     }
 

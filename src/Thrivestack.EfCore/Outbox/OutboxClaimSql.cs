@@ -4,7 +4,8 @@ using Microsoft.EntityFrameworkCore.Storage;
 namespace Thrivestack.EfCore.Outbox;
 
 /// <summary>
-/// The claim statements. Both take whole users in outbox order: a user qualifies only when their oldest pending
+/// The claim statement of PostgreSQL (SQLite claims by reading under an outbox-wide lease: <see cref="DispatcherLeaseSql"/>),
+/// and the conditions every claim shares. Claims take whole users in outbox order: a user qualifies only when their oldest pending
 /// row is claimable, so a user's rows are never in flight in two places and never overtake each other.
 /// Parameters: @p0 lease id, @p1 owner, @p2 lease end, @p3 now, @p4 row limit, @p5 retry horizon, @p6 lease horizon.
 /// </summary>
@@ -20,26 +21,13 @@ internal static class OutboxClaimSql
 
     private const string Claimable = "{0}.\"state\" = 0 AND ({0}.\"next_attempt_at\" <= @p3 OR {0}.\"next_attempt_at\" > @p5) AND ({0}.\"lease_expires_at\" IS NULL OR {0}.\"lease_expires_at\" <= @p3 OR {0}.\"lease_expires_at\" > @p6)";
 
-    private const string Returning = "\"id\" AS \"Id\", \"user_id\" AS \"UserId\", \"group_id\" AS \"GroupId\", \"kind\" AS \"Kind\", \"payload\" AS \"Payload\", \"attempts\" AS \"Attempts\"";
+    public const string Returning = "\"id\" AS \"Id\", \"user_id\" AS \"UserId\", \"group_id\" AS \"GroupId\", \"kind\" AS \"Kind\", \"payload\" AS \"Payload\", \"attempts\" AS \"Attempts\"";
 
     public static string? For(string? provider, OutboxTable table, ISqlGenerationHelper sql)
     {
         var t = sql.DelimitIdentifier(table.TableName, table.Schema);
         return provider switch
         {
-            // SQLite runs one writer at a time, so the statement is atomic: one pass over pending rows in id order,
-            // a row qualifies when no older pending row of its user is unclaimable (leased elsewhere or waiting for
-            // a retry). One index probe per row and no sort, where the heads form below needs two and a sort.
-            Sqlite => $$"""
-                UPDATE {{t}} SET "lease_id" = @p0, "lease_owner" = @p1, "lease_expires_at" = @p2
-                WHERE "id" IN (
-                  SELECT r."id" FROM {{t}} AS r
-                  WHERE {{Where("r")}}
-                    AND NOT EXISTS (SELECT 1 FROM {{t}} AS o WHERE o."state" = 0 AND o."user_id" = r."user_id" AND o."id" < r."id" AND NOT ({{Where("o")}}))
-                  ORDER BY r."id" LIMIT @p4)
-                RETURNING {{Returning}}
-                """,
-
             // SKIP LOCKED on each user's oldest row: a concurrent claimer skips the whole user instead of waiting.
             // The picked rows are locked with SKIP LOCKED too, and a user is taken only when all of its picked rows
             // could be locked: a row locked by someone else (an app transaction's FOR UPDATE on a row that is not
@@ -74,5 +62,5 @@ internal static class OutboxClaimSql
             ? $"SELECT COUNT(*), MIN(\"created_at\") FROM {sql.DelimitIdentifier(table.TableName, table.Schema)} WHERE \"state\" = 0"
             : null;
 
-    private static string Where(string alias) => string.Format(CultureInfo.InvariantCulture, Claimable, alias);
+    public static string Where(string alias) => string.Format(CultureInfo.InvariantCulture, Claimable, alias);
 }

@@ -1,8 +1,10 @@
 using System.Data.Common;
 using System.Globalization;
+using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Mapping;
 
@@ -13,7 +15,7 @@ namespace Thrivestack.EfCore.Outbox;
 /// transaction: no database transaction is ever open while a request is in flight. Every acknowledgement
 /// names the lease, so a dispatcher whose lease ran out cannot touch rows another one has claimed since.
 /// </summary>
-internal sealed class OutboxStore(DbContext context)
+internal sealed class OutboxStore(DbContext context, string? owner = null)
 {
     private const int CleanupBatch = 1000;
 
@@ -25,16 +27,55 @@ internal sealed class OutboxStore(DbContext context)
         {
             var table = ModelMap.For(c!.Model).RequireOutbox();
             var helper = c.GetService<ISqlGenerationHelper>();
-            return new OutboxSql(OutboxClaimSql.For(c.Database.ProviderName, table, helper), OutboxClaimSql.Statistics(c.Database.ProviderName, table, helper));
+            var coordination = c.Model.FindEntityType(typeof(BackfillCheckpoint));
+            var lease = c.Database.ProviderName == OutboxClaimSql.Sqlite
+                ? new DispatcherLeaseSql(table, coordination?.GetTableName(), coordination?.GetSchema(), helper)
+                : null;
+            return new OutboxSql(OutboxClaimSql.For(c.Database.ProviderName, table, helper), OutboxClaimSql.Statistics(c.Database.ProviderName, table, helper), lease);
         },
         context);
+
+    /// <summary>
+    /// Whether this outbox is claimed by reading under one outbox-wide lease (SQLite, see <see cref="DispatcherLeaseSql"/>)
+    /// rather than by writing a lease into each claimed row.
+    /// </summary>
+    public bool ClaimsByReading => Sql.Lease is not null;
+
+    /// <summary>
+    /// Takes or renews the outbox-wide lease until <paramref name="leaseEnd"/>; false while another dispatcher holds it.
+    /// A holder of this machine whose process no longer runs (killed, crashed) is taken over at once instead of waiting
+    /// for its lease to end.
+    /// </summary>
+    public async Task<bool> HoldLeaseAsync(DateTime now, DateTime leaseEnd, CancellationToken cancellationToken)
+    {
+        var sql = Sql.Lease!;
+        var horizon = leaseEnd + (3 * (leaseEnd - now));
+        object[] parameters = [sql.Key, Owner, now, leaseEnd, horizon];
+        if (await ExecuteScalarAsync(sql.Hold, parameters, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            return true;
+        }
+
+        var holder = await ExecuteScalarAsync(sql.Holder, [sql.Key], cancellationToken).ConfigureAwait(false);
+        return holder is not null && LeaseOwner.IsGone(holder)
+            && await ExecuteScalarAsync(sql.TakeOver, [.. parameters, holder], cancellationToken).ConfigureAwait(false) is not null;
+    }
+
+    /// <summary>Gives the outbox-wide lease up (a dispatcher stopping), so another instance takes over without waiting for its end; null when it was not ours.</summary>
+    public Task<string?> ReleaseLeaseAsync(DateTime now, CancellationToken cancellationToken)
+    {
+        var sql = Sql.Lease!;
+        return ExecuteScalarAsync(sql.Release, [sql.Key, Owner, now], cancellationToken);
+    }
+
+    private string Owner => owner ?? throw new InvalidOperationException("This outbox store was created without a lease owner.");
 
     /// <summary>
     /// Leases up to <paramref name="limit"/> rows of whole users. <paramref name="longestRetry"/> (RetryMaxDelay) bounds how far
     /// ahead a genuine next attempt can lie; a lease can lie at most one lease duration (<paramref name="leaseEnd"/> -
     /// <paramref name="now"/>) ahead. Anything further was written by a clock that has since stepped back, and counts as due.
     /// </summary>
-    public async Task<List<ClaimedRow>> ClaimAsync(Guid leaseId, string owner, DateTime now, DateTime leaseEnd, int limit, CancellationToken cancellationToken, TimeSpan? longestRetry = null)
+    public async Task<List<ClaimedRow>> ClaimAsync(Guid leaseId, string owner, DateTime now, DateTime leaseEnd, int limit, CancellationToken cancellationToken, TimeSpan? longestRetry = null, IReadOnlyCollection<string>? usersInFlight = null)
     {
         var lease = leaseEnd - now;
         var retryHorizon = now + (2 * (longestRetry ?? TimeSpan.FromMinutes(5)));
@@ -42,7 +83,12 @@ internal sealed class OutboxStore(DbContext context)
         // peer with a longer LeaseDuration (a configuration rolled out instance by instance) keeps its live lease.
         var leaseHorizon = leaseEnd + (3 * lease);
         List<ClaimedRow> rows;
-        if (Sql.Claim is { } sql)
+        if (Sql.Lease is { } outboxLease)
+        {
+            var inFlight = JsonSerializer.Serialize(usersInFlight ?? []);
+            rows = await ClaimDirectlyAsync(outboxLease.Claim, [leaseId, owner, leaseEnd, now, limit, retryHorizon, leaseHorizon, inFlight], cancellationToken).ConfigureAwait(false);
+        }
+        else if (Sql.Claim is { } sql)
         {
             rows = await ClaimDirectlyAsync(sql, [leaseId, owner, leaseEnd, now, limit, retryHorizon, leaseHorizon], cancellationToken).ConfigureAwait(false);
         }
@@ -90,7 +136,7 @@ internal sealed class OutboxStore(DbContext context)
 
     /// <summary>Gives rows back without spending an attempt (shutdown, auth pause, a user blocked by an older row).</summary>
     public Task<int> ReleaseAsync(IReadOnlyCollection<long> ids, Guid leaseId, CancellationToken cancellationToken) =>
-        Leased(ids, leaseId).ExecuteUpdateAsync(
+        ClaimsByReading ? Task.FromResult(ids.Count) : Leased(ids, leaseId).ExecuteUpdateAsync(
             s => s.SetProperty(r => r.LeaseId, (Guid?)null).SetProperty(r => r.LeaseExpiresAt, (DateTime?)null),
             cancellationToken);
 
@@ -149,10 +195,36 @@ internal sealed class OutboxStore(DbContext context)
 
     // One parameter for the whole id list (a JSON array on SQLite, an array on PostgreSQL): EF 10 would otherwise
     // expand it into one parameter per id, and a 1,000-parameter statement costs more to build and prepare.
+    // Under the outbox-wide lease, a row is ours while the lease is: the check and the write are one statement.
     private IQueryable<OutboxMessage> Leased(IReadOnlyCollection<long> ids, Guid leaseId)
     {
         var list = ids as long[] ?? ids.ToArray();
+        if (Sql.Lease is { } lease)
+        {
+            var key = lease.Key;
+            var holder = Owner;
+            return Rows.Where(r => EF.Parameter(list).Contains(r.Id) && context.Set<BackfillCheckpoint>()
+                .Any(c => c.Name == DispatcherLeaseSql.Name && c.Entity == key && c.LockOwner == holder));
+        }
+
         return Rows.Where(r => EF.Parameter(list).Contains(r.Id) && r.LeaseId == leaseId);
+    }
+
+    private async Task<string?> ExecuteScalarAsync(string sql, object[] parameters, CancellationToken cancellationToken)
+    {
+        string? value = null;
+        await ExecuteDirectlyAsync(
+            sql,
+            parameters,
+            async (reader, ct) =>
+            {
+                if (await reader.ReadAsync(ct).ConfigureAwait(false) && !await reader.IsDBNullAsync(0, ct).ConfigureAwait(false))
+                {
+                    value = reader.GetString(0);
+                }
+            },
+            cancellationToken).ConfigureAwait(false);
+        return value;
     }
 
     private async Task<List<ClaimedRow>> ClaimDirectlyAsync(string sql, object[] parameters, CancellationToken cancellationToken)

@@ -2,6 +2,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Testing;
@@ -126,6 +127,16 @@ internal sealed class DispatchHarness : IAsyncDisposable
             .SetProperty(m => m.LeaseId, Guid.NewGuid())
             .SetProperty(m => m.LeaseOwner, "killed-host")
             .SetProperty(m => m.LeaseExpiresAt, leaseExpiresAt));
+
+        // On SQLite a dispatcher holds the whole outbox (its rows carry no lease of their own): the killed one held it too.
+        if (context.Database.IsSqlite())
+        {
+            context.Add(new BackfillCheckpoint
+            {
+                Name = DispatcherLeaseSql.Name, Entity = "thrivestack_outbox", UpdatedAt = leaseExpiresAt, LockOwner = "killed-host", LockExpiresAt = leaseExpiresAt,
+            });
+            await context.SaveChangesAsync();
+        }
     }
 
     public async Task<List<OutboxMessage>> RowsAsync() => await OutboxReader.RowsAsync(Database);

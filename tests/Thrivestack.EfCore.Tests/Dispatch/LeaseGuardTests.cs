@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Tests.Infrastructure;
@@ -118,9 +119,14 @@ public sealed class LeaseGuardTests : IAsyncLifetime
             await using (var context = database.CreateContext())
             {
                 var now = clock.GetUtcNow().UtcDateTime;
+                // A row's own lease, or on SQLite the outbox-wide lease its dispatcher holds.
+                var outboxLease = await context.Set<BackfillCheckpoint>().AsNoTracking()
+                    .Where(c => c.Name == DispatcherLeaseSql.Name)
+                    .Select(c => c.LockExpiresAt)
+                    .FirstOrDefaultAsync(cancellationToken);
                 var leases = await context.Set<OutboxMessage>().AsNoTracking()
                     .Where(m => users.Contains(m.UserId))
-                    .Select(m => m.LeaseExpiresAt)
+                    .Select(m => m.LeaseExpiresAt ?? outboxLease)
                     .ToListAsync(cancellationToken);
                 lock (leaseLeftAtSend)
                 {

@@ -1,0 +1,69 @@
+using Microsoft.EntityFrameworkCore.Storage;
+
+namespace Thrivestack.EfCore.Outbox;
+
+/// <summary>
+/// SQLite's outbox-wide lease and its read-only claim. SQLite runs one writer at a time, so dispatchers sharing a file
+/// gain nothing from claiming rows side by side, while a claim that writes its lease into every row rewrites each row's
+/// page a second time (about a third of a drain's time). Instead one dispatcher per outbox holds a lease on the whole
+/// outbox, kept in a row of the coordination table (<c>thrivestack_backfill</c>, name <see cref="Name"/>, entity the outbox
+/// table), and claims by reading; its lanes keep their pages apart in memory.
+/// </summary>
+/// <remarks>
+/// Parameters of <see cref="Hold"/>: @p0 the outbox's key, @p1 owner, @p2 now, @p3 lease end, @p4 lease horizon (a lease
+/// ending after it was written by a clock that has since stepped back, and counts as expired).
+/// Parameters of <see cref="Claim"/>: as <see cref="OutboxClaimSql"/>'s (@p3 now, @p4 row limit, @p5 retry horizon,
+/// @p6 lease horizon) and @p7, a JSON array of the users whose pages are in flight in this process.
+/// </remarks>
+internal sealed class DispatcherLeaseSql
+{
+    /// <summary>The coordination row's name; backfill names cannot start with a parenthesis.</summary>
+    public const string Name = "(dispatcher)";
+
+    public DispatcherLeaseSql(OutboxTable outbox, string? coordinationTable, string? coordinationSchema, ISqlGenerationHelper sql)
+    {
+        var t = sql.DelimitIdentifier(outbox.TableName, outbox.Schema);
+        Key = outbox.Schema is null ? outbox.TableName : $"{outbox.Schema}.{outbox.TableName}";
+        var c = sql.DelimitIdentifier(coordinationTable ?? "thrivestack_backfill", coordinationSchema);
+        var row = $"\"name\" = '{Name}' AND \"entity\" = @p0";
+
+        // An upsert that takes the lease when it is free, ours, expired or impossible; RETURNING yields a row only then.
+        Hold = $$"""
+            INSERT INTO {{c}} ("name", "entity", "processed", "enqueued", "updated_at", "lock_owner", "lock_expires_at")
+            VALUES ('{{Name}}', @p0, 0, 0, @p2, @p1, @p3)
+            ON CONFLICT ("name", "entity") DO UPDATE SET "lock_owner" = excluded."lock_owner",
+              "lock_expires_at" = excluded."lock_expires_at", "updated_at" = excluded."updated_at"
+            WHERE "lock_owner" IS NULL OR "lock_owner" = excluded."lock_owner" OR "lock_expires_at" IS NULL
+              OR "lock_expires_at" <= @p2 OR "lock_expires_at" > @p4
+            RETURNING "lock_owner"
+            """;
+        Holder = $"SELECT \"lock_owner\" FROM {c} WHERE {row}";
+
+        // Taken from a holder known to be gone (a process of this machine that no longer runs): @p5 that holder.
+        TakeOver = $"UPDATE {c} SET \"lock_owner\" = @p1, \"lock_expires_at\" = @p3, \"updated_at\" = @p2 WHERE {row} AND \"lock_owner\" = @p5 RETURNING \"lock_owner\"";
+        Release = $"UPDATE {c} SET \"lock_owner\" = NULL, \"lock_expires_at\" = NULL, \"updated_at\" = @p2 WHERE {row} AND \"lock_owner\" = @p1 RETURNING \"entity\"";
+
+        // The claim reads: rows due, of users with nothing in flight here and no older row waiting (a retry, or a row
+        // leased by a dispatcher of an earlier version), in outbox order. Nothing is written.
+        Claim = $$"""
+            SELECT r.{{OutboxClaimSql.Returning}} FROM {{t}} AS r
+            WHERE {{OutboxClaimSql.Where("r")}}
+              AND r."user_id" NOT IN (SELECT "value" FROM json_each(@p7))
+              AND NOT EXISTS (SELECT 1 FROM {{t}} AS o WHERE o."state" = 0 AND o."user_id" = r."user_id" AND o."id" < r."id" AND NOT ({{OutboxClaimSql.Where("o")}}))
+            ORDER BY r."id" LIMIT @p4
+            """;
+    }
+
+    /// <summary>The coordination row's entity: the outbox table, so two outboxes in one file have two leases.</summary>
+    public string Key { get; }
+
+    public string Hold { get; }
+
+    public string Holder { get; }
+
+    public string TakeOver { get; }
+
+    public string Release { get; }
+
+    public string Claim { get; }
+}
