@@ -37,6 +37,7 @@ internal sealed class ConcurrencyLimiter
     private readonly TimeProvider time;
     private readonly LatencyTrend roundTrips = new(TimeSpan.FromMilliseconds(50));
     private readonly LatencyTrend claims = new(TimeSpan.FromMilliseconds(20));
+    private readonly LatencyTrend acknowledgements = new(TimeSpan.FromMilliseconds(20));
     private double limit = 1;
     private double slowStartThreshold;
     private int? refusedLevel;
@@ -72,8 +73,10 @@ internal sealed class ConcurrencyLimiter
     }
 
     /// <summary>
-    /// True while a request's round trip takes at least as long as a claim (or either is not measured yet): then more lanes
-    /// hide the wait. On a loopback or a fast network the database is the wait, and lanes beyond one add only contention.
+    /// True once a request's round trip takes at least twice as long as the database's part of a page, a claim and an
+    /// acknowledgement: then more lanes hide the wait. On a loopback or a fast network the database is the wait (on
+    /// SQLite, its one writer), and lanes beyond one add only contention. Twice, because the lanes' own contention for a
+    /// small machine's cores lengthens the round trips they measure; false until all three are measured.
     /// </summary>
     public bool NetworkIsTheWait
     {
@@ -81,7 +84,8 @@ internal sealed class ConcurrencyLimiter
         {
             lock (gate)
             {
-                return roundTrips.Recent == TimeSpan.Zero || claims.Recent == TimeSpan.Zero || roundTrips.Recent >= claims.Recent;
+                return roundTrips.Recent > TimeSpan.Zero && claims.Recent > TimeSpan.Zero && acknowledgements.Recent > TimeSpan.Zero
+                    && roundTrips.Recent >= 2 * (claims.Recent + acknowledgements.Recent);
             }
         }
     }
@@ -163,6 +167,16 @@ internal sealed class ConcurrencyLimiter
                 Decrease(new SendStart(startTimestamp, inFlight, sending, Allowed), limit * 0.9, refused: false);
                 WakeWaiters();
             }
+        }
+    }
+
+    /// <summary>Notes how long an acknowledgement that started at <paramref name="startTimestamp"/> took (see <see cref="NetworkIsTheWait"/>).</summary>
+    public void RecordAcknowledgement(long startTimestamp)
+    {
+        var elapsed = time.GetElapsedTime(startTimestamp);
+        lock (gate)
+        {
+            acknowledgements.AddAndCheckSlow(elapsed);
         }
     }
 

@@ -334,7 +334,9 @@ internal sealed class DispatchCycle(
     {
         await Task.Yield();
         var now = time.GetUtcNow().UtcDateTime;
+        var started = time.GetTimestamp();
         var acknowledged = await store.DeliveredAsync(ids, leaseId, now, options.DeliveredRetention > TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
+        limiter.RecordAcknowledgement(started);
         acknowledged = CheckLease(ids.Length, acknowledged, "delivered");
         Delivered += acknowledged;
         metrics.Delivered(acknowledged, contextName);

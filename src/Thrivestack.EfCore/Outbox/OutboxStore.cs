@@ -106,7 +106,9 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         ExecuteDirectlyAsync("PRAGMA busy_timeout = 5000;", [], static (_, _) => Task.CompletedTask, cancellationToken);
 
     public Task<int> DeliveredAsync(IReadOnlyCollection<long> ids, Guid leaseId, DateTime now, bool keep, CancellationToken cancellationToken) =>
-        keep
+        !keep && Sql.Lease is { } lease
+            ? ExecuteNonQueryAsync(lease.Delete, [JsonSerializer.Serialize(ids), lease.Key, Owner], cancellationToken)
+            : keep
             ? Leased(ids, leaseId).ExecuteUpdateAsync(
                 s => s.SetProperty(r => r.State, OutboxRowState.Delivered)
                     .SetProperty(r => r.DeliveredAt, now)
@@ -208,6 +210,17 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         }
 
         return Rows.Where(r => EF.Parameter(list).Contains(r.Id) && r.LeaseId == leaseId);
+    }
+
+    private async Task<int> ExecuteNonQueryAsync(string sql, object[] parameters, CancellationToken cancellationToken)
+    {
+        var changed = 0;
+        await ExecuteDirectlyAsync(sql, parameters, (reader, _) =>
+        {
+            changed = reader.RecordsAffected;
+            return Task.CompletedTask;
+        }, cancellationToken).ConfigureAwait(false);
+        return changed;
     }
 
     private async Task<string?> ExecuteScalarAsync(string sql, object[] parameters, CancellationToken cancellationToken)

@@ -199,17 +199,37 @@ public sealed class ConcurrencyLimiterTests
     public void NetworkIsTheWait_RoundTripsAgainstClaims_SaysWhetherMoreLanesHelp()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
-        Assert.True(limiter.NetworkIsTheWait);
+        Assert.False(limiter.NetworkIsTheWait);
 
-        // 100 ms round trips, 5 ms claims: lanes hide the network.
+        // 100 ms round trips, 5 ms claims and acknowledgements: lanes hide the network.
         Claim(limiter, TimeSpan.FromMilliseconds(5));
         RoundTrip1(limiter, SendFeedback.Success);
+        Acknowledge(limiter, TimeSpan.FromMilliseconds(5));
         Assert.True(limiter.NetworkIsTheWait);
 
         // A loopback: 1 ms round trips, 5 ms claims: the database is the wait.
         var loopback = new ConcurrencyLimiter(8, clock);
         Claim(loopback, TimeSpan.FromMilliseconds(5));
         RoundTrip1(loopback, SendFeedback.Success, TimeSpan.FromMilliseconds(1));
+        Acknowledge(loopback, TimeSpan.FromMilliseconds(1));
+        Assert.False(loopback.NetworkIsTheWait);
+    }
+
+    [Fact]
+    public void NetworkIsTheWait_AcknowledgementsLongerThanRoundTrips_False()
+    {
+        // A loopback with a cheap claim (SQLite reads it): 1 ms round trips, 0.5 ms claims, but 3 ms acknowledgements
+        // waiting for the one writer. The database is still the wait.
+        var limiter = new ConcurrencyLimiter(8, clock);
+        Claim(limiter, TimeSpan.FromMilliseconds(0.5));
+        RoundTrip1(limiter, SendFeedback.Success, TimeSpan.FromMilliseconds(10));
+        Acknowledge(limiter, TimeSpan.FromMilliseconds(0.5));
+        Assert.True(limiter.NetworkIsTheWait);
+
+        var loopback = new ConcurrencyLimiter(8, clock);
+        Claim(loopback, TimeSpan.FromMilliseconds(0.5));
+        RoundTrip1(loopback, SendFeedback.Success, TimeSpan.FromMilliseconds(1));
+        Acknowledge(loopback, TimeSpan.FromMilliseconds(3));
         Assert.False(loopback.NetworkIsTheWait);
     }
 
@@ -333,6 +353,13 @@ public sealed class ConcurrencyLimiterTests
         var started = clock.GetTimestamp();
         clock.Advance(duration);
         limiter.RecordClaim(started);
+    }
+
+    private void Acknowledge(ConcurrencyLimiter limiter, TimeSpan duration)
+    {
+        var started = clock.GetTimestamp();
+        clock.Advance(duration);
+        limiter.RecordAcknowledgement(started);
     }
 
     private static ConcurrencyLimiter.Slot Acquire(ConcurrencyLimiter limiter)
