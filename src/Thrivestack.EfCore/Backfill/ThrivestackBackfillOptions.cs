@@ -5,7 +5,8 @@ public sealed class ThrivestackBackfillOptions
 {
     /// <summary>
     /// The backfill's name: its checkpoint and its lock are kept under this name, so a run continues the last
-    /// run of the same name. The default value is <c>"default"</c>.
+    /// run of the same name. 1 to 200 characters, not starting with <c>(</c> (kept for the library's own rows of that
+    /// table). The default value is <c>"default"</c>.
     /// </summary>
     public string Name { get; set; } = "default";
 
@@ -44,9 +45,9 @@ public sealed class ThrivestackBackfillOptions
 
     internal void Validate()
     {
-        if (string.IsNullOrWhiteSpace(Name) || Name.Length > 200)
+        if (string.IsNullOrWhiteSpace(Name) || Name.Length > 200 || Name.StartsWith('('))
         {
-            throw new ArgumentException($"ThrivestackBackfillOptions.Name must be 1 to 200 characters; it is '{Name}'.", "options");
+            throw new ArgumentException($"ThrivestackBackfillOptions.Name must be 1 to 200 characters, not starting with '('; it is '{Name}'.", "options");
         }
 
         if (ChunkSize is < 1 or > 10_000)

@@ -136,4 +136,7 @@ internal static partial class Log
 
     [LoggerMessage(40, LogLevel.Debug, "Could not give back the outbox lease of {Context} while stopping; it ends by itself.")]
     public static partial void OutboxLeaseReleaseFailed(ILogger logger, Exception exception, string context);
+
+    [LoggerMessage(313, LogLevel.Error, "The table '{Table}' of {Context} does not exist: backfill cannot keep its checkpoints, and on SQLite the dispatcher cannot hold the outbox lease, so no event is sent. It comes with modelBuilder.AddThrivestackOutbox(). With migrations: dotnet ef migrations add AddThrivestackBackfill, then dotnet ef database update. With Database.EnsureCreated(): call Database.EnsureThrivestackOutboxCreated() after it.")]
+    public static partial void StartupCoordinationTableMissing(ILogger logger, string context, string table);
 }

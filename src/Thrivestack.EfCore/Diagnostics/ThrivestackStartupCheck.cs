@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Mapping;
@@ -154,6 +155,11 @@ internal sealed class ThrivestackStartupCheck(
             if (!await OutboxTableProbe.ExistsAsync(context, table, timeout.Token).ConfigureAwait(false))
             {
                 Log.StartupOutboxTableMissing(logger, registration.ContextType.Name, table.TableName);
+            }
+            else if (context.Model.FindEntityType(typeof(BackfillCheckpoint)) is { } coordination && coordination.GetTableName() is { } name
+                && !await OutboxTableProbe.ExistsAsync(context, name, coordination.GetSchema(), timeout.Token).ConfigureAwait(false))
+            {
+                Log.StartupCoordinationTableMissing(logger, registration.ContextType.Name, name);
             }
         }
         catch (Exception exception) when (exception is DbException or TimeoutException or InvalidOperationException

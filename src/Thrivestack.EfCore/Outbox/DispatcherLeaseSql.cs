@@ -43,8 +43,6 @@ internal sealed class DispatcherLeaseSql
         TakeOver = $"UPDATE {c} SET \"lock_owner\" = @p1, \"lock_expires_at\" = @p3, \"updated_at\" = @p2 WHERE {row} AND \"lock_owner\" = @p5 RETURNING \"lock_owner\"";
         Release = $"UPDATE {c} SET \"lock_owner\" = NULL, \"lock_expires_at\" = NULL, \"updated_at\" = @p2 WHERE {row} AND \"lock_owner\" = @p1 RETURNING \"entity\"";
 
-        Delete = $"DELETE FROM {t} WHERE \"id\" IN (SELECT \"value\" FROM json_each(@p0)) AND EXISTS (SELECT 1 FROM {c} WHERE \"name\" = '{Name}' AND \"entity\" = @p1 AND \"lock_owner\" = @p2)";
-
         // The claim reads: rows due, of users with nothing in flight here and no older row waiting (a retry, or a row
         // leased by a dispatcher of an earlier version), in outbox order. Nothing is written.
         Claim = $$"""
@@ -55,9 +53,6 @@ internal sealed class DispatcherLeaseSql
             ORDER BY r."id" LIMIT @p4
             """;
     }
-
-    /// <summary>Deletes delivered rows (@p0 a JSON array of ids) while the lease is @p2's (@p1 the outbox's key); the hot acknowledgement.</summary>
-    public string Delete { get; }
 
     /// <summary>The coordination row's entity: the outbox table, so two outboxes in one file have two leases.</summary>
     public string Key { get; }

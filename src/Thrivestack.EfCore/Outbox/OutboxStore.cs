@@ -106,9 +106,7 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         ExecuteDirectlyAsync("PRAGMA busy_timeout = 5000;", [], static (_, _) => Task.CompletedTask, cancellationToken);
 
     public Task<int> DeliveredAsync(IReadOnlyCollection<long> ids, Guid leaseId, DateTime now, bool keep, CancellationToken cancellationToken) =>
-        !keep && Sql.Lease is { } lease
-            ? ExecuteNonQueryAsync(lease.Delete, [JsonSerializer.Serialize(ids), lease.Key, Owner], cancellationToken)
-            : keep
+        keep
             ? Leased(ids, leaseId).ExecuteUpdateAsync(
                 s => s.SetProperty(r => r.State, OutboxRowState.Delivered)
                     .SetProperty(r => r.DeliveredAt, now)
@@ -212,17 +210,6 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         return Rows.Where(r => EF.Parameter(list).Contains(r.Id) && r.LeaseId == leaseId);
     }
 
-    private async Task<int> ExecuteNonQueryAsync(string sql, object[] parameters, CancellationToken cancellationToken)
-    {
-        var changed = 0;
-        await ExecuteDirectlyAsync(sql, parameters, (reader, _) =>
-        {
-            changed = reader.RecordsAffected;
-            return Task.CompletedTask;
-        }, cancellationToken).ConfigureAwait(false);
-        return changed;
-    }
-
     private async Task<string?> ExecuteScalarAsync(string sql, object[] parameters, CancellationToken cancellationToken)
     {
         string? value = null;
@@ -274,20 +261,9 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         await database.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var command = database.GetDbConnection().CreateCommand();
+            var command = CreateCommand(sql, parameters);
             await using (command.ConfigureAwait(false))
             {
-                command.CommandText = sql;
-                command.Transaction = database.CurrentTransaction?.GetDbTransaction();
-                var mappings = context.GetService<IRelationalTypeMappingSource>();
-                for (var i = 0; i < parameters.Length; i++)
-                {
-                    var value = parameters[i];
-                    var mapping = mappings.FindMapping(value.GetType())
-                        ?? throw new InvalidOperationException($"No type mapping for {value.GetType().Name}.");
-                    command.Parameters.Add(mapping.CreateParameter(command, "p" + i.ToString(CultureInfo.InvariantCulture), value));
-                }
-
                 var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {
@@ -299,6 +275,24 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         {
             await database.CloseConnectionAsync().ConfigureAwait(false);
         }
+    }
+
+    private DbCommand CreateCommand(string sql, object[] parameters)
+    {
+        var database = context.Database;
+        var command = database.GetDbConnection().CreateCommand();
+        command.CommandText = sql;
+        command.Transaction = database.CurrentTransaction?.GetDbTransaction();
+        var mappings = context.GetService<IRelationalTypeMappingSource>();
+        for (var i = 0; i < parameters.Length; i++)
+        {
+            var value = parameters[i];
+            var mapping = mappings.FindMapping(value.GetType())
+                ?? throw new InvalidOperationException($"No type mapping for {value.GetType().Name}.");
+            command.Parameters.Add(mapping.CreateParameter(command, "p" + i.ToString(CultureInfo.InvariantCulture), value));
+        }
+
+        return command;
     }
 
     // Other relational providers: a conditional update that only one claimer can win per row, then a read by lease.

@@ -5,16 +5,21 @@ using Microsoft.EntityFrameworkCore.Storage;
 
 namespace Thrivestack.EfCore.Outbox;
 
-/// <summary>Asks the database whether the outbox table exists, with the cheapest query each provider has.</summary>
+/// <summary>Asks the database whether the outbox table (or the coordination table beside it) exists, with the cheapest query each provider has.</summary>
 internal static class OutboxTableProbe
 {
-    public static bool Exists(DbContext context, OutboxTable table)
+    public static bool Exists(DbContext context, OutboxTable table) => Exists(context, table.TableName, table.Schema);
+
+    public static Task<bool> ExistsAsync(DbContext context, OutboxTable table, CancellationToken cancellationToken) =>
+        ExistsAsync(context, table.TableName, table.Schema, cancellationToken);
+
+    public static bool Exists(DbContext context, string table, string? schema)
     {
         var connection = context.GetService<IRelationalConnection>();
         var opened = connection.Open();
         try
         {
-            using var command = Build(context, connection, table, out var probing);
+            using var command = Build(context, connection, table, schema, out var probing);
             try
             {
                 var result = command.ExecuteScalar();
@@ -34,13 +39,13 @@ internal static class OutboxTableProbe
         }
     }
 
-    public static async Task<bool> ExistsAsync(DbContext context, OutboxTable table, CancellationToken cancellationToken)
+    public static async Task<bool> ExistsAsync(DbContext context, string table, string? schema, CancellationToken cancellationToken)
     {
         var connection = context.GetService<IRelationalConnection>();
         var opened = await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await using var command = Build(context, connection, table, out var probing);
+            await using var command = Build(context, connection, table, schema, out var probing);
             try
             {
                 var result = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
@@ -60,7 +65,7 @@ internal static class OutboxTableProbe
         }
     }
 
-    private static DbCommand Build(DbContext context, IRelationalConnection connection, OutboxTable table, out bool probing)
+    private static DbCommand Build(DbContext context, IRelationalConnection connection, string table, string? schema, out bool probing)
     {
         var sql = context.GetService<ISqlGenerationHelper>();
         var command = connection.DbConnection.CreateCommand();
@@ -70,17 +75,17 @@ internal static class OutboxTableProbe
         if (provider.Contains("Sqlite", StringComparison.Ordinal))
         {
             command.CommandText = $"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = {sql.GenerateParameterNamePlaceholder("name")}";
-            AddParameter(command, sql.GenerateParameterName("name"), table.TableName);
+            AddParameter(command, sql.GenerateParameterName("name"), table);
         }
         else if (provider.Contains("Npgsql", StringComparison.Ordinal))
         {
             command.CommandText = $"SELECT to_regclass({sql.GenerateParameterNamePlaceholder("name")}) IS NOT NULL";
-            AddParameter(command, sql.GenerateParameterName("name"), sql.DelimitIdentifier(table.TableName, table.Schema));
+            AddParameter(command, sql.GenerateParameterName("name"), sql.DelimitIdentifier(table, schema));
         }
         else
         {
             // Any other SQL database: a query that reads nothing fails exactly when the table is missing.
-            command.CommandText = $"SELECT 1 FROM {sql.DelimitIdentifier(table.TableName, table.Schema)} WHERE 1 = 0";
+            command.CommandText = $"SELECT 1 FROM {sql.DelimitIdentifier(table, schema)} WHERE 1 = 0";
             probing = true;
         }
 

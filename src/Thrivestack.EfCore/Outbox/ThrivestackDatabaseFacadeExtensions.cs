@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.EntityFrameworkCore.Migrations.Operations;
 using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
 
@@ -13,33 +14,35 @@ namespace Microsoft.EntityFrameworkCore;
 public static class ThrivestackDatabaseFacadeExtensions
 {
     /// <summary>
-    /// Creates the outbox table mapped by <c>modelBuilder.AddThrivestackOutbox()</c>, with its indexes, when it does
-    /// not exist yet. For applications that create their schema with <c>Database.EnsureCreated()</c>, which does
+    /// Creates the outbox table mapped by <c>modelBuilder.AddThrivestackOutbox()</c>, with its indexes, and the
+    /// <c>thrivestack_backfill</c> table beside it (backfill checkpoints; on SQLite also the dispatcher's outbox lease),
+    /// each when it does not exist yet. For applications that create their schema with <c>Database.EnsureCreated()</c>, which does
     /// nothing on a database that already has tables. Applications that use migrations get the table from
     /// <c>dotnet ef migrations add</c> instead. Safe to call at every start.
     /// </summary>
     /// <param name="database">The context's database facade, <c>context.Database</c>.</param>
-    /// <returns><see langword="true"/> when the table was created; <see langword="false"/> when it already existed.</returns>
+    /// <returns><see langword="true"/> when a table was created; <see langword="false"/> when both already existed.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="database"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">
     /// The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model, or the provider does not run SQL.
     /// </exception>
     public static bool EnsureThrivestackOutboxCreated(this DatabaseFacade database)
     {
-        var (context, table) = Resolve(database);
-        if (OutboxTableProbe.Exists(context, table))
+        var (context, tables) = Resolve(database);
+        var missing = tables.Where(t => !OutboxTableProbe.Exists(context, t.Name, t.Schema)).ToList();
+        if (missing.Count == 0)
         {
             return false;
         }
 
         try
         {
-            context.GetService<IMigrationCommandExecutor>().ExecuteNonQuery(Commands(context, table), context.GetService<IRelationalConnection>());
+            context.GetService<IMigrationCommandExecutor>().ExecuteNonQuery(Commands(context, missing), context.GetService<IRelationalConnection>());
             return true;
         }
-        catch (DbException) when (OutboxTableProbe.Exists(context, table))
+        catch (DbException) when (missing.All(t => OutboxTableProbe.Exists(context, t.Name, t.Schema)))
         {
-            // Another instance created it between the check and the CREATE.
+            // Another instance created them between the check and the CREATE.
             return false;
         }
     }
@@ -49,15 +52,24 @@ public static class ThrivestackDatabaseFacadeExtensions
     /// </summary>
     /// <param name="database">The context's database facade, <c>context.Database</c>.</param>
     /// <param name="cancellationToken">Cancels the check and the creation.</param>
-    /// <returns><see langword="true"/> when the table was created; <see langword="false"/> when it already existed.</returns>
+    /// <returns><see langword="true"/> when a table was created; <see langword="false"/> when both already existed.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="database"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">
     /// The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model, or the provider does not run SQL.
     /// </exception>
     public static async Task<bool> EnsureThrivestackOutboxCreatedAsync(this DatabaseFacade database, CancellationToken cancellationToken = default)
     {
-        var (context, table) = Resolve(database);
-        if (await OutboxTableProbe.ExistsAsync(context, table, cancellationToken).ConfigureAwait(false))
+        var (context, tables) = Resolve(database);
+        var missing = new List<(string Name, string? Schema)>();
+        foreach (var table in tables)
+        {
+            if (!await OutboxTableProbe.ExistsAsync(context, table.Name, table.Schema, cancellationToken).ConfigureAwait(false))
+            {
+                missing.Add(table);
+            }
+        }
+
+        if (missing.Count == 0)
         {
             return false;
         }
@@ -65,17 +77,18 @@ public static class ThrivestackDatabaseFacadeExtensions
         try
         {
             await context.GetService<IMigrationCommandExecutor>()
-                .ExecuteNonQueryAsync(Commands(context, table), context.GetService<IRelationalConnection>(), cancellationToken)
+                .ExecuteNonQueryAsync(Commands(context, missing), context.GetService<IRelationalConnection>(), cancellationToken)
                 .ConfigureAwait(false);
             return true;
         }
-        catch (DbException) when (OutboxTableProbe.Exists(context, table))
+        catch (DbException) when (missing.All(t => OutboxTableProbe.Exists(context, t.Name, t.Schema)))
         {
             return false;
         }
     }
 
-    private static (DbContext Context, OutboxTable Table) Resolve(DatabaseFacade database)
+    // The outbox and the coordination table beside it (backfill checkpoints, SQLite's outbox lease).
+    private static (DbContext Context, List<(string Name, string? Schema)> Tables) Resolve(DatabaseFacade database)
     {
         ArgumentNullException.ThrowIfNull(database);
         if (!database.IsRelational())
@@ -85,20 +98,27 @@ public static class ThrivestackDatabaseFacadeExtensions
         }
 
         var context = ((IDatabaseFacadeDependenciesAccessor)database).Context;
-        return (context, ModelMap.For(context.Model).RequireOutbox());
+        var outbox = ModelMap.For(context.Model).RequireOutbox();
+        var tables = new List<(string Name, string? Schema)> { (outbox.TableName, outbox.Schema) };
+        if (context.Model.FindEntityType(typeof(BackfillCheckpoint)) is { } coordination && coordination.GetTableName() is { } name)
+        {
+            tables.Add((name, coordination.GetSchema()));
+        }
+
+        return (context, tables);
     }
 
-    /// <summary>The statements <c>EnsureCreated</c> would run for the outbox alone: the same differ and SQL generator.</summary>
-    private static IReadOnlyList<MigrationCommand> Commands(DbContext context, OutboxTable table)
+    /// <summary>The statements <c>EnsureCreated</c> would run for these tables alone: the same differ and SQL generator.</summary>
+    private static IReadOnlyList<MigrationCommand> Commands(DbContext context, List<(string Name, string? Schema)> tables)
     {
         var model = context.GetService<IDesignTimeModel>().Model;
         var operations = context.GetService<IMigrationsModelDiffer>()
             .GetDifferences(null, model.GetRelationalModel())
             .Where(o => o switch
             {
-                EnsureSchemaOperation schema => schema.Name == table.Schema,
-                CreateTableOperation create => create.Name == table.TableName && create.Schema == table.Schema,
-                CreateIndexOperation index => index.Table == table.TableName && index.Schema == table.Schema,
+                EnsureSchemaOperation schema => tables.Any(t => t.Schema == schema.Name),
+                CreateTableOperation create => tables.Contains((create.Name, create.Schema)),
+                CreateIndexOperation index => tables.Contains((index.Table, index.Schema)),
                 _ => false,
             })
             .ToList();

@@ -410,6 +410,8 @@ public abstract class BackfillTests : IAsyncLifetime
 
         var tracked = await Assert.ThrowsAsync<InvalidOperationException>(() => context.BackfillThrivestackAsync());
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => NewContext().BackfillThrivestackAsync(new ThrivestackBackfillOptions { ChunkSize = 0 }));
+        var reserved = await Assert.ThrowsAsync<ArgumentException>(() => NewContext().BackfillThrivestackAsync(new ThrivestackBackfillOptions { Name = "(dispatcher)" }));
+        Assert.Contains("not starting with '('", reserved.Message, StringComparison.Ordinal);
 
         Assert.Contains("tracks no entities", tracked.Message, StringComparison.Ordinal);
     }

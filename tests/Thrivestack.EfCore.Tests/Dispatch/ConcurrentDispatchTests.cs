@@ -23,7 +23,8 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
     [Fact]
     public async Task Dispatcher_BacklogWithSlowAnswers_KeepsSeveralRequestsInFlight()
     {
-        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(50);
+        // Answers slow enough that the network, not the database, is the wait even on a loaded machine: lanes open only then.
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(100);
         await harness.EnqueueAsync(Enumerable.Range(0, 400).Select(i => ($"u{i}", (IReadOnlyDictionary<string, object?>?)null)));
         var probe = new InFlightProbe();
 
@@ -55,7 +56,7 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
     [Fact]
     public async Task Dispatcher_ManyUsersEditedWhileBatchesAreInFlightWithRandomDelays_KeepsEachUsersOrder()
     {
-        var delays = new RandomDelayHandler(seed: 7, maxMilliseconds: 40);
+        var delays = new RandomDelayHandler(seed: 7, maxMilliseconds: 150);
         var host = harness.BuildHost(
             o => o.MaxEventsPerBatch = 3,
             services: s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => delays));
@@ -86,7 +87,8 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
     public async Task Dispatcher_GatewayRefusesAFifthConcurrentRequest_SettlesUnderItAndGrowsAgainOnceItIsLifted()
     {
         var gateway = new GatewayHandler(limit: 4);
-        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(20);
+        // Answers slow enough that the network, not the database, is the wait even on a loaded machine: lanes open only then.
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(100);
         await harness.EnqueueAsync(Enumerable.Range(0, 800).Select(i => ($"g{i}", (IReadOnlyDictionary<string, object?>?)null)));
         var recorder = default(MeterRecorder);
         var host = harness.BuildHost(
@@ -247,7 +249,7 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
     public async Task Dispatcher_GatewayRefusesWhileOthersAreInFlight_SendsThoseRowsAgainUnchargedWithoutQuickRetries()
     {
         var gateway = new GatewayHandler(limit: 2);
-        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(20);
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(100);
         await harness.EnqueueAsync(Enumerable.Range(0, 600).Select(i => ($"q{i}", (IReadOnlyDictionary<string, object?>?)null)));
         var host = harness.BuildHost(
             o =>

@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Tests.Capture;
 using Thrivestack.EfCore.Tests.Infrastructure;
@@ -63,6 +64,20 @@ public abstract class OutboxCreationTests : IAsyncLifetime
         context.Accounts.Add(new Account { Id = "grace", Email = "grace@example.com" });
         context.SaveChanges();
         Assert.Equal("grace", Assert.Single(context.Set<OutboxMessage>().AsNoTracking().ToList()).UserId);
+    }
+
+    [Fact]
+    public async Task EnsureThrivestackOutboxCreatedAsync_OutboxFromBeforeTheBackfillTable_AddsTheBackfillTable()
+    {
+        await using var context = NewContext();
+        Assert.True(await context.Database.EnsureThrivestackOutboxCreatedAsync());
+
+        // A database whose outbox predates the coordination table (backfill checkpoints, SQLite's outbox lease).
+        await context.Database.ExecuteSqlRawAsync("DROP TABLE thrivestack_backfill");
+        Assert.True(await context.Database.EnsureThrivestackOutboxCreatedAsync());
+        Assert.False(await context.Database.EnsureThrivestackOutboxCreatedAsync());
+
+        Assert.Empty(await context.Set<BackfillCheckpoint>().ToListAsync());
     }
 
     [Fact]

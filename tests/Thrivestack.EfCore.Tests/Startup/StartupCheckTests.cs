@@ -82,6 +82,30 @@ public sealed class StartupCheckTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StartingAsync_BackfillTableMissing_LogsErrorNamingTheFixesAndStarts()
+    {
+        await database.CreateSchemaAsync();
+        await using (var connection = new SqliteConnection(database.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var drop = connection.CreateCommand();
+            drop.CommandText = "DROP TABLE thrivestack_backfill";
+            await drop.ExecuteNonQueryAsync();
+        }
+
+        using var host = BuildHost(s => AddTestContext(s, database.ConnectionString, interceptor: true));
+
+        await host.StartAsync();
+
+        var error = Assert.Single(logs.Lines, l => l.Is(313));
+        Assert.Equal(LogLevel.Error, error.Level);
+        Assert.Contains("thrivestack_backfill", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Database.EnsureThrivestackOutboxCreated()", error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, logs.Count(308));
+        await host.StopAsync();
+    }
+
+    [Fact]
     public async Task StartingAsync_ModelWithoutOutbox_LogsErrorNamingAddThrivestackOutbox()
     {
         using var host = BuildHost(s =>
