@@ -114,16 +114,18 @@ internal static class OutboxRowWriter
 
     private static string Parameter(InsertShape shape, DbCommand command, OutboxColumn column, object value, ref int count)
     {
-        var name = "p" + count.ToString(CultureInfo.InvariantCulture);
-        count++;
-        command.Parameters.Add(column.CreateParameter(command, shape.Sql.GenerateParameterName(name), value));
-        return shape.Sql.GenerateParameterNamePlaceholder(name);
+        var (name, placeholder) = shape.ParameterName(count++);
+        command.Parameters.Add(column.CreateParameter(command, name, value));
+        return placeholder;
     }
 
     /// <summary>What every INSERT into one outbox table shares: its column list, literals and the provider's limit.</summary>
     private sealed class InsertShape
     {
         private readonly string[] kindLiterals;
+
+        /// <summary>The names of parameters p0, p1, ... as bound and as written in the text; grown on demand, shared by every command.</summary>
+        private (string Name, string Placeholder)[] parameterNames = [];
 
         public InsertShape(DbContext context, OutboxTable table)
         {
@@ -168,6 +170,28 @@ internal static class OutboxRowWriter
         public OutboxColumn CreatedAt { get; }
 
         public string KindLiteral(OutboxEventKind kind) => kindLiterals[(int)kind];
+
+        public (string Name, string Placeholder) ParameterName(int index)
+        {
+            var known = parameterNames;
+            return index < known.Length ? known[index] : Grow(index);
+        }
+
+        private (string Name, string Placeholder) Grow(int index)
+        {
+            // Concurrent growers build equal arrays; whichever is kept serves everyone.
+            var known = parameterNames;
+            var grown = new (string, string)[Math.Max(index + 1, Math.Max(16, known.Length * 2))];
+            known.CopyTo(grown, 0);
+            for (var i = known.Length; i < grown.Length; i++)
+            {
+                var name = "p" + i.ToString(CultureInfo.InvariantCulture);
+                grown[i] = (Sql.GenerateParameterName(name), Sql.GenerateParameterNamePlaceholder(name));
+            }
+
+            parameterNames = grown;
+            return grown[index];
+        }
 
         private static OutboxColumn Column(OutboxTable table, string property) =>
             table.InsertColumns.Single(c => c.Property.Name == property);
