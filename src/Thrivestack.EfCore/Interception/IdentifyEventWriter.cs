@@ -70,7 +70,7 @@ internal sealed class IdentifyEventWriter
 
     /// <summary>
     /// ISO 8601 in UTC with microseconds and a <c>Z</c>. The round-trip format of a UTC time is culture-free and the
-    /// runtime's fast path (a custom pattern is parsed on every call: half of a one-user event's cost); it has seven
+    /// runtime's fast path (a custom pattern is parsed on every call: half the time of starting an event); it has seven
     /// fraction digits, and the seventh is cut as the custom pattern's <c>ffffff</c> did.
     /// </summary>
     private static void FormatTimestamp(DateTime utc, Span<byte> destination)

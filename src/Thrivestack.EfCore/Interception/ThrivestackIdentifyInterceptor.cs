@@ -16,7 +16,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 {
     private readonly ChangeDetectionPolicy detection;
 
-    /// <summary>Whether EF's internal services hold another transaction interceptor: -1 not known yet, 0 no, 1 yes.</summary>
+    /// <summary>Whether EF's internal services hold another interceptor that acts before commits: -1 not known yet, 0 no, 1 yes.</summary>
     private int injectedTransactionOthers = -1;
 
     public ThrivestackIdentifyInterceptor()
@@ -121,8 +121,8 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     }
 
     /// <summary>
-    /// Whether the rows' last INSERT may commit EF's transaction itself (one round trip instead of two, PostgreSQL):
-    /// only when no other interceptor acts before commits (<see cref="CommitInterception"/>): it would expect the transaction still open.
+    /// Whether the rows' last INSERT may commit EF's transaction itself (one round trip instead of two, PostgreSQL): only
+    /// when no other interceptor acts before commits (<see cref="CommitInterception"/>), as it expects the transaction open.
     /// </summary>
     private bool CommitsWithRows(DbContext context, SaveState state)
     {
