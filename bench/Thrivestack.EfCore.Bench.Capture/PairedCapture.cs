@@ -144,11 +144,14 @@ internal static partial class PairedCapture
             var parts = loop.Split(':');
             Console.WriteLine($"// pid {Environment.ProcessId}: looping {parts[0]} for {parts[1]} s");
             var end = Stopwatch.GetTimestamp() + (long)(double.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture) * Stopwatch.Frequency);
+            var calls = 0;
             while (Stopwatch.GetTimestamp() < end)
             {
                 measure(parts[0]);
+                calls++;
             }
 
+            Console.WriteLine($"// looped {parts[0]} {calls} times");
             return;
         }
 

@@ -52,18 +52,35 @@ internal static class CapturedRowWriter
         state.Mode = DeferredWrite.AtCommit;
     }
 
-    /// <summary>EF commits its own transaction of the save (<see cref="DeferredWrite.AtCommit"/>): the rows go in first.</summary>
-    public static void AtCommit(DbContext context, DbTransaction transaction, SaveState state)
+    /// <summary>
+    /// EF commits its own transaction of the save (<see cref="DeferredWrite.AtCommit"/>): the rows go in first. With
+    /// <paramref name="commit"/>, the last INSERT also commits where the provider can do both in one round trip; true
+    /// when it did, and EF's own COMMIT must then be suppressed.
+    /// </summary>
+    public static bool AtCommit(DbContext context, DbTransaction transaction, SaveState state, bool commit)
     {
         // Every attempt of a retrying execution strategy commits its own transaction: each one writes the rows.
-        OutboxRowWriter.Insert(context, OutboxOf(context), transaction, RowsToWrite(state));
+        var committed = commit
+            ? OutboxRowWriter.InsertAndCommit(context, OutboxOf(context), transaction, RowsToWrite(state))
+            : Insert(context, OutboxOf(context), transaction, RowsToWrite(state));
         state.Written = true;
+        return committed;
     }
 
-    public static async Task AtCommitAsync(DbContext context, DbTransaction transaction, SaveState state, CancellationToken cancellationToken)
+    public static async Task<bool> AtCommitAsync(DbContext context, DbTransaction transaction, SaveState state, bool commit, CancellationToken cancellationToken)
     {
-        await OutboxRowWriter.InsertAsync(context, OutboxOf(context), transaction, RowsToWrite(state), cancellationToken).ConfigureAwait(false);
+        var committed = false;
+        if (commit)
+        {
+            committed = await OutboxRowWriter.InsertAndCommitAsync(context, OutboxOf(context), transaction, RowsToWrite(state), cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await OutboxRowWriter.InsertAsync(context, OutboxOf(context), transaction, RowsToWrite(state), cancellationToken).ConfigureAwait(false);
+        }
+
         state.Written = true;
+        return committed;
     }
 
     /// <summary>The save went through: rows for the application's open transaction, or those no commit of EF's took.</summary>
@@ -114,6 +131,12 @@ internal static class CapturedRowWriter
 
         state.Rows = null;
         state.Mode = DeferredWrite.InSaveBatch;
+    }
+
+    private static bool Insert(DbContext context, OutboxTable table, DbTransaction transaction, List<OutboxMessage> rows)
+    {
+        OutboxRowWriter.Insert(context, table, transaction, rows);
+        return false;
     }
 
     private static OutboxTable OutboxOf(DbContext context) => ModelMap.For(context.Model).RequireOutbox();

@@ -22,12 +22,13 @@ internal sealed class OptionsFacts
 
     private int undispatchedWarned;
 
-    private OptionsFacts(IDbContextOptions options, TimeProvider clock, OutboxSignal? signal, bool configuresSaveInterceptor, ILoggerFactory? undispatchedLogs)
+    private OptionsFacts(IDbContextOptions options, TimeProvider clock, OutboxSignal? signal, bool configuresSaveInterceptor, bool configuresTransactionInterceptor, ILoggerFactory? undispatchedLogs)
     {
         Options = options;
         Clock = clock;
         Signal = signal;
         ConfiguresSaveInterceptor = configuresSaveInterceptor;
+        ConfiguresTransactionInterceptor = configuresTransactionInterceptor;
         UndispatchedLogs = undispatchedLogs;
     }
 
@@ -41,6 +42,9 @@ internal sealed class OptionsFacts
 
     /// <summary>A save interceptor was added with <c>AddInterceptors</c>; EF runs those after this library's.</summary>
     public bool ConfiguresSaveInterceptor { get; }
+
+    /// <summary>An interceptor added with <c>AddInterceptors</c> acts before commits (<see cref="CommitInterception"/>); EF runs those after this library's.</summary>
+    public bool ConfiguresTransactionInterceptor { get; }
 
     /// <summary>Set when the application's services register no dispatcher for this context type and the user did not say why.</summary>
     private ILoggerFactory? UndispatchedLogs { get; }
@@ -102,13 +106,14 @@ internal sealed class OptionsFacts
             ?? application?.GetService<TimeProvider>()
             ?? TimeProvider.System;
         var configures = core?.Interceptors?.Any(i => i is ISaveChangesInterceptor) == true;
+        var configuresTransaction = core?.Interceptors?.Any(CommitInterception.InterceptsCommitting) == true;
         ILoggerFactory? undispatched = null;
         if (application is not null && extension is { DispatchedElsewhere: false } && !IsDispatched(application, options))
         {
             undispatched = core?.LoggerFactory ?? application.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
         }
 
-        return new OptionsFacts(options, clock, application?.GetService<OutboxSignal>(), configures, undispatched);
+        return new OptionsFacts(options, clock, application?.GetService<OutboxSignal>(), configures, configuresTransaction, undispatched);
     }
 
     /// <summary>

@@ -1,5 +1,7 @@
 using System.Data.Common;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 
 namespace Thrivestack.EfCore.Interception;
 
@@ -13,6 +15,9 @@ namespace Thrivestack.EfCore.Interception;
 internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, IDbTransactionInterceptor
 {
     private readonly ChangeDetectionPolicy detection;
+
+    /// <summary>Whether EF's internal services hold another interceptor that acts before commits: -1 not known yet, 0 no, 1 yes.</summary>
+    private int injectedTransactionOthers = -1;
 
     public ThrivestackIdentifyInterceptor()
     {
@@ -95,9 +100,10 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     public InterceptionResult TransactionCommitting(DbTransaction transaction, TransactionEventData eventData, InterceptionResult result)
     {
-        if (eventData.Context is { } context && SaveLifecycle.Active(context) is { Mode: DeferredWrite.AtCommit } state)
+        if (eventData.Context is { } context && !result.IsSuppressed && SaveLifecycle.Active(context) is { Mode: DeferredWrite.AtCommit } state
+            && CapturedRowWriter.AtCommit(context, transaction, state, CommitsWithRows(context, state)))
         {
-            CapturedRowWriter.AtCommit(context, transaction, state);
+            return InterceptionResult.Suppress();
         }
 
         return result;
@@ -105,12 +111,38 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     public async ValueTask<InterceptionResult> TransactionCommittingAsync(DbTransaction transaction, TransactionEventData eventData, InterceptionResult result, CancellationToken cancellationToken = default)
     {
-        if (eventData.Context is { } context && SaveLifecycle.Active(context) is { Mode: DeferredWrite.AtCommit } state)
+        if (eventData.Context is { } context && !result.IsSuppressed && SaveLifecycle.Active(context) is { Mode: DeferredWrite.AtCommit } state
+            && await CapturedRowWriter.AtCommitAsync(context, transaction, state, CommitsWithRows(context, state), cancellationToken).ConfigureAwait(false))
         {
-            await CapturedRowWriter.AtCommitAsync(context, transaction, state, cancellationToken).ConfigureAwait(false);
+            return InterceptionResult.Suppress();
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// Whether the rows' last INSERT may commit EF's transaction itself (one round trip instead of two, PostgreSQL): only
+    /// when no other interceptor acts before commits (<see cref="CommitInterception"/>), as it expects the transaction open.
+    /// </summary>
+    private bool CommitsWithRows(DbContext context, SaveState state)
+    {
+        if (OptionsFacts.Of(context, state).ConfiguresTransactionInterceptor)
+        {
+            return false;
+        }
+
+        if (injectedTransactionOthers < 0)
+        {
+            var others = false;
+            foreach (var interceptor in context.GetService<IEnumerable<IInterceptor>>())
+            {
+                others |= !ReferenceEquals(interceptor, this) && CommitInterception.InterceptsCommitting(interceptor);
+            }
+
+            injectedTransactionOthers = others ? 1 : 0;
+        }
+
+        return injectedTransactionOthers == 0;
     }
 
     public void TransactionCommitted(DbTransaction transaction, TransactionEndEventData eventData) => CommitNudge.Committed(eventData.Context);

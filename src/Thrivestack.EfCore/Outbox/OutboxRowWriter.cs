@@ -44,7 +44,42 @@ internal static class OutboxRowWriter
         }
     }
 
-    public static async Task InsertAsync(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows, CancellationToken cancellationToken)
+    public static async Task InsertAsync(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows, CancellationToken cancellationToken) =>
+        await InsertAsync(context, table, transaction, rows, commit: false, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Inserts the rows and, where the provider runs a multi-statement command as one round trip whose later statements
+    /// are skipped once one fails (PostgreSQL), commits the transaction in the last command: the rows and the COMMIT
+    /// travel together instead of costing a round trip each. True when it committed; false when the commit is left to
+    /// the caller (other providers, or no rows).
+    /// </summary>
+    public static bool InsertAndCommit(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows)
+    {
+        var shape = ShapeOf(context, table);
+        var commit = shape.CommitInBatch && rows.Count > 0;
+        for (var start = 0; start < rows.Count;)
+        {
+            using var command = Build(shape, shape.MaxParameters, transaction, rows, ref start);
+            if (commit && start == rows.Count)
+            {
+                command.CommandText += shape.CommitStatement;
+            }
+
+            command.ExecuteNonQuery();
+        }
+
+        return commit;
+    }
+
+    /// <inheritdoc cref="InsertAndCommit"/>
+    public static async Task<bool> InsertAndCommitAsync(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows, CancellationToken cancellationToken)
+    {
+        var commit = ShapeOf(context, table).CommitInBatch && rows.Count > 0;
+        await InsertAsync(context, table, transaction, rows, commit, cancellationToken).ConfigureAwait(false);
+        return commit;
+    }
+
+    private static async Task InsertAsync(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows, bool commit, CancellationToken cancellationToken)
     {
         var shape = ShapeOf(context, table);
         for (var start = 0; start < rows.Count;)
@@ -52,6 +87,11 @@ internal static class OutboxRowWriter
             var command = Build(shape, shape.MaxParameters, transaction, rows, ref start);
             await using (command.ConfigureAwait(false))
             {
+                if (commit && start == rows.Count)
+                {
+                    command.CommandText += shape.CommitStatement;
+                }
+
                 await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
         }
@@ -114,10 +154,9 @@ internal static class OutboxRowWriter
 
     private static string Parameter(InsertShape shape, DbCommand command, OutboxColumn column, object value, ref int count)
     {
-        var name = "p" + count.ToString(CultureInfo.InvariantCulture);
-        count++;
-        command.Parameters.Add(column.CreateParameter(command, shape.Sql.GenerateParameterName(name), value));
-        return shape.Sql.GenerateParameterNamePlaceholder(name);
+        var (name, placeholder) = shape.ParameterName(count++);
+        command.Parameters.Add(column.CreateParameter(command, name, value));
+        return placeholder;
     }
 
     /// <summary>What every INSERT into one outbox table shares: its column list, literals and the provider's limit.</summary>
@@ -125,12 +164,18 @@ internal static class OutboxRowWriter
     {
         private readonly string[] kindLiterals;
 
+        /// <summary>The names of parameters p0, p1, ... as bound and as written in the text; grown on demand, shared by every command.</summary>
+        private (string Name, string Placeholder)[] parameterNames = [];
+
         public InsertShape(DbContext context, OutboxTable table)
         {
             Sql = context.GetService<ISqlGenerationHelper>();
             var provider = context.GetService<IDatabaseProvider>().Name;
             MaxParameters = OutboxRowWriter.MaxParameters(provider);
             MaxRows = provider == "Microsoft.EntityFrameworkCore.Sqlite" ? MaxRowsPerSqliteCommand : MaxRowsPerCommand;
+            // Npgsql sends a command's statements with one Sync: the server skips the COMMIT when the INSERT fails.
+            CommitInBatch = provider == "Npgsql.EntityFrameworkCore.PostgreSQL";
+            CommitStatement = ";" + Environment.NewLine + "COMMIT";
             UserId = Column(table, nameof(OutboxMessage.UserId));
             GroupId = Column(table, nameof(OutboxMessage.GroupId));
             Payload = Column(table, nameof(OutboxMessage.Payload));
@@ -154,6 +199,11 @@ internal static class OutboxRowWriter
 
         public int MaxRows { get; }
 
+        /// <summary>A COMMIT can end the last INSERT's command (<see cref="InsertAndCommit"/>).</summary>
+        public bool CommitInBatch { get; }
+
+        public string CommitStatement { get; }
+
         public string Prefix { get; }
 
         /// <summary>The state and attempts of a new row, and the closing parenthesis.</summary>
@@ -168,6 +218,28 @@ internal static class OutboxRowWriter
         public OutboxColumn CreatedAt { get; }
 
         public string KindLiteral(OutboxEventKind kind) => kindLiterals[(int)kind];
+
+        public (string Name, string Placeholder) ParameterName(int index)
+        {
+            var known = parameterNames;
+            return index < known.Length ? known[index] : Grow(index);
+        }
+
+        private (string Name, string Placeholder) Grow(int index)
+        {
+            // Concurrent growers build equal arrays; whichever is kept serves everyone.
+            var known = parameterNames;
+            var grown = new (string, string)[Math.Max(index + 1, Math.Max(16, known.Length * 2))];
+            known.CopyTo(grown, 0);
+            for (var i = known.Length; i < grown.Length; i++)
+            {
+                var name = "p" + i.ToString(CultureInfo.InvariantCulture);
+                grown[i] = (Sql.GenerateParameterName(name), Sql.GenerateParameterNamePlaceholder(name));
+            }
+
+            parameterNames = grown;
+            return grown[index];
+        }
 
         private static OutboxColumn Column(OutboxTable table, string property) =>
             table.InsertColumns.Single(c => c.Property.Name == property);

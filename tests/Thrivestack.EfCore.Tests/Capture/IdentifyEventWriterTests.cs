@@ -36,4 +36,20 @@ public sealed class IdentifyEventWriterTests
         Assert.Equal(36, traits.GetProperty("age").GetInt32());
         Assert.False(traits.TryGetProperty("score", out _));
     }
+
+    [Fact]
+    public void Start_AnotherTimestampOnTheSameThread_WritesEachEventsOwnTimestamp()
+    {
+        var later = Now.AddTicks(1_234_567);
+        var first = IdentifyEventWriter.Start("u1", Now).Finish("u1", null, Now, OutboxEventKind.UserTraits);
+        var second = IdentifyEventWriter.Start("u1", later).Finish("u1", null, later, OutboxEventKind.UserTraits);
+        var again = IdentifyEventWriter.Start("u1", Now).Finish("u1", null, Now, OutboxEventKind.UserTraits);
+
+        Assert.Equal("2026-11-30T12:00:00.000000Z", Timestamp(first));
+        Assert.Equal("2026-11-30T12:00:00.123456Z", Timestamp(second));
+        Assert.Equal("2026-11-30T12:00:00.000000Z", Timestamp(again));
+    }
+
+    private static string? Timestamp(OutboxMessage message) =>
+        JsonDocument.Parse(message.Payload).RootElement.GetProperty("timestamp").GetString();
 }

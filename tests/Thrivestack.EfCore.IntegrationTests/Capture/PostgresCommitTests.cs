@@ -1,0 +1,135 @@
+using System.Data.Common;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Npgsql;
+using Thrivestack.EfCore.IntegrationTests.Infrastructure;
+using Thrivestack.EfCore.Tests.Infrastructure;
+
+namespace Thrivestack.EfCore.IntegrationTests.Capture;
+
+/// <summary>
+/// On PostgreSQL the outbox rows of a save in EF's own transaction travel with its COMMIT: a one-user save costs the
+/// round trips of the same save in a transaction, not one more; an interceptor of the application that acts before
+/// commits still finds the transaction open.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
+{
+    private PostgresTestDatabase database = null!;
+
+    public async Task InitializeAsync()
+    {
+        database = await PostgresTestDatabase.CreateAsync(server);
+        await database.CreateSchemaAsync();
+    }
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SaveChanges_OneNewUser_CostsTheRoundTripsOfTheSameSaveInEfsTransaction(bool async)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(database.ConnectionString);
+        await using var counter = new PostgresRoundTripCounter(builder.Host!, builder.Port);
+        builder.Host = PostgresServer.LocalHost;
+        builder.Port = counter.Port;
+        builder.SslMode = SslMode.Disable;
+        builder.ApplicationName = "round-trips";
+        var relayed = builder.ConnectionString;
+
+        var withoutOutbox = new DbContextOptionsBuilder<TestDbContext>().UseNpgsql(relayed).Options;
+        var withOutbox = new DbContextOptionsBuilder<TestDbContext>().UseNpgsql(relayed).AddThrivestackIdentifyInterceptor().Options;
+        var baseline = await RoundTripsOfSave(counter, withoutOutbox, async, inTransaction: true);
+        var captured = await RoundTripsOfSave(counter, withOutbox, async, inTransaction: false);
+
+        Assert.Equal(baseline, captured);
+        Assert.Single(await OutboxReader.RowsAsync(database));
+        await using var check = database.CreateContext();
+        Assert.Equal(2, await check.Users.CountAsync());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SaveChanges_AppInterceptorActsBeforeCommit_FindsTheTransactionOpenAndTheRowsInIt(bool async)
+    {
+        var atCommit = new OutboxRowsAtCommit();
+        var builder = new DbContextOptionsBuilder<TestDbContext>();
+        database.Configure(builder);
+        await using (var context = new TestDbContext(builder.AddThrivestackIdentifyInterceptor().AddInterceptors(atCommit).Options))
+        {
+            context.Users.Add(NewUser());
+            if (async)
+            {
+                await context.SaveChangesAsync();
+            }
+            else
+            {
+                context.SaveChanges();
+            }
+        }
+
+        Assert.Equal((1L, true), atCommit.Seen);
+        Assert.Single(await OutboxReader.RowsAsync(database));
+    }
+
+    private static async Task<int> RoundTripsOfSave(PostgresRoundTripCounter counter, DbContextOptions<TestDbContext> options, bool async, bool inTransaction)
+    {
+        // The first use opens the pooled connection; only the save of a context that opens it again is counted.
+        await using (var warm = new TestDbContext(options))
+        {
+            await warm.Users.AnyAsync();
+        }
+
+        await using var context = new TestDbContext(options);
+        if (inTransaction)
+        {
+            context.Database.AutoTransactionBehavior = AutoTransactionBehavior.Always;
+        }
+
+        context.Users.Add(NewUser());
+        var before = counter.ReadyForQuery;
+        if (async)
+        {
+            await context.SaveChangesAsync();
+        }
+        else
+        {
+            context.SaveChanges();
+        }
+
+        return counter.ReadyForQuery - before;
+    }
+
+    private static AppUser NewUser() => new() { Id = Guid.NewGuid(), Email = $"{Guid.NewGuid():N}@example.com", FirstName = "Ada" };
+
+    /// <summary>An application's interceptor that reads, inside the transaction about to commit, the outbox rows it holds.</summary>
+    private sealed class OutboxRowsAtCommit : DbTransactionInterceptor
+    {
+        /// <summary>The outbox rows the interceptor saw, and whether its statement ran in a transaction that has written.</summary>
+        public (long Rows, bool InWritingTransaction)? Seen { get; private set; }
+
+        public override InterceptionResult TransactionCommitting(DbTransaction transaction, TransactionEventData eventData, InterceptionResult result)
+        {
+            Seen = Count(transaction);
+            return result;
+        }
+
+        public override ValueTask<InterceptionResult> TransactionCommittingAsync(DbTransaction transaction, TransactionEventData eventData, InterceptionResult result, CancellationToken cancellationToken = default)
+        {
+            Seen = Count(transaction);
+            return ValueTask.FromResult(result);
+        }
+
+        private static (long, bool) Count(DbTransaction transaction)
+        {
+            using var command = transaction.Connection!.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = "SELECT count(*), txid_current_if_assigned() IS NOT NULL FROM thrivestack_outbox";
+            using var reader = command.ExecuteReader();
+            reader.Read();
+            return (reader.GetInt64(0), reader.GetBoolean(1));
+        }
+    }
+}
