@@ -52,6 +52,50 @@ public sealed class DispatcherMisconfiguredTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task Dispatcher_EndpointAnswers404RightAfterADelivery_PausesWithoutSpendingAnAttempt()
+    {
+        Volatile.Write(ref wrong, 0);
+        gateway.Intercept = _ => Volatile.Read(ref wrong) == 1 ? new LoopbackGateway.Answer(404, "<html><body>Not Found</body></html>") : null;
+        var step = TimeSpan.FromMilliseconds(200);
+        var clock = new WatchedClock();
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(step, stopClock.Token);
+        try
+        {
+            var host = await harness.StartHostAsync(
+                o =>
+                {
+                    o.Endpoint = gateway.Endpoint;
+                    o.MaxRequestRetries = 0;
+                    o.PollInterval = step;
+                    o.RetryMaxDelay = step;
+                    o.LeaseDuration = TimeSpan.FromHours(1);
+                    o.RequestTimeout = TimeSpan.FromMinutes(10);
+                },
+                clock);
+            await DispatchHarness.SaveUsersAsync(host, 1, "before");
+            await harness.StandIn.WaitForEventsAsync(1, Deadline);
+
+            // The last request went through, yet a wrong endpoint is never the event's fault.
+            Volatile.Write(ref wrong, 1);
+            await DispatchHarness.SaveUsersAsync(host, 1, "after");
+            await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(31)), Deadline);
+            var row = Assert.Single(await harness.RowsAsync());
+            Assert.Equal(OutboxRowState.Pending, row.State);
+            Assert.Equal(0, row.Attempts);
+
+            Volatile.Write(ref wrong, 0);
+            await harness.StandIn.WaitForEventsAsync(2, Deadline);
+            await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+        }
+        finally
+        {
+            await stopClock.CancelAsync();
+            await driving;
+        }
+    }
+
     private async Task PausesAndResumesAsync(Uri endpoint, TimeProvider clock, TimeSpan step)
     {
         var host = harness.BuildHost(
