@@ -23,6 +23,12 @@ public abstract class BackfillTests : IAsyncLifetime
 
     private DispatchHarness harness = null!;
 
+    /// <summary>
+    /// Whether a chunk reads its users before it takes its lock (SQLite: an edit can commit, and be delivered, between the
+    /// read and the insert), or under it (PostgreSQL: an edit during the read waits for the chunk).
+    /// </summary>
+    protected virtual bool ChunkReadsBeforeItsLock => false;
+
     public async Task InitializeAsync()
     {
         harness = await DispatchHarness.StartAsync(await CreateDatabaseAsync());
@@ -198,44 +204,14 @@ public abstract class BackfillTests : IAsyncLifetime
     {
         var seed = await SeedAsync(appUsers: 0, numberedUsers: 24, guests: 0, teamMembers: 0);
         await harness.StartHostAsync();
-        using var stop = new CancellationTokenSource();
-        using var edited = new SemaphoreSlim(0);
-        var edits = 0;
-        var writer = Task.Run(async () =>
-        {
-            var random = new Random(20261130);
-            while (!stop.IsCancellationRequested)
-            {
-                await using var context = harness.Database.CreateContext();
-                var id = seed.NumberedIds[random.Next(seed.NumberedIds.Count)];
-                var user = await context.NumberedUsers.SingleAsync(u => u.Id == id);
-                user.Email = $"edit{edits + 1}-{id}@example.com";
-                await context.SaveChangesAsync();
-                Interlocked.Increment(ref edits);
-                edited.Release();
-            }
-        });
+        var edits = new EditInEveryChunk(harness, seed.NumberedIds, ChunkReadsBeforeItsLock);
 
-        // Between two chunks at least one edit commits, so edits and chunks interleave on every run.
-        await WaitUntilAsync(() => Volatile.Read(ref edits) > 0);
-        var editsBefore = Volatile.Read(ref edits);
-        var result = await RunAsync(
-            new ThrivestackBackfillOptions { ChunkSize = 3 },
-            new SyncProgress(_ =>
-            {
-                // Blocks the backfill (not spinning beside the writer) until the writer's next edit has committed.
-                var seen = Volatile.Read(ref edits);
-                while (Volatile.Read(ref edits) <= seen)
-                {
-                    Assert.True(edited.Wait(Deadline), "The writer made no edit before the deadline.");
-                }
-            }));
-        var editsDuringBackfill = Volatile.Read(ref edits) - editsBefore;
-        stop.Cancel();
-        await writer.WaitAsync(Deadline);
+        var result = await RunWithAsync(edits, new ThrivestackBackfillOptions { ChunkSize = 3 }, new SyncProgress(_ => { }));
+        await edits.AllSavedAsync().WaitAsync(Deadline);
 
+        // Eight chunks of three users, each with one of its users edited while it was read.
         Assert.True(result.Completed);
-        Assert.True(editsDuringBackfill >= 7, $"{editsDuringBackfill} edits during the backfill");
+        Assert.Equal(8, edits.Edited.Count);
         await harness.WaitForOutboxAsync(rows => rows.All(r => r.State != OutboxRowState.Pending), Deadline);
         await using var check = PlainContext();
         foreach (var user in await check.NumberedUsers.AsNoTracking().ToListAsync())
@@ -244,6 +220,11 @@ public abstract class BackfillTests : IAsyncLifetime
             Assert.NotEmpty(received);
             Assert.Equal(user.Email, received[^1].Traits!.Value.GetProperty("email").GetString());
         }
+
+        Assert.All(edits.Edited, id => Assert.StartsWith(
+            "edited-",
+            harness.StandIn.EventsFor(id.ToString(CultureInfo.InvariantCulture)).Last(e => e.GroupId is null).Traits!.Value.GetProperty("email").GetString(),
+            StringComparison.Ordinal));
     }
 
     [Fact]
@@ -625,6 +606,92 @@ public abstract class BackfillTests : IAsyncLifetime
             }
 
             return base.NonQueryExecutingAsync(command, eventData, result, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Holds every chunk between its read of numbered users and its insert: right after the read, another connection
+    /// edits the first user after the chunk's keyset position (a user the chunk has just read), and the chunk goes on
+    /// only once that edit's event has reached the stand-in (reads before the lock) or the edit is under way (reads under
+    /// the lock, which its event then waits for). A chunk that kept what it read would then deliver its older copy of the user last. A second
+    /// read of the same position (the chunk reading again under its lock) edits nothing.
+    /// </summary>
+    private sealed class EditInEveryChunk(DispatchHarness harness, List<int> ids, bool chunkReadsBeforeItsLock) : DbCommandInterceptor
+    {
+        private readonly List<int> order = [.. ids.Order()];
+        private readonly List<Task> saves = [];
+
+        public List<int> Edited { get; } = [];
+
+        public Task AllSavedAsync() => Task.WhenAll(saves);
+
+        public override async ValueTask<DbDataReader> ReaderExecutedAsync(
+            DbCommand command, CommandExecutedEventData eventData, DbDataReader result, CancellationToken cancellationToken = default)
+        {
+            if (!command.CommandText.Contains("SELECT * FROM \"NumberedUsers\"", StringComparison.Ordinal))
+            {
+                return result;
+            }
+
+            var position = command.Parameters.Cast<DbParameter>().FirstOrDefault(p => p.ParameterName.Contains("backfill_key0", StringComparison.Ordinal));
+            var after = position is null ? int.MinValue : Convert.ToInt32(position.Value, CultureInfo.InvariantCulture);
+            var target = order.FirstOrDefault(id => id > after);
+            if (target == 0 || Edited.Contains(target))
+            {
+                return result;
+            }
+
+            Edited.Add(target);
+            var email = $"edited-{target}@example.com";
+            var issued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            saves.Add(Task.Run(async () =>
+            {
+                var options = new DbContextOptionsBuilder<TestDbContext>(harness.Database.Options()).AddInterceptors(new UserUpdateIssued(issued)).Options;
+                await using var context = new TestDbContext(options);
+                var user = await context.NumberedUsers.SingleAsync(u => u.Id == target);
+                user.Email = email;
+                await context.SaveChangesAsync();
+            }));
+
+            if (chunkReadsBeforeItsLock)
+            {
+                await harness.StandIn.WaitUntilAsync(
+                    s => s.EventsFor(target.ToString(CultureInfo.InvariantCulture)).Any(e => e.GroupId is null && e.Traits?.GetProperty("email").GetString() == email),
+                    Deadline,
+                    cancellationToken);
+            }
+            else
+            {
+                await issued.Task.WaitAsync(Deadline, cancellationToken);
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>Tells when a save has issued its update of a numbered user (its outbox write follows, and may wait for a lock).</summary>
+    private sealed class UserUpdateIssued(TaskCompletionSource issued) : DbCommandInterceptor
+    {
+        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
+            DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+        {
+            Note(command);
+            return base.ReaderExecutingAsync(command, eventData, result, cancellationToken);
+        }
+
+        public override ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
+            DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            Note(command);
+            return base.NonQueryExecutingAsync(command, eventData, result, cancellationToken);
+        }
+
+        private void Note(DbCommand command)
+        {
+            if (command.CommandText.Contains("UPDATE \"NumberedUsers\"", StringComparison.Ordinal))
+            {
+                issued.TrySetResult();
+            }
         }
     }
 

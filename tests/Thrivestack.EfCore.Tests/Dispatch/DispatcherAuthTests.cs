@@ -130,6 +130,38 @@ public sealed class DispatcherAuthTests
     }
 
     [Fact]
+    public async Task Dispatcher_TokenRefusedRightAfterADelivery_PausesWithoutSpendingAnAttempt()
+    {
+        await using var harness = await DispatchHarness.StartAsync();
+        var clock = new WatchedClock();
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(TimeSpan.FromMilliseconds(200), stopClock.Token);
+        try
+        {
+            var host = await harness.StartHostAsync(MovingClockOptions, clock);
+            await DispatchHarness.SaveUsersAsync(host, 1, "before");
+            await harness.StandIn.WaitForEventsAsync(1, Deadline);
+
+            // Revoked while sending works: the last request went through, yet a 401 is never the event's fault.
+            harness.StandIn.Faults.Unauthorized = true;
+            await DispatchHarness.SaveUsersAsync(host, 1, "after");
+            await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(7)), Deadline);
+            var row = Assert.Single(await harness.RowsAsync());
+            Assert.Equal(OutboxRowState.Pending, row.State);
+            Assert.Equal(0, row.Attempts);
+
+            harness.StandIn.Faults.Unauthorized = false;
+            await harness.StandIn.WaitForEventsAsync(2, Deadline);
+            await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+        }
+        finally
+        {
+            await stopClock.CancelAsync();
+            await driving;
+        }
+    }
+
+    [Fact]
     public async Task Dispatcher_SecondUnauthorizedWindow_LogsASecondPause()
     {
         await using var harness = await DispatchHarness.StartAsync();

@@ -14,6 +14,7 @@ public sealed class DispatcherMisconfiguredTests : IAsyncLifetime
 
     private DispatchHarness harness = null!;
     private LoopbackGateway gateway = null!;
+    private int wrong = 1;
 
     public async Task InitializeAsync()
     {
@@ -30,10 +31,73 @@ public sealed class DispatcherMisconfiguredTests : IAsyncLifetime
     [Fact]
     public async Task Dispatcher_EndpointAnswers404_PausesOnceNamingStatusAndEndpointSpendsNoAttemptAndResumes()
     {
-        var wrong = 1;
         gateway.Intercept = _ => Volatile.Read(ref wrong) == 1 ? new LoopbackGateway.Answer(404, "<html><body>Not Found</body></html>") : null;
         await harness.EnqueueAsync(Enumerable.Range(0, 4).Select(i => ($"m{i}", (IReadOnlyDictionary<string, object?>?)null)));
         var endpoint = new Uri(gateway.Endpoint, $"?tenant={Secret}");
+
+        // The pauses run on the fake clock, moved on by RetryMaxDelay whenever the dispatcher waits; only pauses and polls
+        // (at most RetryMaxDelay) end on it, never a lease or a request.
+        var step = TimeSpan.FromMilliseconds(200);
+        var clock = new WatchedClock();
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(step, stopClock.Token);
+        try
+        {
+            await PausesAndResumesAsync(endpoint, clock, step);
+        }
+        finally
+        {
+            await stopClock.CancelAsync();
+            await driving;
+        }
+    }
+
+    [Fact]
+    public async Task Dispatcher_EndpointAnswers404RightAfterADelivery_PausesWithoutSpendingAnAttempt()
+    {
+        Volatile.Write(ref wrong, 0);
+        gateway.Intercept = _ => Volatile.Read(ref wrong) == 1 ? new LoopbackGateway.Answer(404, "<html><body>Not Found</body></html>") : null;
+        var step = TimeSpan.FromMilliseconds(200);
+        var clock = new WatchedClock();
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(step, stopClock.Token);
+        try
+        {
+            var host = await harness.StartHostAsync(
+                o =>
+                {
+                    o.Endpoint = gateway.Endpoint;
+                    o.MaxRequestRetries = 0;
+                    o.PollInterval = step;
+                    o.RetryMaxDelay = step;
+                    o.LeaseDuration = TimeSpan.FromHours(1);
+                    o.RequestTimeout = TimeSpan.FromMinutes(10);
+                },
+                clock);
+            await DispatchHarness.SaveUsersAsync(host, 1, "before");
+            await harness.StandIn.WaitForEventsAsync(1, Deadline);
+
+            // The last request went through, yet a wrong endpoint is never the event's fault.
+            Volatile.Write(ref wrong, 1);
+            await DispatchHarness.SaveUsersAsync(host, 1, "after");
+            await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(31)), Deadline);
+            var row = Assert.Single(await harness.RowsAsync());
+            Assert.Equal(OutboxRowState.Pending, row.State);
+            Assert.Equal(0, row.Attempts);
+
+            Volatile.Write(ref wrong, 0);
+            await harness.StandIn.WaitForEventsAsync(2, Deadline);
+            await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+        }
+        finally
+        {
+            await stopClock.CancelAsync();
+            await driving;
+        }
+    }
+
+    private async Task PausesAndResumesAsync(Uri endpoint, TimeProvider clock, TimeSpan step)
+    {
         var host = harness.BuildHost(
             o =>
             {
@@ -42,8 +106,13 @@ public sealed class DispatcherMisconfiguredTests : IAsyncLifetime
                 o.MaxAttempts = 2;
                 o.MaxRequestRetries = 0;
                 o.DeliveredRetention = TimeSpan.FromHours(1);
+                o.PollInterval = step;
+                o.RetryMaxDelay = step;
+                o.LeaseDuration = TimeSpan.FromHours(1);
+                o.RequestTimeout = TimeSpan.FromMinutes(10);
             },
-            services: s => s.AddHealthChecks().AddThrivestackOutboxCheck<TestDbContext>(degradedAfter: TimeSpan.FromHours(1)));
+            clock,
+            s => s.AddHealthChecks().AddThrivestackOutboxCheck<TestDbContext>(degradedAfter: TimeSpan.FromHours(1)));
         await host.StartAsync();
 
         // More refused probes than MaxAttempts: had they counted, every row would be dead-lettered by now.

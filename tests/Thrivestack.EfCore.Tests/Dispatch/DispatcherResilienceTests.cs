@@ -13,6 +13,7 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
     private const int MaxAttempts = 3;
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan MovingStep = TimeSpan.FromMilliseconds(200);
 
     private DispatchHarness harness = null!;
     private LoopbackGateway gateway = null!;
@@ -59,6 +60,89 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Dispatcher_ServerErrorWithRetryAfterWhileOthersGoThrough_RetriesTheRowOnlyOnceRetryAfterHasPassed()
+    {
+        var poll = TimeSpan.FromSeconds(30);
+        var slowRequests = 0;
+        gateway.Intercept = body => body.Contains("\"slow\"", StringComparison.Ordinal) && Interlocked.Increment(ref slowRequests) == 1
+            ? new LoopbackGateway.Answer(503, RetryAfter: "120")
+            : null;
+        await harness.EnqueueAsync([("ok", null), ("slow", null)]);
+        var clock = new WatchedClock();
+        await harness.StartHostAsync(
+            o =>
+            {
+                Options(o);
+                o.MaxEventsPerBatch = 1;
+                o.RetryBaseDelay = TimeSpan.FromSeconds(1);
+                o.RetryMaxDelay = TimeSpan.FromMinutes(10);
+                o.PollInterval = poll;
+                o.LeaseDuration = TimeSpan.FromHours(1);
+                o.RequestTimeout = TimeSpan.FromMinutes(10);
+            },
+            clock);
+
+        // "ok" went through first, so the 503 counts against "slow": its row waits the 120 s the server asked for, not
+        // the backoff of its first attempt (about a second).
+        await clock.WaitForWaitsAsync(1, due => due == poll, Deadline);
+        Assert.Single(harness.StandIn.EventsFor("ok"));
+        Assert.Equal(1, Volatile.Read(ref slowRequests));
+        for (var polls = 1; polls <= 3; polls++)
+        {
+            clock.Advance(poll);
+            await clock.WaitForWaitsAsync(polls + 1, due => due == poll, Deadline);
+            Assert.Equal(1, Volatile.Read(ref slowRequests));
+        }
+
+        clock.Advance(poll);
+        await harness.StandIn.WaitForEventsAsync(2, Deadline);
+        Assert.Equal(2, Volatile.Read(ref slowRequests));
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+    }
+
+    [Fact]
+    public async Task Dispatcher_UsersOlderEventWaitsForARetry_ItsNewerEventIsNotSentBeforeIt()
+    {
+        // Hand-written events are never coalesced: both of "u" travel, each in a batch of its own, in one claim.
+        var refused = 0;
+        gateway.Intercept = body => body.Contains("\"v\":1", StringComparison.Ordinal) && Interlocked.Increment(ref refused) == 1
+            ? new LoopbackGateway.Answer(503)
+            : null;
+        await harness.EnqueueAsync(
+        [
+            ("ok", null),
+            ("u", new Dictionary<string, object?> { ["v"] = 1 }),
+            ("u", new Dictionary<string, object?> { ["v"] = 2 }),
+        ]);
+
+        var clock = new WatchedClock();
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(MovingStep, stopClock.Token);
+        try
+        {
+            await harness.StartHostAsync(
+                o =>
+                {
+                    MovingClockOptions(o);
+                    o.MaxEventsPerBatch = 1;
+                },
+                clock);
+
+            await harness.StandIn.WaitForEventsAsync(3, Deadline);
+            await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+        }
+        finally
+        {
+            await stopClock.CancelAsync();
+            await driving;
+        }
+
+        // "ok" went through first, so the 503 counted against v1, which waited for its retry: v2 only after it.
+        Assert.True(Volatile.Read(ref refused) >= 2, "v1 was never sent again after its 503");
+        Assert.Equal([1, 2], harness.StandIn.EventsFor("u").Select(e => e.Traits!.Value.GetProperty("v").GetInt32()));
+    }
+
+    [Fact]
     public async Task Dispatcher_CycleThrowsAnUnexpectedException_LogsABugAndKeepsRunning()
     {
         await harness.EnqueueAsync([("odd", null)]);
@@ -80,22 +164,33 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
     [Fact]
     public async Task Dispatcher_OutageLongerThanMaxAttemptsAfterDeliveries_DeadLettersNothingAndDeliversAfterRecovery()
     {
-        var host = await harness.StartHostAsync(Options);
-        await DispatchHarness.SaveUsersAsync(host, 2, "before");
-        await harness.StandIn.WaitForEventsAsync(2, Deadline);
-
-        harness.StandIn.Faults.FailNextRequests = 10_000;
-        await DispatchHarness.SaveUsersAsync(host, 5, "during");
-        await harness.StandIn.WaitUntilAsync(s => s.Requests.Count(r => r.StatusCode == 503) > MaxAttempts * 4, Deadline);
-        Assert.All(await harness.RowsAsync(), r =>
+        var clock = new WatchedClock();
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(MovingStep, stopClock.Token);
+        try
         {
-            Assert.Equal(OutboxRowState.Pending, r.State);
-            Assert.True(r.Attempts <= 1, $"row {r.Id} spent {r.Attempts} attempts in an outage");
-        });
+            var host = await harness.StartHostAsync(MovingClockOptions, clock);
+            await DispatchHarness.SaveUsersAsync(host, 2, "before");
+            await harness.StandIn.WaitForEventsAsync(2, Deadline);
 
-        harness.StandIn.Faults.FailNextRequests = 0;
-        await harness.StandIn.WaitForEventsAsync(7, Deadline);
-        await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+            harness.StandIn.Faults.FailNextRequests = 10_000;
+            await DispatchHarness.SaveUsersAsync(host, 5, "during");
+            await harness.StandIn.WaitUntilAsync(s => s.Requests.Count(r => r.StatusCode == 503) > MaxAttempts * 4, Deadline);
+            Assert.All(await harness.RowsAsync(), r =>
+            {
+                Assert.Equal(OutboxRowState.Pending, r.State);
+                Assert.True(r.Attempts <= 1, $"row {r.Id} spent {r.Attempts} attempts in an outage");
+            });
+
+            harness.StandIn.Faults.FailNextRequests = 0;
+            await harness.StandIn.WaitForEventsAsync(7, Deadline);
+            await harness.WaitForOutboxAsync(rows => rows.Count == 0);
+        }
+        finally
+        {
+            await stopClock.CancelAsync();
+            await driving;
+        }
     }
 
     [Fact]
@@ -103,13 +198,26 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
     {
         gateway.Intercept = body => body.Contains("\"poison\"", StringComparison.Ordinal) ? new LoopbackGateway.Answer(503) : null;
         await harness.EnqueueAsync([("poison", null)]);
-        var host = await harness.StartHostAsync(Options);
 
-        // Others keep going through around the poison event's retries.
-        for (var round = 0; round < 100 && !(await harness.RowsAsync()).Any(r => r.State == OutboxRowState.DeadLettered); round++)
+        // The poison row's backoffs run on the fake clock, moved on whenever the dispatcher waits.
+        var clock = new WatchedClock();
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(MovingStep, stopClock.Token);
+        try
         {
-            await DispatchHarness.SaveUsersAsync(host, 1, $"other{round}-");
-            await harness.WaitForOutboxAsync(rows => rows.All(r => r.UserId == "poison"), Deadline);
+            var host = await harness.StartHostAsync(MovingClockOptions, clock);
+
+            // Others keep going through around the poison event's retries.
+            for (var round = 0; round < 100 && !(await harness.RowsAsync()).Any(r => r.State == OutboxRowState.DeadLettered); round++)
+            {
+                await DispatchHarness.SaveUsersAsync(host, 1, $"other{round}-");
+                await harness.WaitForOutboxAsync(rows => rows.All(r => r.UserId == "poison"), Deadline);
+            }
+        }
+        finally
+        {
+            await stopClock.CancelAsync();
+            await driving;
         }
 
         var dead = Assert.Single(await harness.RowsAsync());
@@ -181,9 +289,22 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
     {
         gateway.Intercept = _ => new LoopbackGateway.Answer(403);
         await harness.EnqueueAsync(Enumerable.Range(0, 8).Select(i => ($"f{i}", (IReadOnlyDictionary<string, object?>?)null)));
-        await harness.StartHostAsync(Options);
 
-        await harness.StandIn.WaitUntilAsync(_ => gateway.Requests > 40, Deadline);
+        // The pauses run on the fake clock, moved on whenever the dispatcher waits.
+        var clock = new WatchedClock();
+        using var stopClock = new CancellationTokenSource();
+        var driving = clock.AdvanceOnEveryWaitAsync(MovingStep, stopClock.Token);
+        try
+        {
+            await harness.StartHostAsync(MovingClockOptions, clock);
+            await harness.StandIn.WaitUntilAsync(_ => gateway.Requests > 40, Deadline);
+        }
+        finally
+        {
+            await stopClock.CancelAsync();
+            await driving;
+        }
+
         Assert.Single(harness.Logs.Lines, l => l.Is(7));
         Assert.All(await harness.RowsAsync(), r =>
         {
@@ -212,6 +333,17 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
         o.Endpoint = gateway.Endpoint;
         o.MaxRequestRetries = 0;
         o.MaxAttempts = MaxAttempts;
+    }
+
+    // On a clock that moves on by MovingStep at every wait, only backoffs, pauses and polls (at most RetryMaxDelay) may
+    // end, never a lease or a request.
+    private void MovingClockOptions(ThrivestackOptions o)
+    {
+        Options(o);
+        o.PollInterval = MovingStep;
+        o.RetryMaxDelay = MovingStep;
+        o.LeaseDuration = TimeSpan.FromHours(1);
+        o.RequestTimeout = TimeSpan.FromMinutes(10);
     }
 
     private sealed class ThrowingHandler(Func<bool> shouldThrow) : DelegatingHandler

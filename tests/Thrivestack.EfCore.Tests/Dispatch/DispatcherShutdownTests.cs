@@ -89,11 +89,21 @@ public sealed class DispatcherShutdownTests : IAsyncLifetime
     [Fact]
     public async Task StopAsync_MidBatch_NextHostDeliversEveryEvent()
     {
-        harness.StandIn.Faults.Latency = TimeSpan.FromSeconds(30);
+        // The answer would take 10 minutes, and the first host's lease (10 minutes, its per-send deadline at 9) and
+        // request timeout (5) outlast the test: only the abort at the end of the shutdown timeout gives its rows back.
+        harness.StandIn.Faults.Latency = TimeSpan.FromMinutes(10);
         var users = Enumerable.Range(0, 20).Select(i => $"m{i:D2}").ToList();
         await harness.EnqueueAsync(users.Select(u => (u, (IReadOnlyDictionary<string, object?>?)null)));
         var probe = new InFlightProbe();
-        var first = harness.BuildHost(o => o.MaxEventsPerBatch = 5, services: probe.AddTo);
+        var first = harness.BuildHost(
+            o =>
+            {
+                o.MaxEventsPerBatch = 5;
+                o.LeaseDuration = TimeSpan.FromMinutes(10);
+                o.RequestTimeout = TimeSpan.FromMinutes(5);
+                o.MaxRequestRetries = 0;
+            },
+            services: probe.AddTo);
         await first.StartAsync();
         await probe.FirstSent.WaitAsync(Deadline);
 
@@ -106,6 +116,7 @@ public sealed class DispatcherShutdownTests : IAsyncLifetime
 
         await harness.StandIn.WaitUntilAsync(s => users.All(u => s.EventsFor(u).Count > 0), Deadline);
         await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
+        Assert.Equal(0, probe.InFlight);
 
         // At-least-once: only the batch that was in flight (the first five rows, claimed in id order) may arrive twice.
         var twice = harness.StandIn.Events.GroupBy(e => e.UserId).Where(g => g.Count() > 1).Select(g => g.Key);

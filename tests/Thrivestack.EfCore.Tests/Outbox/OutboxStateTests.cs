@@ -79,6 +79,30 @@ public sealed class OutboxStateTests : IAsyncLifetime
         Assert.Equal(["a", "b"], (await OutboxReader.RowsAsync(database)).Select(r => r.UserId).Order());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Requeue_LetterThatSpentEveryAttempt_IsPendingWithFreshAttemptsAndDueNow(bool all)
+    {
+        await EnqueueAsync("spent");
+        await SetStateAsync(["spent"], OutboxRowState.DeadLettered);
+        await using var context = database.CreateContext(clock);
+        await context.Set<OutboxMessage>().ExecuteUpdateAsync(s => s
+            .SetProperty(m => m.Attempts, 10)
+            .SetProperty(m => m.NextAttemptAt, Start.UtcDateTime.AddHours(1)));
+        var letter = Assert.Single(await context.GetThrivestackDeadLettersAsync());
+        Assert.Equal(10, letter.Attempts);
+        clock.Advance(TimeSpan.FromMinutes(5));
+
+        Assert.Equal(1, all ? await context.RequeueAllThrivestackDeadLettersAsync() : await context.RequeueThrivestackDeadLettersAsync([letter.Id]));
+
+        var row = Assert.Single(await OutboxReader.RowsAsync(database));
+        Assert.Equal(OutboxRowState.Pending, row.State);
+        Assert.Equal(0, row.Attempts);
+        Assert.Equal(clock.GetUtcNow().UtcDateTime, row.NextAttemptAt);
+        Assert.Null(row.DeadLetteredAt);
+    }
+
     [Fact]
     public async Task PurgeAndRequeue_NullIds_ThrowInsteadOfMeaningAll()
     {
