@@ -29,6 +29,14 @@ internal static class BusyScenario
         var variants = options.Get("variants", "A,B,C").Split(',', StringSplitOptions.RemoveEmptyEntries);
         var context = options.Get("context", "pool");
         var profile = options.Get("profile", "false");
+        var perf = options.Get("perf", "");
+        var environment = new Dictionary<string, string>();
+        foreach (var setting in options.Get("child-env", perf.Length > 0 ? "DOTNET_PerfMapEnabled=1" : "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var split = setting.IndexOf('=', StringComparison.Ordinal);
+            environment[setting[..split]] = setting[(split + 1)..];
+        }
+
         Console.WriteLine($"busy: {writers} writer(s) saving one new user per save (a DI scope and a {(context == "pool" ? "pooled" : "scoped")} context each) as fast as they can, "
             + $"{seconds} s after a {warmup} s warm-up, {rounds} round(s) of {string.Join(' ', variants)}, each in a new process on a new SQLite file "
             + $"(WAL, synchronous={SqliteBench.Synchronous}, busy_timeout={SqliteBench.BusyTimeout} ms on the app's connections){(profile == "true" ? ", profiled" : "")}");
@@ -47,7 +55,8 @@ internal static class BusyScenario
                     "--writers", Text(writers), "--seconds", Text(seconds), "--warmup", Text(warmup), "--context", context, "--profile", profile,
                     "--synchronous", SqliteBench.Synchronous, "--busy-timeout", Text(SqliteBench.BusyTimeout),
                 ];
-                var result = await RunChildAsync(standIn, variant, round, arguments);
+                var perfData = perf.Length == 0 ? null : Path.Combine(Path.GetFullPath(perf), $"busy-{variant}-{round}.perf.data");
+                var result = await RunChildAsync(standIn, variant, round, arguments, environment, perfData, seconds);
                 results.Add(result);
                 Console.WriteLine(result.Describe());
             }
@@ -63,7 +72,8 @@ internal static class BusyScenario
         return 0;
     }
 
-    private static async Task<BusyResult> RunChildAsync(ThrivestackStandIn standIn, string variant, int round, string[] arguments)
+    private static async Task<BusyResult> RunChildAsync(
+        ThrivestackStandIn standIn, string variant, int round, string[] arguments, Dictionary<string, string> environment, string? perfData, int seconds)
     {
         var path = SqliteBench.NewPath("busy-" + variant);
         try
@@ -76,18 +86,27 @@ internal static class BusyScenario
             SqliteBench.Execute(path, "PRAGMA journal_mode = WAL;");
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             var load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "n/a";
-            using var child = ChildProcess.Start([.. arguments, "--path", path]);
+            using var child = ChildProcess.Start([.. arguments, "--path", path], environment);
             try
             {
-                await ChildProcess.WaitForLineAsync(child, "WARM", TimeSpan.FromMinutes(5));
+                Console.WriteLine($"  [child {child.Id}] warm-up: {await ChildProcess.WaitForLineAsync(child, "WARM", TimeSpan.FromMinutes(5))}");
                 standIn.Reset();
+                using var perf = perfData is null ? null : StartPerf(child.Id, perfData, seconds);
+                var cpu = CpuSnapshot.Take();
                 await child.StandardInput.WriteLineAsync("go");
                 await child.StandardInput.FlushAsync();
                 var line = await ChildProcess.WaitForLineAsync(child, "RESULT", TimeSpan.FromMinutes(5));
                 var (delivered, requests) = (standIn.AcceptedEventCount, standIn.AcceptedRequestCount);
+                var (_, _, standInCpu) = CpuSnapshot.Between(cpu, CpuSnapshot.Take());
+                if (perf is not null)
+                {
+                    await perf.WaitForExitAsync();
+                    Console.WriteLine($"  perf: {perfData} (perf report -i {perfData} --no-children --sort dso,symbol)");
+                }
+
                 var drained = double.Parse(await ChildProcess.WaitForLineAsync(child, "DRAINED", TimeSpan.FromMinutes(5)), CultureInfo.InvariantCulture);
                 await child.WaitForExitAsync();
-                return BusyResult.Parse(variant, round, line, delivered, requests, drained, load);
+                return BusyResult.Parse(variant, round, line, delivered, requests, drained, load, standInCpu);
             }
             finally
             {
@@ -101,6 +120,19 @@ internal static class BusyScenario
         {
             SqliteBench.Delete(path);
         }
+    }
+
+    /// <summary>Samples the child's stacks (<c>--perf dir</c>; the child runs with DOTNET_PerfMapEnabled=1 so JIT-compiled frames have names) for the measured seconds.</summary>
+    private static Process StartPerf(int pid, string output, int seconds)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(output)!);
+        var start = new ProcessStartInfo("perf") { UseShellExecute = false, RedirectStandardError = true };
+        foreach (var argument in new[] { "record", "-F", "499", "-g", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", output, "--", "sleep", seconds.ToString(CultureInfo.InvariantCulture) })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        return Process.Start(start) ?? throw new InvalidOperationException("perf did not start.");
     }
 
     private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);
