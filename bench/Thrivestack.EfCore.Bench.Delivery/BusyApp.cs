@@ -56,7 +56,7 @@ internal static class BusyApp
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"RESULT saves={run.Saves} seconds={run.Elapsed.TotalSeconds:0.000} p50={Percentile(latencies, 50):0.000} p99={Percentile(latencies, 99):0.000} "
             + $"max={latencies[^1]:0.000} pending={pending} cpu={process:0.00} machine={machine:0.0} gen0={GC.CollectionCount(0)} gen2={GC.CollectionCount(2)} "
-            + $"jit={end.JitMethods - cpu.JitMethods} jitms={(end.JitTime - cpu.JitTime).TotalMilliseconds:0} alloc={(end.Allocated - cpu.Allocated) / run.Saves}"));
+            + $"jit={end.JitMethods - cpu.JitMethods} jitms={(end.JitTime - cpu.JitTime).TotalMilliseconds:0} alloc={(end.Allocated - cpu.Allocated) / run.Saves} written={(end.Written - cpu.Written) / run.Saves}"));
 
         var drain = Stopwatch.StartNew();
         if (variant == "B")
