@@ -15,11 +15,15 @@ namespace Thrivestack.EfCore.Bench.Delivery;
 /// </summary>
 internal static class BusyApp
 {
+    /// <summary><c>--request register</c>: each save first checks that no user has the email (a sign-up endpoint's query).</summary>
+    private static bool register;
+
     public static async Task<int> RunAsync(BenchOptions options)
     {
         var variant = options.Get("variant", "A");
         var path = options.Get("path", "");
         var writers = options.Int("writers", 1);
+        register = options.Get("request", "insert") == "register";
         var profile = options.Get("profile", "false") == "true" ? new BusyProfile(SqliteBench.BusyTimeout) : null;
         using var host = Build(variant, path, new Uri(options.Get("endpoint", "")), options.Get("token", ""), options.Get("context", "pool"), profile);
         await host.StartAsync();
@@ -158,7 +162,13 @@ internal static class BusyApp
             await using (var scope = services.CreateAsyncScope())
             {
                 var context = scope.ServiceProvider.GetRequiredService<BenchDbContext>();
-                context.Users.Add(BenchUsers.New(i));
+                var user = BenchUsers.New(i);
+                if (register && await context.Users.AnyAsync(u => u.Email == user.Email))
+                {
+                    throw new InvalidOperationException("The email is taken.");
+                }
+
+                context.Users.Add(user);
                 await context.SaveChangesAsync();
             }
 

@@ -29,6 +29,7 @@ internal static class BusyScenario
         var variants = options.Get("variants", "A,B,C").Split(',', StringSplitOptions.RemoveEmptyEntries);
         var context = options.Get("context", "pool");
         var profile = options.Get("profile", "false");
+        var request = options.Get("request", "insert");
         var perf = options.Get("perf", "");
         var environment = new Dictionary<string, string>();
         foreach (var setting in options.Get("child-env", perf.Length > 0 ? "DOTNET_PerfMapEnabled=1" : "").Split(',', StringSplitOptions.RemoveEmptyEntries))
@@ -37,7 +38,7 @@ internal static class BusyScenario
             environment[setting[..split]] = setting[(split + 1)..];
         }
 
-        Console.WriteLine($"busy: {writers} writer(s) saving one new user per save (a DI scope and a {(context == "pool" ? "pooled" : "scoped")} context each) as fast as they can, "
+        Console.WriteLine($"busy: {writers} writer(s) saving one new user per save (a DI scope and a {(context == "pool" ? "pooled" : "scoped")} context each) as fast as they can{(request == "register" ? " (after a query for the email, as a sign-up does)" : "")}, "
             + $"{seconds} s after a {warmup} s warm-up, {rounds} round(s) of {string.Join(' ', variants)}, each in a new process on a new SQLite file "
             + $"(WAL, synchronous={SqliteBench.Synchronous}, busy_timeout={SqliteBench.BusyTimeout} ms on the app's connections){(profile == "true" ? ", profiled" : "")}");
         Console.WriteLine("  A: no library; B: interceptor + dispatcher (default options) delivering to the loopback stand-in; C: interceptor only");
@@ -52,7 +53,7 @@ internal static class BusyScenario
                 string[] arguments =
                 [
                     "busy", "--child", "true", "--variant", variant, "--endpoint", standIn.Endpoint.ToString(), "--token", standIn.ApiToken,
-                    "--writers", Text(writers), "--seconds", Text(seconds), "--warmup", Text(warmup), "--context", context, "--profile", profile,
+                    "--writers", Text(writers), "--seconds", Text(seconds), "--warmup", Text(warmup), "--context", context, "--profile", profile, "--request", request,
                     "--synchronous", SqliteBench.Synchronous, "--busy-timeout", Text(SqliteBench.BusyTimeout),
                 ];
                 var perfData = perf.Length == 0 ? null : Path.Combine(Path.GetFullPath(perf), $"busy-{variant}-{round}.perf.data");
