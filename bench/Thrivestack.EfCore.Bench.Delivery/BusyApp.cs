@@ -9,7 +9,7 @@ namespace Thrivestack.EfCore.Bench.Delivery;
 
 /// <summary>
 /// The busy app, one variant in its own process: a host whose writers save one new user per DI scope (a pooled
-/// context, as a web request gets it) as fast as they can. <c>A</c> has no library, <c>C</c> the interceptor only,
+/// context by default, as a web request gets it) as fast as they can. <c>A</c> has no library, <c>C</c> the interceptor only,
 /// <c>B</c> the interceptor and the dispatcher with default options. Talks to <see cref="BusyScenario"/> over stdin/stdout:
 /// WARM, then (after "go") RESULT, then DRAINED.
 /// </summary>
