@@ -14,25 +14,25 @@ public sealed class StandInFaults
     private const int DefaultFailStatusCode = 503;
     private const string SuccessFalseMessage = "The request could not be processed; try again later";
 
-    private readonly Lock _gate = new();
-    private readonly Random _random;
-    private readonly ConcurrentStringList _warnings = new();
-    private double _serverErrorRate;
-    private double _tooManyRequestsRate;
-    private TimeSpan? _retryAfter;
-    private TimeSpan _latency;
-    private TimeSpan _latencyJitter;
-    private int? _maxConcurrentRequests;
-    private bool _unauthorized;
-    private int _failNextRequests;
-    private int _failStatusCode = DefaultFailStatusCode;
-    private bool _successFalse;
-    private bool _eventIdResponse;
-    private bool _lastServerErrorWas500;
+    private readonly Lock gate = new();
+    private readonly Random random;
+    private readonly ConcurrentStringList warnings = new();
+    private double serverErrorRate;
+    private double tooManyRequestsRate;
+    private TimeSpan? retryAfter;
+    private TimeSpan latency;
+    private TimeSpan latencyJitter;
+    private int? maxConcurrentRequests;
+    private bool unauthorized;
+    private int failNextRequests;
+    private int failStatusCode = DefaultFailStatusCode;
+    private bool successFalse;
+    private bool eventIdResponse;
+    private bool lastServerErrorWas500;
 
     internal StandInFaults(int? seed)
     {
-        _random = seed is int value ? new Random(value) : new Random();
+        random = seed is int value ? new Random(value) : new Random();
     }
 
     /// <summary>
@@ -42,16 +42,16 @@ public sealed class StandInFaults
     /// <exception cref="ArgumentOutOfRangeException">The value is not between 0 and 1.</exception>
     public double ServerErrorRate
     {
-        get { lock (_gate) { return _serverErrorRate; } }
-        set { ThrowIfNotRate(value, nameof(ServerErrorRate)); lock (_gate) { _serverErrorRate = value; } }
+        get { lock (gate) { return serverErrorRate; } }
+        set { ThrowIfNotRate(value, nameof(ServerErrorRate)); lock (gate) { serverErrorRate = value; } }
     }
 
     /// <summary>Gets or sets the share (0 to 1) of requests answered 429 Too Many Requests. The default value is 0.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The value is not between 0 and 1.</exception>
     public double TooManyRequestsRate
     {
-        get { lock (_gate) { return _tooManyRequestsRate; } }
-        set { ThrowIfNotRate(value, nameof(TooManyRequestsRate)); lock (_gate) { _tooManyRequestsRate = value; } }
+        get { lock (gate) { return tooManyRequestsRate; } }
+        set { ThrowIfNotRate(value, nameof(TooManyRequestsRate)); lock (gate) { tooManyRequestsRate = value; } }
     }
 
     /// <summary>
@@ -61,7 +61,7 @@ public sealed class StandInFaults
     /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
     public TimeSpan? RetryAfter
     {
-        get { lock (_gate) { return _retryAfter; } }
+        get { lock (gate) { return retryAfter; } }
         set
         {
             if (value is TimeSpan given)
@@ -69,7 +69,7 @@ public sealed class StandInFaults
                 ArgumentOutOfRangeException.ThrowIfLessThan(given, TimeSpan.Zero, nameof(RetryAfter));
             }
 
-            lock (_gate) { _retryAfter = value; }
+            lock (gate) { retryAfter = value; }
         }
     }
 
@@ -77,8 +77,8 @@ public sealed class StandInFaults
     /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
     public TimeSpan Latency
     {
-        get { lock (_gate) { return _latency; } }
-        set { ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero, nameof(Latency)); lock (_gate) { _latency = value; } }
+        get { lock (gate) { return latency; } }
+        set { ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero, nameof(Latency)); lock (gate) { latency = value; } }
     }
 
     /// <summary>
@@ -89,8 +89,8 @@ public sealed class StandInFaults
     /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
     public TimeSpan LatencyJitter
     {
-        get { lock (_gate) { return _latencyJitter; } }
-        set { ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero, nameof(LatencyJitter)); lock (_gate) { _latencyJitter = value; } }
+        get { lock (gate) { return latencyJitter; } }
+        set { ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.Zero, nameof(LatencyJitter)); lock (gate) { latencyJitter = value; } }
     }
 
     /// <summary>
@@ -103,7 +103,7 @@ public sealed class StandInFaults
     /// <exception cref="ArgumentOutOfRangeException">The value is less than 1.</exception>
     public int? MaxConcurrentRequests
     {
-        get { lock (_gate) { return _maxConcurrentRequests; } }
+        get { lock (gate) { return maxConcurrentRequests; } }
         set
         {
             if (value is int limit)
@@ -111,35 +111,35 @@ public sealed class StandInFaults
                 ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1, nameof(MaxConcurrentRequests));
             }
 
-            lock (_gate) { _maxConcurrentRequests = value; }
+            lock (gate) { maxConcurrentRequests = value; }
         }
     }
 
     /// <summary>Gets or sets a value indicating whether every request is answered 401, whatever its token (a 401 window). The default value is <see langword="false"/>.</summary>
     public bool Unauthorized
     {
-        get { lock (_gate) { return _unauthorized; } }
-        set { lock (_gate) { _unauthorized = value; } }
+        get { lock (gate) { return unauthorized; } }
+        set { lock (gate) { unauthorized = value; } }
     }
 
     /// <summary>Gets or sets how many of the next authorized requests are answered with <see cref="FailStatusCode"/>; it counts down per request. The default value is 0.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
     public int FailNextRequests
     {
-        get { lock (_gate) { return _failNextRequests; } }
-        set { ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(FailNextRequests)); lock (_gate) { _failNextRequests = value; } }
+        get { lock (gate) { return failNextRequests; } }
+        set { ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(FailNextRequests)); lock (gate) { failNextRequests = value; } }
     }
 
     /// <summary>Gets or sets the status code (400 to 599) of the answers that <see cref="FailNextRequests"/> causes. The default value is 503.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The value is not between 400 and 599.</exception>
     public int FailStatusCode
     {
-        get { lock (_gate) { return _failStatusCode; } }
+        get { lock (gate) { return failStatusCode; } }
         set
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 400, nameof(FailStatusCode));
             ArgumentOutOfRangeException.ThrowIfGreaterThan(value, 599, nameof(FailStatusCode));
-            lock (_gate) { _failStatusCode = value; }
+            lock (gate) { failStatusCode = value; }
         }
     }
 
@@ -149,8 +149,8 @@ public sealed class StandInFaults
     /// </summary>
     public bool SuccessFalse
     {
-        get { lock (_gate) { return _successFalse; } }
-        set { lock (_gate) { _successFalse = value; } }
+        get { lock (gate) { return successFalse; } }
+        set { lock (gate) { successFalse = value; } }
     }
 
     /// <summary>
@@ -166,67 +166,67 @@ public sealed class StandInFaults
     /// </summary>
     public bool EventIdResponse
     {
-        get { lock (_gate) { return _eventIdResponse; } }
-        set { lock (_gate) { _eventIdResponse = value; } }
+        get { lock (gate) { return eventIdResponse; } }
+        set { lock (gate) { eventIdResponse = value; } }
     }
 
     /// <summary>Gets the warnings (thread-safe) that answers in the <see cref="EventIdResponse"/> shape carry.</summary>
-    public IList<string> Warnings => _warnings;
+    public IList<string> Warnings => warnings;
 
     /// <summary>Decides the fault for one authorized request, counting down <see cref="FailNextRequests"/>; <see langword="null"/> means none.</summary>
     internal InjectedFault? NextFault()
     {
-        lock (_gate)
+        lock (gate)
         {
-            if (_failNextRequests > 0)
+            if (failNextRequests > 0)
             {
-                _failNextRequests--;
-                return Fault(_failStatusCode);
+                failNextRequests--;
+                return Fault(failStatusCode);
             }
 
-            if (_serverErrorRate > 0 && _random.NextDouble() < _serverErrorRate)
+            if (serverErrorRate > 0 && random.NextDouble() < serverErrorRate)
             {
-                _lastServerErrorWas500 = !_lastServerErrorWas500;
-                return Fault(_lastServerErrorWas500 ? 500 : 503);
+                lastServerErrorWas500 = !lastServerErrorWas500;
+                return Fault(lastServerErrorWas500 ? 500 : 503);
             }
 
-            if (_tooManyRequestsRate > 0 && _random.NextDouble() < _tooManyRequestsRate)
+            if (tooManyRequestsRate > 0 && random.NextDouble() < tooManyRequestsRate)
             {
                 return Fault(429);
             }
 
-            return _successFalse ? new InjectedFault(200, SuccessFalseMessage, null) : null;
+            return successFalse ? new InjectedFault(200, SuccessFalseMessage, null) : null;
         }
     }
 
     /// <summary>Decides the delay of one authorized request: <see cref="Latency"/> plus a draw of <see cref="LatencyJitter"/>.</summary>
     internal TimeSpan NextLatency()
     {
-        lock (_gate)
+        lock (gate)
         {
-            return _latencyJitter <= TimeSpan.Zero ? _latency : _latency + TimeSpan.FromTicks(_random.NextInt64(_latencyJitter.Ticks + 1));
+            return latencyJitter <= TimeSpan.Zero ? latency : latency + TimeSpan.FromTicks(random.NextInt64(latencyJitter.Ticks + 1));
         }
     }
 
-    internal IReadOnlyList<string> WarningsSnapshot() => _warnings.Snapshot();
+    internal IReadOnlyList<string> WarningsSnapshot() => warnings.Snapshot();
 
     /// <summary>Restores every setting to its default.</summary>
     internal void Reset()
     {
-        lock (_gate)
+        lock (gate)
         {
-            _serverErrorRate = 0;
-            _tooManyRequestsRate = 0;
-            _retryAfter = null;
-            _latency = TimeSpan.Zero;
-            _latencyJitter = TimeSpan.Zero;
-            _maxConcurrentRequests = null;
-            _unauthorized = false;
-            _failNextRequests = 0;
-            _failStatusCode = DefaultFailStatusCode;
-            _successFalse = false;
-            _eventIdResponse = false;
-            _lastServerErrorWas500 = false;
+            serverErrorRate = 0;
+            tooManyRequestsRate = 0;
+            retryAfter = null;
+            latency = TimeSpan.Zero;
+            latencyJitter = TimeSpan.Zero;
+            maxConcurrentRequests = null;
+            unauthorized = false;
+            failNextRequests = 0;
+            failStatusCode = DefaultFailStatusCode;
+            successFalse = false;
+            eventIdResponse = false;
+            lastServerErrorWas500 = false;
         }
 
         RejectedUserIds.Clear();
@@ -235,8 +235,8 @@ public sealed class StandInFaults
 
     private InjectedFault Fault(int statusCode)
     {
-        string reason = ReasonPhrases.GetReasonPhrase(statusCode);
-        TimeSpan? retryAfter = statusCode is 429 or 503 ? _retryAfter : null;
+        var reason = ReasonPhrases.GetReasonPhrase(statusCode);
+        var retryAfter = statusCode is 429 or 503 ? this.retryAfter : null;
         return new InjectedFault(statusCode, reason.Length > 0 ? reason : "Injected failure", retryAfter);
     }
 

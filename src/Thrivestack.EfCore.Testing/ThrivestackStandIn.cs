@@ -20,12 +20,12 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
 {
     private static readonly TimeSpan RecheckInterval = TimeSpan.FromMilliseconds(50);
 
-    private readonly WebApplication _app;
-    private readonly StandInCredentials _credentials;
-    private readonly StandInRecorder _recorder;
-    private readonly InFlightRequests _inFlight;
-    private readonly CancellationTokenSource _stopping;
-    private int _disposed;
+    private readonly WebApplication app;
+    private readonly StandInCredentials credentials;
+    private readonly StandInRecorder recorder;
+    private readonly InFlightRequests inFlight;
+    private readonly CancellationTokenSource stopping;
+    private int disposed;
 
     private ThrivestackStandIn(
         WebApplication app,
@@ -36,13 +36,13 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
         InFlightRequests inFlight,
         CancellationTokenSource stopping)
     {
-        _app = app;
+        this.app = app;
         Endpoint = endpoint;
-        _credentials = credentials;
+        this.credentials = credentials;
         Faults = faults;
-        _recorder = recorder;
-        _inFlight = inFlight;
-        _stopping = stopping;
+        this.recorder = recorder;
+        this.inFlight = inFlight;
+        this.stopping = stopping;
     }
 
     /// <summary>Gets the URL of the identify endpoint, e.g. <c>http://127.0.0.1:41234/api/identify</c>.</summary>
@@ -53,46 +53,46 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
     /// <exception cref="ArgumentException">The value is empty.</exception>
     public string ApiToken
     {
-        get => _credentials.Token;
-        set => _credentials.Token = value;
+        get => credentials.Token;
+        set => credentials.Token = value;
     }
 
     /// <summary>Gets the fault settings, applied to the requests that arrive after a change.</summary>
     public StandInFaults Faults { get; }
 
     /// <summary>Gets a copy of the accepted events, in the arrival order of their requests (empty when <see cref="ThrivestackStandInOptions.RecordEvents"/> is off).</summary>
-    public IReadOnlyList<ReceivedIdentifyEvent> Events => _recorder.Events();
+    public IReadOnlyList<ReceivedIdentifyEvent> Events => recorder.Events();
 
     /// <summary>Gets a copy of every answered request, accepted or not, in arrival order.</summary>
-    public IReadOnlyList<ReceivedRequest> Requests => _recorder.Requests();
+    public IReadOnlyList<ReceivedRequest> Requests => recorder.Requests();
 
     /// <summary>Gets the number of events accepted since the start or the last <see cref="Reset"/>; it counts also when events are not recorded.</summary>
-    public int AcceptedEventCount => _recorder.AcceptedEventCount;
+    public int AcceptedEventCount => recorder.AcceptedEventCount;
 
     /// <summary>Gets the number of requests accepted since the start or the last <see cref="Reset"/>.</summary>
-    public int AcceptedRequestCount => _recorder.AcceptedRequestCount;
+    public int AcceptedRequestCount => recorder.AcceptedRequestCount;
 
     /// <summary>
     /// Gets the number of requests answered 429 since the start or the last <see cref="Reset"/>, whatever the cause:
     /// <see cref="StandInFaults.MaxConcurrentRequests"/>, <see cref="StandInFaults.TooManyRequestsRate"/> or
     /// <see cref="StandInFaults.FailNextRequests"/>.
     /// </summary>
-    public int TooManyRequestsCount => _recorder.TooManyRequestsCount;
+    public int TooManyRequestsCount => recorder.TooManyRequestsCount;
 
     /// <summary>Gets the number of requests answered 429 by <see cref="StandInFaults.MaxConcurrentRequests"/> since the start or the last <see cref="Reset"/>.</summary>
-    public int ConcurrencyLimitRefusedCount => _inFlight.Refused;
+    public int ConcurrencyLimitRefusedCount => inFlight.Refused;
 
     /// <summary>
     /// Gets the number of authorized requests being handled now: from the moment one passes authentication and the
     /// concurrency limit until its answer is decided (it includes <see cref="StandInFaults.Latency"/> and reading the body).
     /// </summary>
-    public int InFlightRequestCount => _inFlight.Current;
+    public int InFlightRequestCount => inFlight.Current;
 
     /// <summary>
     /// Gets the largest <see cref="InFlightRequestCount"/> since the start or the last <see cref="Reset"/>: how many requests
     /// a client kept in flight at once.
     /// </summary>
-    public int PeakConcurrentRequests => _inFlight.Peak;
+    public int PeakConcurrentRequests => inFlight.Peak;
 
     /// <summary>Starts a stand-in on 127.0.0.1 on a free port.</summary>
     /// <param name="options">The options; <see langword="null"/> for the defaults.</param>
@@ -115,7 +115,7 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
         var stopping = new CancellationTokenSource();
         var endpoint = new IdentifyEndpoint(
             new PathString(options.Path), options.RecordEvents, credentials, faults, recorder, inFlight, options.TimeProvider, stopping.Token);
-        WebApplication app = StandInHost.Build(endpoint.HandleAsync);
+        var app = StandInHost.Build(endpoint.HandleAsync);
         try
         {
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -138,7 +138,7 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
     public IReadOnlyList<ReceivedIdentifyEvent> EventsFor(string userId)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        return _recorder.EventsFor(userId);
+        return recorder.EventsFor(userId);
     }
 
     /// <summary>Waits until at least <paramref name="count"/> events have been accepted since the start or the last <see cref="Reset"/>.</summary>
@@ -156,7 +156,7 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
             standIn => standIn.AcceptedEventCount >= count,
             timeout,
             () => $"Waited {timeout} for {count} identify event(s) at {Endpoint}, but {AcceptedEventCount} arrived in "
-                + $"{AcceptedRequestCount} accepted request(s); {_recorder.DescribeRequests()}.",
+                + $"{AcceptedRequestCount} accepted request(s); {recorder.DescribeRequests()}.",
             cancellationToken);
     }
 
@@ -179,7 +179,7 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
             condition,
             timeout,
             () => $"The condition was not met within {timeout}: {AcceptedEventCount} identify event(s) arrived at {Endpoint} in "
-                + $"{AcceptedRequestCount} accepted request(s); {_recorder.DescribeRequests()}.",
+                + $"{AcceptedRequestCount} accepted request(s); {recorder.DescribeRequests()}.",
             cancellationToken);
     }
 
@@ -191,28 +191,28 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
     public void Reset()
     {
         Faults.Reset();
-        _recorder.Reset();
-        _inFlight.Reset();
+        recorder.Reset();
+        inFlight.Reset();
     }
 
     /// <summary>Stops the server; requests still waiting on <see cref="StandInFaults.Latency"/> are aborted.</summary>
     /// <returns>A task that completes when the server has stopped.</returns>
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        if (Interlocked.Exchange(ref disposed, 1) != 0)
         {
             return;
         }
 
-        await _stopping.CancelAsync().ConfigureAwait(false);
+        await stopping.CancelAsync().ConfigureAwait(false);
         try
         {
-            await _app.StopAsync().ConfigureAwait(false);
+            await app.StopAsync().ConfigureAwait(false);
         }
         finally
         {
-            await _app.DisposeAsync().ConfigureAwait(false);
-            _stopping.Dispose();
+            await app.DisposeAsync().ConfigureAwait(false);
+            stopping.Dispose();
         }
     }
 
@@ -223,20 +223,20 @@ public sealed class ThrivestackStandIn : IAsyncDisposable
             throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must be zero or more, or Timeout.InfiniteTimeSpan.");
         }
 
-        long started = TimeProvider.System.GetTimestamp();
+        var started = TimeProvider.System.GetTimestamp();
         while (true)
         {
             // Taken before the check: a request recorded after the check completes this task.
-            Task changed = _recorder.Changed;
+            var changed = recorder.Changed;
             if (condition(this))
             {
                 return;
             }
 
-            TimeSpan wait = RecheckInterval;
+            var wait = RecheckInterval;
             if (timeout != Timeout.InfiniteTimeSpan)
             {
-                TimeSpan left = timeout - TimeProvider.System.GetElapsedTime(started);
+                var left = timeout - TimeProvider.System.GetElapsedTime(started);
                 if (left <= TimeSpan.Zero)
                 {
                     throw new TimeoutException(describe());

@@ -15,17 +15,17 @@ public sealed partial class StandInFaultsTests
         standIn.Faults.RetryAfter = TimeSpan.FromSeconds(5);
         var first = new HeldContent(IdentifyJson.Users(1, "first-"));
         var second = new HeldContent(IdentifyJson.Users(1, "second-"));
-        Task<HttpResponseMessage> firstSent = SendHeldAsync(standIn, first);
-        Task<HttpResponseMessage> secondSent = SendHeldAsync(standIn, second);
+        var firstSent = SendHeldAsync(standIn, first);
+        var secondSent = SendHeldAsync(standIn, second);
         await standIn.WaitUntilAsync(s => s.InFlightRequestCount == 2, Patience);
 
-        using HttpResponseMessage refused = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, "third-"));
-        JsonElement refusedBody = await refused.ReadJsonAsync();
+        using var refused = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, "third-"));
+        var refusedBody = await refused.ReadJsonAsync();
         first.Release();
-        using HttpResponseMessage firstAnswer = await firstSent;
-        using HttpResponseMessage fourth = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, "fourth-"));
+        using var firstAnswer = await firstSent;
+        using var fourth = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, "fourth-"));
         second.Release();
-        using HttpResponseMessage secondAnswer = await secondSent;
+        using var secondAnswer = await secondSent;
 
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.False(refused.Headers.Contains("Retry-After"));
@@ -44,14 +44,14 @@ public sealed partial class StandInFaultsTests
         await using var standIn = await ThrivestackStandIn.StartAsync();
         standIn.Faults.MaxConcurrentRequests = 1;
         var held = new HeldContent(IdentifyJson.Users(1));
-        Task<HttpResponseMessage> heldSent = SendHeldAsync(standIn, held);
+        var heldSent = SendHeldAsync(standIn, held);
         await standIn.WaitUntilAsync(s => s.InFlightRequestCount == 1, Patience);
 
-        using HttpRequestMessage unauthorized = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
+        using var unauthorized = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
         unauthorized.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "wrong-token");
-        using HttpResponseMessage answer = await _client.SendAsync(unauthorized);
+        using var answer = await client.SendAsync(unauthorized);
         held.Release();
-        using HttpResponseMessage heldAnswer = await heldSent;
+        using var heldAnswer = await heldSent;
 
         Assert.Equal(HttpStatusCode.Unauthorized, answer.StatusCode);
         Assert.Equal(HttpStatusCode.OK, heldAnswer.StatusCode);
@@ -76,11 +76,11 @@ public sealed partial class StandInFaultsTests
         await using var standIn = await ThrivestackStandIn.StartAsync(new ThrivestackStandInOptions { TimeProvider = clock });
         standIn.Faults.Latency = TimeSpan.FromSeconds(10);
 
-        Task<HttpResponseMessage>[] sent = [.. Enumerable.Range(0, Concurrent).Select(i => _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, $"u{i}-")))];
+        Task<HttpResponseMessage>[] sent = [.. Enumerable.Range(0, Concurrent).Select(i => client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, $"u{i}-")))];
         await standIn.WaitUntilAsync(_ => clock.DueTimes.Count == Concurrent, Patience);
-        int inFlight = standIn.InFlightRequestCount;
+        var inFlight = standIn.InFlightRequestCount;
         clock.Advance(TimeSpan.FromSeconds(10));
-        HttpResponseMessage[] answers = await Task.WhenAll(sent);
+        var answers = await Task.WhenAll(sent);
 
         Assert.Equal(Concurrent, inFlight);
         Assert.All(clock.DueTimes, due => Assert.Equal(TimeSpan.FromSeconds(10), due));
@@ -98,11 +98,11 @@ public sealed partial class StandInFaultsTests
         standIn.Faults.Latency = TimeSpan.FromSeconds(1);
         standIn.Faults.LatencyJitter = TimeSpan.FromMilliseconds(500);
 
-        Task<HttpResponseMessage>[] sent = [.. Enumerable.Range(0, Concurrent).Select(i => _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, $"u{i}-")))];
+        Task<HttpResponseMessage>[] sent = [.. Enumerable.Range(0, Concurrent).Select(i => client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, $"u{i}-")))];
         await standIn.WaitUntilAsync(_ => clock.DueTimes.Count == Concurrent, Patience);
-        IReadOnlyList<TimeSpan> delays = clock.DueTimes;
+        var delays = clock.DueTimes;
         clock.Advance(TimeSpan.FromMilliseconds(1500));
-        HttpResponseMessage[] answers = await Task.WhenAll(sent);
+        var answers = await Task.WhenAll(sent);
 
         Assert.All(delays, delay => Assert.InRange(delay, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(1500)));
         Assert.True(delays.Distinct().Count() > Concurrent / 2, $"delays: {string.Join(", ", delays)}");
@@ -113,8 +113,8 @@ public sealed partial class StandInFaultsTests
     [Fact]
     public void LatencyJitter_SameSeed_DrawsTheSameDelays()
     {
-        TimeSpan[] first = Draw(new StandInFaults(42));
-        TimeSpan[] second = Draw(new StandInFaults(42));
+        var first = Draw(new StandInFaults(42));
+        var second = Draw(new StandInFaults(42));
 
         Assert.Equal(first, second);
         Assert.All(first, delay => Assert.InRange(delay, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(150)));
@@ -141,7 +141,7 @@ public sealed partial class StandInFaultsTests
         await using var standIn = await ThrivestackStandIn.StartAsync();
         standIn.Faults.TooManyRequestsRate = 1.0;
 
-        int[] codes = await PostSequentiallyAsync(standIn, 2);
+        var codes = await PostSequentiallyAsync(standIn, 2);
 
         Assert.Equal([429, 429], codes);
         Assert.Equal((2, 0), (standIn.TooManyRequestsCount, standIn.ConcurrencyLimitRefusedCount));
@@ -153,11 +153,11 @@ public sealed partial class StandInFaultsTests
         await using var standIn = await ThrivestackStandIn.StartAsync();
         standIn.Faults.MaxConcurrentRequests = 1;
         var held = new HeldContent(IdentifyJson.Users(1));
-        Task<HttpResponseMessage> heldSent = SendHeldAsync(standIn, held);
+        var heldSent = SendHeldAsync(standIn, held);
         await standIn.WaitUntilAsync(s => s.InFlightRequestCount == 1, Patience);
-        using HttpResponseMessage refused = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
+        using var refused = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
         held.Release();
-        using HttpResponseMessage heldAnswer = await heldSent;
+        using var heldAnswer = await heldSent;
         (int, int, int) before = (standIn.PeakConcurrentRequests, standIn.ConcurrencyLimitRefusedCount, standIn.TooManyRequestsCount);
         standIn.Faults.LatencyJitter = TimeSpan.FromSeconds(1);
 
@@ -175,6 +175,6 @@ public sealed partial class StandInFaultsTests
         using var request = new HttpRequestMessage(HttpMethod.Post, standIn.Endpoint) { Content = content };
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", standIn.ApiToken);
-        return await _client.SendAsync(request);
+        return await client.SendAsync(request);
     }
 }

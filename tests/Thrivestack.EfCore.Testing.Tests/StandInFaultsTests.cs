@@ -8,9 +8,9 @@ public sealed partial class StandInFaultsTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
-    private readonly HttpClient _client = new();
+    private readonly HttpClient client = new();
 
-    public void Dispose() => _client.Dispose();
+    public void Dispose() => client.Dispose();
 
     [Theory]
     [InlineData(503)]
@@ -23,7 +23,7 @@ public sealed partial class StandInFaultsTests : IDisposable
         standIn.Faults.FailStatusCode = statusCode;
         standIn.Faults.FailNextRequests = 2;
 
-        int[] codes = await PostSequentiallyAsync(standIn, 3);
+        var codes = await PostSequentiallyAsync(standIn, 3);
 
         Assert.Equal([statusCode, statusCode, 200], codes);
         Assert.Equal(0, standIn.Faults.FailNextRequests);
@@ -37,7 +37,7 @@ public sealed partial class StandInFaultsTests : IDisposable
         await using var standIn = await ThrivestackStandIn.StartAsync();
         standIn.Faults.ServerErrorRate = 1.0;
 
-        int[] codes = await PostSequentiallyAsync(standIn, 4);
+        var codes = await PostSequentiallyAsync(standIn, 4);
 
         Assert.Equal([500, 503, 500, 503], codes);
         Assert.Equal(0, standIn.AcceptedEventCount);
@@ -55,8 +55,8 @@ public sealed partial class StandInFaultsTests : IDisposable
         standIn.Faults.TooManyRequestsRate = 1.0;
         standIn.Faults.RetryAfter = TimeSpan.FromMilliseconds(retryAfterMs);
 
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
-        JsonElement body = await response.ReadJsonAsync();
+        using var response = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
+        var body = await response.ReadJsonAsync();
 
         Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
         Assert.Equal([header], response.Headers.GetValues("Retry-After"));
@@ -71,8 +71,8 @@ public sealed partial class StandInFaultsTests : IDisposable
         standIn.Faults.ServerErrorRate = 1.0;
         standIn.Faults.RetryAfter = TimeSpan.FromSeconds(7);
 
-        using HttpResponseMessage first = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
-        using HttpResponseMessage second = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
+        using var first = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
+        using var second = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
 
         Assert.Equal(HttpStatusCode.InternalServerError, first.StatusCode);
         Assert.False(first.Headers.Contains("Retry-After"));
@@ -86,7 +86,7 @@ public sealed partial class StandInFaultsTests : IDisposable
         await using var standIn = await ThrivestackStandIn.StartAsync();
         standIn.Faults.TooManyRequestsRate = 1.0;
 
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
+        using var response = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
 
         Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
         Assert.Null(response.Headers.RetryAfter);
@@ -102,7 +102,7 @@ public sealed partial class StandInFaultsTests : IDisposable
         await Assert.ThrowsAsync<TaskCanceledException>(() => impatient.PostIdentifyAsync(standIn, IdentifyJson.Users(1)));
         await standIn.WaitUntilAsync(s => s.Requests.Count == 1, Patience);
 
-        ReceivedRequest request = Assert.Single(standIn.Requests);
+        var request = Assert.Single(standIn.Requests);
         Assert.Equal(499, request.StatusCode);
         Assert.Equal(0, standIn.AcceptedEventCount);
     }
@@ -113,9 +113,9 @@ public sealed partial class StandInFaultsTests : IDisposable
         await using var standIn = await ThrivestackStandIn.StartAsync();
         standIn.Faults.Unauthorized = true;
 
-        int[] during = await PostSequentiallyAsync(standIn, 2);
+        var during = await PostSequentiallyAsync(standIn, 2);
         standIn.Faults.Unauthorized = false;
-        int[] after = await PostSequentiallyAsync(standIn, 1);
+        var after = await PostSequentiallyAsync(standIn, 1);
 
         Assert.Equal([401, 401, 200], [.. during, .. after]);
     }
@@ -126,8 +126,8 @@ public sealed partial class StandInFaultsTests : IDisposable
         await using var standIn = await ThrivestackStandIn.StartAsync();
         standIn.Faults.SuccessFalse = true;
 
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
-        JsonElement body = await response.ReadJsonAsync();
+        using var response = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
+        var body = await response.ReadJsonAsync();
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.False(body.GetProperty("success").GetBoolean());
@@ -142,11 +142,11 @@ public sealed partial class StandInFaultsTests : IDisposable
         await using var standIn = await ThrivestackStandIn.StartAsync();
         standIn.Faults.RejectedUserIds.Add("bad-2");
         standIn.Faults.RejectedUserIds.Add("bad-1");
-        string json = IdentifyJson.Batch(IdentifyJson.Event("good"), IdentifyJson.Event("bad-1"), IdentifyJson.Event("bad-2"));
+        var json = IdentifyJson.Batch(IdentifyJson.Event("good"), IdentifyJson.Event("bad-1"), IdentifyJson.Event("bad-2"));
 
-        using HttpResponseMessage rejected = await _client.PostIdentifyAsync(standIn, json);
-        JsonElement body = await rejected.ReadJsonAsync();
-        using HttpResponseMessage accepted = await _client.PostIdentifyAsync(standIn, IdentifyJson.Batch(IdentifyJson.Event("good")));
+        using var rejected = await client.PostIdentifyAsync(standIn, json);
+        var body = await rejected.ReadJsonAsync();
+        using var accepted = await client.PostIdentifyAsync(standIn, IdentifyJson.Batch(IdentifyJson.Event("good")));
 
         Assert.Equal(HttpStatusCode.BadRequest, rejected.StatusCode);
         Assert.Equal("event 1: user_id \"bad-1\" was rejected", body.GetProperty("message").GetString());
@@ -163,8 +163,8 @@ public sealed partial class StandInFaultsTests : IDisposable
         standIn.Faults.Warnings.Add("trait \"foo\" is unknown");
         standIn.Faults.Warnings.Add("second");
 
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
-        JsonElement body = await response.ReadJsonAsync();
+        using var response = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
+        var body = await response.ReadJsonAsync();
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.True(body.GetProperty("success").GetBoolean());
@@ -180,14 +180,14 @@ public sealed partial class StandInFaultsTests : IDisposable
         var options = new ThrivestackStandInOptions { Seed = 1234 };
         await using var first = await ThrivestackStandIn.StartAsync(options);
         await using var second = await ThrivestackStandIn.StartAsync(options);
-        foreach (StandInFaults faults in new[] { first.Faults, second.Faults })
+        foreach (var faults in new[] { first.Faults, second.Faults })
         {
             faults.ServerErrorRate = 0.3;
             faults.TooManyRequestsRate = 0.3;
         }
 
-        int[] firstCodes = await PostSequentiallyAsync(first, 30);
-        int[] secondCodes = await PostSequentiallyAsync(second, 30);
+        var firstCodes = await PostSequentiallyAsync(first, 30);
+        var secondCodes = await PostSequentiallyAsync(second, 30);
 
         Assert.Equal(firstCodes, secondCodes);
         Assert.Contains(200, firstCodes);
@@ -220,9 +220,9 @@ public sealed partial class StandInFaultsTests : IDisposable
     private async Task<int[]> PostSequentiallyAsync(ThrivestackStandIn standIn, int count)
     {
         var codes = new int[count];
-        for (int i = 0; i < count; i++)
+        for (var i = 0; i < count; i++)
         {
-            using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
+            using var response = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
             codes[i] = (int)response.StatusCode;
         }
 

@@ -17,15 +17,15 @@ public sealed partial class ThrivestackStandInTests
     public async Task Post_MissingOrWrongBearerToken_Returns401WithoutEchoingIt(string? authorization)
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        using HttpRequestMessage request = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
+        using var request = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
         request.Headers.Authorization = null;
         if (authorization is not null)
         {
             request.Headers.TryAddWithoutValidation("Authorization", authorization);
         }
 
-        using HttpResponseMessage response = await _client.SendAsync(request);
-        string body = await response.Content.ReadAsStringAsync();
+        using var response = await client.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
 
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.Equal("""{"success":false,"message":"Access token missing or invalid"}""", body);
@@ -41,14 +41,14 @@ public sealed partial class ThrivestackStandInTests
         StandInAuthHeader configured, StandInAuthHeader sent, HttpStatusCode expected)
     {
         await using var standIn = await ThrivestackStandIn.StartAsync(new ThrivestackStandInOptions { AuthHeader = configured, ApiToken = "key-1" });
-        using HttpRequestMessage request = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
+        using var request = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
         if (sent == StandInAuthHeader.ApiKey)
         {
             request.Headers.Authorization = null;
             request.Headers.Add("x-api-key", "key-1");
         }
 
-        using HttpResponseMessage response = await _client.SendAsync(request);
+        using var response = await client.SendAsync(request);
 
         Assert.Equal(expected, response.StatusCode);
     }
@@ -57,11 +57,11 @@ public sealed partial class ThrivestackStandInTests
     public async Task ApiToken_Rotated_RejectsOldTokenAndAcceptsNewOne()
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        using HttpRequestMessage withOldToken = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
+        using var withOldToken = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
 
         standIn.ApiToken = "rotated-token";
-        using HttpResponseMessage oldResponse = await _client.SendAsync(withOldToken);
-        using HttpResponseMessage newResponse = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
+        using var oldResponse = await client.SendAsync(withOldToken);
+        using var newResponse = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
 
         Assert.Equal(HttpStatusCode.Unauthorized, oldResponse.StatusCode);
         Assert.Equal(HttpStatusCode.OK, newResponse.StatusCode);

@@ -46,12 +46,12 @@ public sealed partial class ThrivestackStandInTests
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
 
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, json);
-        JsonElement body = await response.ReadJsonAsync();
+        using var response = await client.PostIdentifyAsync(standIn, json);
+        var body = await response.ReadJsonAsync();
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.False(body.GetProperty("success").GetBoolean());
-        string message = body.GetProperty("message").GetString()!;
+        var message = body.GetProperty("message").GetString()!;
         Assert.StartsWith(expectedMessage, message, StringComparison.Ordinal);
         Assert.Equal(message, Assert.Single(standIn.Requests).Error);
         Assert.Empty(standIn.Events);
@@ -69,9 +69,9 @@ public sealed partial class ThrivestackStandInTests
     public async Task Post_ContentType_AcceptsOnlyJson(string contentType, HttpStatusCode expected)
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        using HttpRequestMessage request = StandInHttp.Identify(standIn, IdentifyJson.Users(1), contentType);
+        using var request = StandInHttp.Identify(standIn, IdentifyJson.Users(1), contentType);
 
-        using HttpResponseMessage response = await _client.SendAsync(request);
+        using var response = await client.SendAsync(request);
 
         Assert.Equal(expected, response.StatusCode);
         Assert.Equal(expected == HttpStatusCode.OK ? null : "Content-Type must be application/json", Assert.Single(standIn.Requests).Error);
@@ -81,10 +81,10 @@ public sealed partial class ThrivestackStandInTests
     public async Task Post_NoContentType_Returns400()
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        using HttpRequestMessage request = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
+        using var request = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
         request.Content!.Headers.ContentType = null;
 
-        using HttpResponseMessage response = await _client.SendAsync(request);
+        using var response = await client.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
     }
@@ -98,16 +98,16 @@ public sealed partial class ThrivestackStandInTests
     public async Task Post_BodySize_AcceptsAtMost2000000Bytes(int size, bool chunked, HttpStatusCode expected)
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        byte[] bytes = Encoding.UTF8.GetBytes(IdentifyJson.OfSize(size));
-        using HttpRequestMessage request = StandInHttp.Identify(standIn, "[]");
+        var bytes = Encoding.UTF8.GetBytes(IdentifyJson.OfSize(size));
+        using var request = StandInHttp.Identify(standIn, "[]");
         request.Content = chunked ? new ChunkedContent(bytes) : new ByteArrayContent(bytes);
         request.Content.Headers.ContentType = new("application/json");
 
-        using HttpResponseMessage response = await _client.SendAsync(request);
+        using var response = await client.SendAsync(request);
 
         Assert.Equal(size, bytes.Length);
         Assert.Equal(expected, response.StatusCode);
-        ReceivedRequest received = Assert.Single(standIn.Requests);
+        var received = Assert.Single(standIn.Requests);
         if (expected == HttpStatusCode.OK)
         {
             Assert.Equal(size, received.BodyBytes);
@@ -127,11 +127,11 @@ public sealed partial class ThrivestackStandInTests
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
 
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(count));
+        using var response = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(count));
 
         Assert.Equal(expected, response.StatusCode);
         Assert.Equal(expected == HttpStatusCode.OK ? count : 0, standIn.AcceptedEventCount);
-        ReceivedRequest received = Assert.Single(standIn.Requests);
+        var received = Assert.Single(standIn.Requests);
         Assert.Equal(count, received.EventCount);
         Assert.Equal(expected == HttpStatusCode.OK ? null : "request body contains 1001 events; at most 1,000 are allowed", received.Error);
     }
@@ -140,9 +140,9 @@ public sealed partial class ThrivestackStandInTests
     public async Task Post_UnknownFieldsAndEmptyObjects_Accepted()
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        string json = """[{"user_id":"a","timestamp":"2024-02-29T23:59:59Z","traits":{},"context":{},"extra":1}]""";
+        var json = """[{"user_id":"a","timestamp":"2024-02-29T23:59:59Z","traits":{},"context":{},"extra":1}]""";
 
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, json);
+        using var response = await client.PostIdentifyAsync(standIn, json);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Null(Assert.Single(standIn.Events).GroupId);

@@ -10,11 +10,11 @@ public sealed partial class ThrivestackStandInTests
     public async Task WaitForEventsAsync_EventsArriveLater_Completes()
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        Task waiting = standIn.WaitForEventsAsync(3, Patience);
+        var waiting = standIn.WaitForEventsAsync(3, Patience);
         Assert.False(waiting.IsCompleted);
 
-        using HttpResponseMessage first = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, "a-"));
-        using HttpResponseMessage second = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(2, "b-"));
+        using var first = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, "a-"));
+        using var second = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(2, "b-"));
         await waiting;
 
         Assert.Equal(3, standIn.AcceptedEventCount);
@@ -24,9 +24,9 @@ public sealed partial class ThrivestackStandInTests
     public async Task WaitForEventsAsync_AlreadyArrived_CompletesAtOnce()
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(2));
+        using var response = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(2));
 
-        Task waiting = standIn.WaitForEventsAsync(2, TimeSpan.Zero);
+        var waiting = standIn.WaitForEventsAsync(2, TimeSpan.Zero);
 
         Assert.True(waiting.IsCompletedSuccessfully);
         await waiting;
@@ -36,12 +36,12 @@ public sealed partial class ThrivestackStandInTests
     public async Task WaitForEventsAsync_TooFewEvents_ThrowsTimeoutSayingWhatArrived()
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        using HttpResponseMessage accepted = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
-        using HttpRequestMessage unauthorized = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
+        using var accepted = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
+        using var unauthorized = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
         unauthorized.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "expired");
-        using HttpResponseMessage rejected = await _client.SendAsync(unauthorized);
+        using var rejected = await client.SendAsync(unauthorized);
 
-        TimeoutException exception = await Assert.ThrowsAsync<TimeoutException>(
+        var exception = await Assert.ThrowsAsync<TimeoutException>(
             () => standIn.WaitForEventsAsync(5, TimeSpan.FromMilliseconds(100)));
 
         Assert.Contains("for 5 identify event(s)", exception.Message, StringComparison.Ordinal);
@@ -56,7 +56,7 @@ public sealed partial class ThrivestackStandInTests
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
 
-        TimeoutException exception = await Assert.ThrowsAsync<TimeoutException>(
+        var exception = await Assert.ThrowsAsync<TimeoutException>(
             () => standIn.WaitForEventsAsync(1, TimeSpan.FromMilliseconds(100)));
 
         Assert.Contains("no request was answered", exception.Message, StringComparison.Ordinal);
@@ -67,10 +67,10 @@ public sealed partial class ThrivestackStandInTests
     public async Task WaitUntilAsync_ConditionMetByRejectedRequest_Completes()
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        Task waiting = standIn.WaitUntilAsync(s => s.Requests.Any(r => r.StatusCode == 400), Patience);
+        var waiting = standIn.WaitUntilAsync(s => s.Requests.Any(r => r.StatusCode == 400), Patience);
         Assert.False(waiting.IsCompleted);
 
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, "[]");
+        using var response = await client.PostIdentifyAsync(standIn, "[]");
         await waiting;
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
@@ -81,7 +81,7 @@ public sealed partial class ThrivestackStandInTests
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
         using var cancellation = new CancellationTokenSource();
-        Task waiting = standIn.WaitUntilAsync(_ => false, Timeout.InfiniteTimeSpan, cancellation.Token);
+        var waiting = standIn.WaitUntilAsync(_ => false, Timeout.InfiniteTimeSpan, cancellation.Token);
 
         await cancellation.CancelAsync();
 
@@ -93,7 +93,7 @@ public sealed partial class ThrivestackStandInTests
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
 
-        TimeoutException exception = await Assert.ThrowsAsync<TimeoutException>(
+        var exception = await Assert.ThrowsAsync<TimeoutException>(
             () => standIn.WaitUntilAsync(_ => false, TimeSpan.FromMilliseconds(100)));
 
         Assert.StartsWith("The condition was not met within", exception.Message, StringComparison.Ordinal);
@@ -104,14 +104,14 @@ public sealed partial class ThrivestackStandInTests
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
         standIn.ApiToken = "kept";
-        using HttpResponseMessage before = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(2));
+        using var before = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(2));
         standIn.Faults.FailNextRequests = 3;
         standIn.Faults.Unauthorized = true;
         standIn.Faults.RejectedUserIds.Add("x");
         standIn.Faults.Warnings.Add("w");
 
         standIn.Reset();
-        using HttpResponseMessage after = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, "after-"));
+        using var after = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1, "after-"));
 
         Assert.Equal(HttpStatusCode.OK, after.StatusCode);
         Assert.Equal((1, 1), (standIn.AcceptedEventCount, standIn.AcceptedRequestCount));

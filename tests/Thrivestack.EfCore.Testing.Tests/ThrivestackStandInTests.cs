@@ -9,9 +9,9 @@ public sealed partial class ThrivestackStandInTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
-    private readonly HttpClient _client = new();
+    private readonly HttpClient client = new();
 
-    public void Dispose() => _client.Dispose();
+    public void Dispose() => client.Dispose();
 
     [Fact]
     public async Task StartAsync_DefaultOptions_ListensOnLoopbackIdentifyPath()
@@ -29,7 +29,7 @@ public sealed partial class ThrivestackStandInTests : IDisposable
     {
         await using var standIn = await ThrivestackStandIn.StartAsync(new ThrivestackStandInOptions { Path = "/v2/identify" });
 
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
+        using var response = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(1));
 
         Assert.Equal("/v2/identify", standIn.Endpoint.AbsolutePath);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -43,7 +43,7 @@ public sealed partial class ThrivestackStandInTests : IDisposable
     {
         var options = new ThrivestackStandInOptions { ApiToken = token, Path = path };
 
-        ArgumentException exception = await Assert.ThrowsAsync<ArgumentException>(() => ThrivestackStandIn.StartAsync(options));
+        var exception = await Assert.ThrowsAsync<ArgumentException>(() => ThrivestackStandIn.StartAsync(options));
 
         Assert.Contains($"ThrivestackStandInOptions.{option}", exception.Message, StringComparison.Ordinal);
     }
@@ -52,14 +52,14 @@ public sealed partial class ThrivestackStandInTests : IDisposable
     public async Task Post_ValidBatch_AnswersSuccessAndRecordsEventsWithTraitsAndGroupId()
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        string first = IdentifyJson.Event(
+        var first = IdentifyJson.Event(
             "u-1",
             traits: """{"email":"ada@example.com","enrichment_phone":["+1","+2"]}""",
             context: """{"group_id":"g-7","ip":"10.0.0.1"}""");
-        string json = IdentifyJson.Batch(first, IdentifyJson.Event("u-2"));
+        var json = IdentifyJson.Batch(first, IdentifyJson.Event("u-2"));
 
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, json);
-        JsonElement body = await response.ReadJsonAsync();
+        using var response = await client.PostIdentifyAsync(standIn, json);
+        var body = await response.ReadJsonAsync();
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.True(body.GetProperty("success").GetBoolean());
@@ -85,7 +85,7 @@ public sealed partial class ThrivestackStandInTests : IDisposable
                 Assert.Null(e.Traits);
                 Assert.Null(e.Context);
             });
-        ReceivedRequest request = Assert.Single(standIn.Requests);
+        var request = Assert.Single(standIn.Requests);
         Assert.Equal((0, 200, 2, Encoding.UTF8.GetByteCount(json), (string?)null), (request.Index, request.StatusCode, request.EventCount, request.BodyBytes, request.Error));
         Assert.Equal(["u-1", "u-2"], request.UserIds);
         Assert.Equal((2, 1), (standIn.AcceptedEventCount, standIn.AcceptedRequestCount));
@@ -96,12 +96,12 @@ public sealed partial class ThrivestackStandInTests : IDisposable
     {
         await using var standIn = await ThrivestackStandIn.StartAsync(new ThrivestackStandInOptions { RecordEvents = false });
 
-        using HttpResponseMessage response = await _client.PostIdentifyAsync(standIn, IdentifyJson.Users(3));
+        using var response = await client.PostIdentifyAsync(standIn, IdentifyJson.Users(3));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal((3, 1), (standIn.AcceptedEventCount, standIn.AcceptedRequestCount));
         Assert.Empty(standIn.Events);
-        ReceivedRequest request = Assert.Single(standIn.Requests);
+        var request = Assert.Single(standIn.Requests);
         Assert.Equal(3, request.EventCount);
         Assert.Empty(request.UserIds);
     }
@@ -110,10 +110,10 @@ public sealed partial class ThrivestackStandInTests : IDisposable
     public async Task EventsFor_SeveralUsers_ReturnsOnlyThatUsersEventsInOrder()
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        using HttpResponseMessage first = await _client.PostIdentifyAsync(standIn, IdentifyJson.Batch(IdentifyJson.Event("a"), IdentifyJson.Event("b")));
-        using HttpResponseMessage second = await _client.PostIdentifyAsync(standIn, IdentifyJson.Batch(IdentifyJson.Event("a", traits: """{"n":2}""")));
+        using var first = await client.PostIdentifyAsync(standIn, IdentifyJson.Batch(IdentifyJson.Event("a"), IdentifyJson.Event("b")));
+        using var second = await client.PostIdentifyAsync(standIn, IdentifyJson.Batch(IdentifyJson.Event("a", traits: """{"n":2}""")));
 
-        IReadOnlyList<ReceivedIdentifyEvent> events = standIn.EventsFor("a");
+        var events = standIn.EventsFor("a");
 
         Assert.Equal([0, 1], events.Select(e => e.RequestIndex));
         Assert.Equal(2, events[1].Traits!.Value.GetProperty("n").GetInt32());
@@ -123,10 +123,10 @@ public sealed partial class ThrivestackStandInTests : IDisposable
     public async Task Post_WrongPath_Returns404AndRecordsIt()
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
-        using HttpRequestMessage request = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
+        using var request = StandInHttp.Identify(standIn, IdentifyJson.Users(1));
         request.RequestUri = new Uri(standIn.Endpoint, "/api/track");
 
-        using HttpResponseMessage response = await _client.SendAsync(request);
+        using var response = await client.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
         Assert.Equal(404, Assert.Single(standIn.Requests).StatusCode);
@@ -138,7 +138,7 @@ public sealed partial class ThrivestackStandInTests : IDisposable
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
 
-        using HttpResponseMessage response = await _client.GetAsync(standIn.Endpoint);
+        using var response = await client.GetAsync(standIn.Endpoint);
 
         Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
         Assert.Equal(["POST"], response.Content.Headers.Allow);
@@ -149,14 +149,14 @@ public sealed partial class ThrivestackStandInTests : IDisposable
     {
         await using var standIn = await ThrivestackStandIn.StartAsync();
 
-        HttpResponseMessage[] responses = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
-            Task.Run(() => _client.PostIdentifyAsync(standIn, IdentifyJson.Users(3, $"p{i}-")))));
+        var responses = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
+            Task.Run(() => client.PostIdentifyAsync(standIn, IdentifyJson.Users(3, $"p{i}-")))));
 
         Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         Array.ForEach(responses, r => r.Dispose());
         Assert.Equal((60, 20), (standIn.AcceptedEventCount, standIn.AcceptedRequestCount));
         Assert.Equal(Enumerable.Range(0, 20), standIn.Requests.Select(r => r.Index));
-        IReadOnlyList<ReceivedIdentifyEvent> events = standIn.Events;
+        var events = standIn.Events;
         Assert.Equal(60, events.Select(e => e.UserId).Distinct().Count());
         Assert.Equal(events.Select(e => e.RequestIndex).Order(), events.Select(e => e.RequestIndex));
     }
@@ -165,12 +165,12 @@ public sealed partial class ThrivestackStandInTests : IDisposable
     public async Task DisposeAsync_Running_StopsServingAndCanBeRepeated()
     {
         var standIn = await ThrivestackStandIn.StartAsync();
-        Uri endpoint = standIn.Endpoint;
+        var endpoint = standIn.Endpoint;
 
         await standIn.DisposeAsync();
         await standIn.DisposeAsync();
 
         using var content = new StringContent(IdentifyJson.Users(1));
-        await Assert.ThrowsAsync<HttpRequestException>(() => _client.PostAsync(endpoint, content));
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.PostAsync(endpoint, content));
     }
 }

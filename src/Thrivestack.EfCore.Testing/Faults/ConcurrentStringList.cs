@@ -5,48 +5,48 @@ namespace Thrivestack.EfCore.Testing.Faults;
 /// <summary>An <see cref="IList{T}"/> of strings behind a lock; enumeration walks a snapshot.</summary>
 internal sealed class ConcurrentStringList : IList<string>
 {
-    private readonly Lock _gate = new();
-    private readonly List<string> _items = [];
+    private readonly Lock gate = new();
+    private readonly List<string> items = [];
 
-    public int Count { get { lock (_gate) { return _items.Count; } } }
+    public int Count { get { lock (gate) { return items.Count; } } }
 
     public bool IsReadOnly => false;
 
     public string this[int index]
     {
-        get { lock (_gate) { return _items[index]; } }
+        get { lock (gate) { return items[index]; } }
         set
         {
             ArgumentNullException.ThrowIfNull(value);
-            lock (_gate) { _items[index] = value; }
+            lock (gate) { items[index] = value; }
         }
     }
 
     public void Add(string item)
     {
         ArgumentNullException.ThrowIfNull(item);
-        lock (_gate) { _items.Add(item); }
+        lock (gate) { items.Add(item); }
     }
 
     public void Insert(int index, string item)
     {
         ArgumentNullException.ThrowIfNull(item);
-        lock (_gate) { _items.Insert(index, item); }
+        lock (gate) { items.Insert(index, item); }
     }
 
-    public void Clear() { lock (_gate) { _items.Clear(); } }
+    public void Clear() { lock (gate) { items.Clear(); } }
 
-    public bool Contains(string item) { lock (_gate) { return _items.Contains(item); } }
+    public bool Contains(string item) { lock (gate) { return items.Contains(item); } }
 
-    public int IndexOf(string item) { lock (_gate) { return _items.IndexOf(item); } }
+    public int IndexOf(string item) { lock (gate) { return items.IndexOf(item); } }
 
-    public bool Remove(string item) { lock (_gate) { return _items.Remove(item); } }
+    public bool Remove(string item) { lock (gate) { return items.Remove(item); } }
 
-    public void RemoveAt(int index) { lock (_gate) { _items.RemoveAt(index); } }
+    public void RemoveAt(int index) { lock (gate) { items.RemoveAt(index); } }
 
-    public void CopyTo(string[] array, int arrayIndex) { lock (_gate) { _items.CopyTo(array, arrayIndex); } }
+    public void CopyTo(string[] array, int arrayIndex) { lock (gate) { items.CopyTo(array, arrayIndex); } }
 
-    public string[] Snapshot() { lock (_gate) { return [.. _items]; } }
+    public string[] Snapshot() { lock (gate) { return [.. items]; } }
 
     public IEnumerator<string> GetEnumerator() => ((IEnumerable<string>)Snapshot()).GetEnumerator();
 

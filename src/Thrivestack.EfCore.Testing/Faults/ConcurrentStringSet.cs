@@ -5,28 +5,28 @@ namespace Thrivestack.EfCore.Testing.Faults;
 /// <summary>An ordinal <see cref="ISet{T}"/> of strings behind a lock; enumeration walks a snapshot.</summary>
 internal sealed class ConcurrentStringSet : ISet<string>
 {
-    private readonly Lock _gate = new();
-    private readonly HashSet<string> _items = new(StringComparer.Ordinal);
+    private readonly Lock gate = new();
+    private readonly HashSet<string> items = new(StringComparer.Ordinal);
 
-    public int Count { get { lock (_gate) { return _items.Count; } } }
+    public int Count { get { lock (gate) { return items.Count; } } }
 
     public bool IsReadOnly => false;
 
     public bool Add(string item)
     {
         ArgumentNullException.ThrowIfNull(item);
-        lock (_gate) { return _items.Add(item); }
+        lock (gate) { return items.Add(item); }
     }
 
     void ICollection<string>.Add(string item) => Add(item);
 
-    public void Clear() { lock (_gate) { _items.Clear(); } }
+    public void Clear() { lock (gate) { items.Clear(); } }
 
-    public bool Contains(string item) { lock (_gate) { return _items.Contains(item); } }
+    public bool Contains(string item) { lock (gate) { return items.Contains(item); } }
 
-    public bool Remove(string item) { lock (_gate) { return _items.Remove(item); } }
+    public bool Remove(string item) { lock (gate) { return items.Remove(item); } }
 
-    public void CopyTo(string[] array, int arrayIndex) { lock (_gate) { _items.CopyTo(array, arrayIndex); } }
+    public void CopyTo(string[] array, int arrayIndex) { lock (gate) { items.CopyTo(array, arrayIndex); } }
 
     public void ExceptWith(IEnumerable<string> other) => Mutate(other, static (set, items) => set.ExceptWith(items));
 
@@ -52,20 +52,20 @@ internal sealed class ConcurrentStringSet : ISet<string>
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    private string[] Snapshot() { lock (_gate) { return [.. _items]; } }
+    private string[] Snapshot() { lock (gate) { return [.. items]; } }
 
     // The other sequence is copied first so that passing this set (or a lazy query over it) cannot deadlock or throw.
     private void Mutate(IEnumerable<string> other, Action<HashSet<string>, string[]> action)
     {
         ArgumentNullException.ThrowIfNull(other);
         string[] items = [.. other];
-        lock (_gate) { action(_items, items); }
+        lock (gate) { action(this.items, items); }
     }
 
     private bool Query(IEnumerable<string> other, Func<HashSet<string>, string[], bool> query)
     {
         ArgumentNullException.ThrowIfNull(other);
         string[] items = [.. other];
-        lock (_gate) { return query(_items, items); }
+        lock (gate) { return query(this.items, items); }
     }
 }

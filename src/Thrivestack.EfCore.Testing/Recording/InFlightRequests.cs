@@ -6,30 +6,30 @@ namespace Thrivestack.EfCore.Testing.Recording;
 /// </summary>
 internal sealed class InFlightRequests(Action changed)
 {
-    private readonly Lock _gate = new();
-    private int _current;
-    private int _peak;
-    private int _refused;
+    private readonly Lock gate = new();
+    private int current;
+    private int peak;
+    private int refused;
 
-    public int Current { get { lock (_gate) { return _current; } } }
+    public int Current { get { lock (gate) { return current; } } }
 
-    public int Peak { get { lock (_gate) { return _peak; } } }
+    public int Peak { get { lock (gate) { return peak; } } }
 
-    public int Refused { get { lock (_gate) { return _refused; } } }
+    public int Refused { get { lock (gate) { return refused; } } }
 
     /// <summary>Admits a request unless <paramref name="limit"/> requests are in flight already; a refusal is counted.</summary>
     public bool TryEnter(int? limit)
     {
-        lock (_gate)
+        lock (gate)
         {
-            if (limit is int max && _current >= max)
+            if (limit is int max && current >= max)
             {
-                _refused++;
+                refused++;
                 return false;
             }
 
-            _current++;
-            _peak = Math.Max(_peak, _current);
+            current++;
+            peak = Math.Max(peak, current);
         }
 
         changed();
@@ -38,9 +38,9 @@ internal sealed class InFlightRequests(Action changed)
 
     public void Exit()
     {
-        lock (_gate)
+        lock (gate)
         {
-            _current--;
+            current--;
         }
 
         changed();
@@ -49,10 +49,10 @@ internal sealed class InFlightRequests(Action changed)
     /// <summary>Clears the counters; requests still in flight stay counted, so the peak restarts from them.</summary>
     public void Reset()
     {
-        lock (_gate)
+        lock (gate)
         {
-            _peak = _current;
-            _refused = 0;
+            peak = current;
+            refused = 0;
         }
     }
 }

@@ -24,9 +24,9 @@ internal sealed class IdentifyEndpoint(
 
     public async Task HandleAsync(HttpContext context)
     {
-        int index = recorder.NextIndex();
-        DateTimeOffset receivedAt = timeProvider.GetUtcNow();
-        CancellationToken aborted = context.RequestAborted;
+        var index = recorder.NextIndex();
+        var receivedAt = timeProvider.GetUtcNow();
+        var aborted = context.RequestAborted;
         Verdict verdict;
         try
         {
@@ -70,8 +70,8 @@ internal sealed class IdentifyEndpoint(
 
     private async Task<Verdict> DecideAsync(HttpContext context, int index, CancellationToken aborted)
     {
-        HttpRequest request = context.Request;
-        int announcedBytes = BodyBytes(request, 0);
+        var request = context.Request;
+        var announcedBytes = BodyBytes(request, 0);
         if (!request.Path.Equals(path))
         {
             return new Verdict(StatusCodes.Status404NotFound, $"not found: the stand-in only serves POST {path}") { BodyBytes = announcedBytes };
@@ -125,8 +125,8 @@ internal sealed class IdentifyEndpoint(
 
         try
         {
-            using RequestBody body = await RequestBody.ReadAsync(request.Body, request.ContentLength, MaxBodyBytes + 1, aborted).ConfigureAwait(false);
-            int bodyBytes = BodyBytes(request, body.Length);
+            using var body = await RequestBody.ReadAsync(request.Body, request.ContentLength, MaxBodyBytes + 1, aborted).ConfigureAwait(false);
+            var bodyBytes = BodyBytes(request, body.Length);
             return body.Length > MaxBodyBytes ? TooLarge(bodyBytes) : Judge(body.Memory, index, bodyBytes);
         }
         catch (BadHttpRequestException exception)
@@ -149,18 +149,18 @@ internal sealed class IdentifyEndpoint(
 
         using (document)
         {
-            JsonElement root = document.RootElement;
-            int eventCount = root.ValueKind == JsonValueKind.Array ? root.GetArrayLength() : 0;
+            var root = document.RootElement;
+            var eventCount = root.ValueKind == JsonValueKind.Array ? root.GetArrayLength() : 0;
             if (IdentifyBatchReader.Validate(root) is string error)
             {
                 return new Verdict(StatusCodes.Status400BadRequest, error) { EventCount = eventCount, BodyBytes = bodyBytes };
             }
 
-            ReceivedIdentifyEvent[] events = recordEvents ? ReadEvents(root, index) : [];
-            string[] userIds = events.Length == 0 ? [] : Array.ConvertAll(events, e => e.UserId);
+            var events = recordEvents ? ReadEvents(root, index) : [];
+            var userIds = events.Length == 0 ? [] : Array.ConvertAll(events, e => e.UserId);
             if (faults.RejectedUserIds.Count > 0 && IdentifyBatchReader.FindFirst(root, faults.RejectedUserIds) is (int position, string userId))
             {
-                string message = $"event {position}: user_id \"{userId}\" was rejected";
+                var message = $"event {position}: user_id \"{userId}\" was rejected";
                 return new Verdict(StatusCodes.Status400BadRequest, message) { EventCount = eventCount, BodyBytes = bodyBytes, UserIds = userIds };
             }
 
@@ -191,8 +191,8 @@ internal sealed class IdentifyEndpoint(
     private static ReceivedIdentifyEvent[] ReadEvents(JsonElement root, int index)
     {
         var events = new ReceivedIdentifyEvent[root.GetArrayLength()];
-        int i = 0;
-        foreach (JsonElement element in root.EnumerateArray())
+        var i = 0;
+        foreach (var element in root.EnumerateArray())
         {
             events[i++] = IdentifyBatchReader.ReadEvent(element, index);
         }
@@ -213,7 +213,7 @@ internal sealed class IdentifyEndpoint(
             return true;
         }
 
-        if (!MediaTypeHeaderValue.TryParse(contentType, out MediaTypeHeaderValue? parsed)
+        if (!MediaTypeHeaderValue.TryParse(contentType, out var parsed)
             || !parsed.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase))
         {
             return false;

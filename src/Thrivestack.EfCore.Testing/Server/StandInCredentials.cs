@@ -10,35 +10,35 @@ internal sealed class StandInCredentials
 {
     private const string BearerPrefix = "Bearer ";
 
-    private readonly StandInAuthHeader _header;
-    private volatile string _token;
+    private readonly StandInAuthHeader header;
+    private volatile string token;
 
     public StandInCredentials(StandInAuthHeader header, string token)
     {
-        _header = header;
-        _token = token;
+        this.header = header;
+        this.token = token;
     }
 
     public string Token
     {
-        get => _token;
+        get => token;
         set
         {
             ArgumentException.ThrowIfNullOrEmpty(value, nameof(ThrivestackStandIn.ApiToken));
-            _token = value;
+            token = value;
         }
     }
 
     public bool Accepts(IHeaderDictionary headers)
     {
-        StringValues values = _header == StandInAuthHeader.Bearer ? headers.Authorization : headers["x-api-key"];
+        var values = header == StandInAuthHeader.Bearer ? headers.Authorization : headers["x-api-key"];
         if (values.Count != 1 || values[0] is not string value)
         {
             return false;
         }
 
         ReadOnlySpan<char> given = value;
-        if (_header == StandInAuthHeader.Bearer)
+        if (header == StandInAuthHeader.Bearer)
         {
             if (!given.StartsWith(BearerPrefix, StringComparison.Ordinal))
             {
@@ -48,6 +48,6 @@ internal sealed class StandInCredentials
             given = given[BearerPrefix.Length..];
         }
 
-        return CryptographicOperations.FixedTimeEquals(MemoryMarshal.AsBytes(given), MemoryMarshal.AsBytes(_token.AsSpan()));
+        return CryptographicOperations.FixedTimeEquals(MemoryMarshal.AsBytes(given), MemoryMarshal.AsBytes(token.AsSpan()));
     }
 }

@@ -18,7 +18,7 @@ internal static class StandInHost
     /// <summary>Builds a host that listens on 127.0.0.1 on a free port and sends every request to <paramref name="handler"/>.</summary>
     public static WebApplication Build(RequestDelegate handler)
     {
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             ApplicationName = typeof(StandInHost).Assembly.GetName().Name,
             EnvironmentName = Environments.Production,
@@ -36,7 +36,7 @@ internal static class StandInHost
             kestrel.Listen(IPAddress.Loopback, 0);
         });
 
-        WebApplication app = builder.Build();
+        var app = builder.Build();
         app.Run(handler);
         return app;
     }
@@ -44,8 +44,8 @@ internal static class StandInHost
     /// <summary>Returns the address Kestrel bound, e.g. <c>http://127.0.0.1:41234</c>.</summary>
     public static Uri Address(WebApplication app)
     {
-        IServerAddressesFeature? addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>();
-        string address = addresses?.Addresses.FirstOrDefault()
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>();
+        var address = addresses?.Addresses.FirstOrDefault()
             ?? throw new InvalidOperationException("Kestrel started without reporting the address it listens on.");
         return new Uri(address);
     }

@@ -18,12 +18,12 @@ internal static class StandInResponses
     /// <summary>Writes <c>{"success":true,"response_id":"&lt;guid&gt;","message":"User(s) identified successfully"}</c>, without allocating.</summary>
     public static Task WriteAcceptedAsync(HttpResponse response, CancellationToken cancellationToken)
     {
-        int length = AcceptedPrefix.Length + GuidLength + AcceptedSuffix.Length;
+        var length = AcceptedPrefix.Length + GuidLength + AcceptedSuffix.Length;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = JsonContentType;
         response.ContentLength = length;
 
-        Span<byte> span = response.BodyWriter.GetSpan(length);
+        var span = response.BodyWriter.GetSpan(length);
         AcceptedPrefix.CopyTo(span);
         Guid.NewGuid().TryFormat(span[AcceptedPrefix.Length..], out _);
         AcceptedSuffix.CopyTo(span[(AcceptedPrefix.Length + GuidLength)..]);
@@ -38,7 +38,7 @@ internal static class StandInResponses
             writer.WriteBoolean("success"u8, true);
             writer.WriteString("eventId"u8, Guid.NewGuid());
             writer.WriteStartArray("warnings"u8);
-            foreach (string warning in warnings)
+            foreach (var warning in warnings)
             {
                 writer.WriteStringValue(warning);
             }

@@ -23,7 +23,7 @@ internal static class IdentifyBatchReader
             return "request body must be a JSON array of identify events";
         }
 
-        int count = root.GetArrayLength();
+        var count = root.GetArrayLength();
         if (count == 0)
         {
             return "request body must contain at least 1 event";
@@ -34,8 +34,8 @@ internal static class IdentifyBatchReader
             return string.Create(CultureInfo.InvariantCulture, $"request body contains {count} events; at most 1,000 are allowed");
         }
 
-        int index = 0;
-        foreach (JsonElement element in root.EnumerateArray())
+        var index = 0;
+        foreach (var element in root.EnumerateArray())
         {
             if (ValidateEvent(element) is string rule)
             {
@@ -51,10 +51,10 @@ internal static class IdentifyBatchReader
     /// <summary>Reads a validated event into a record that outlives the request's document.</summary>
     public static ReceivedIdentifyEvent ReadEvent(JsonElement element, int requestIndex)
     {
-        JsonElement clone = element.Clone();
-        JsonElement? traits = clone.TryGetProperty("traits"u8, out JsonElement t) ? t : null;
-        JsonElement? context = clone.TryGetProperty("context"u8, out JsonElement c) ? c : null;
-        string? groupId = context is { } ctx && ctx.TryGetProperty("group_id"u8, out JsonElement g) ? g.GetString() : null;
+        var clone = element.Clone();
+        JsonElement? traits = clone.TryGetProperty("traits"u8, out var t) ? t : null;
+        JsonElement? context = clone.TryGetProperty("context"u8, out var c) ? c : null;
+        var groupId = context is { } ctx && ctx.TryGetProperty("group_id"u8, out var g) ? g.GetString() : null;
         return new ReceivedIdentifyEvent
         {
             UserId = clone.GetProperty("user_id"u8).GetString()!,
@@ -70,10 +70,10 @@ internal static class IdentifyBatchReader
     /// <summary>Returns the index and user id of the first validated event whose user id is in <paramref name="userIds"/>.</summary>
     public static (int Index, string UserId)? FindFirst(JsonElement root, ICollection<string> userIds)
     {
-        int index = 0;
-        foreach (JsonElement element in root.EnumerateArray())
+        var index = 0;
+        foreach (var element in root.EnumerateArray())
         {
-            string userId = element.GetProperty("user_id"u8).GetString()!;
+            var userId = element.GetProperty("user_id"u8).GetString()!;
             if (userIds.Contains(userId))
             {
                 return (index, userId);
@@ -92,31 +92,31 @@ internal static class IdentifyBatchReader
             return "must be a JSON object";
         }
 
-        if (!element.TryGetProperty("user_id"u8, out JsonElement userId)
+        if (!element.TryGetProperty("user_id"u8, out var userId)
             || userId.ValueKind != JsonValueKind.String
             || userId.ValueEquals(""u8))
         {
             return UserIdRule;
         }
 
-        if (!element.TryGetProperty("timestamp"u8, out JsonElement timestamp) || !IsUtcTimestamp(timestamp))
+        if (!element.TryGetProperty("timestamp"u8, out var timestamp) || !IsUtcTimestamp(timestamp))
         {
             return TimestampRule;
         }
 
-        if (element.TryGetProperty("traits"u8, out JsonElement traits) && traits.ValueKind != JsonValueKind.Object)
+        if (element.TryGetProperty("traits"u8, out var traits) && traits.ValueKind != JsonValueKind.Object)
         {
             return TraitsRule;
         }
 
-        if (element.TryGetProperty("context"u8, out JsonElement context))
+        if (element.TryGetProperty("context"u8, out var context))
         {
             if (context.ValueKind != JsonValueKind.Object)
             {
                 return ContextRule;
             }
 
-            if (context.TryGetProperty("group_id"u8, out JsonElement groupId) && groupId.ValueKind != JsonValueKind.String)
+            if (context.TryGetProperty("group_id"u8, out var groupId) && groupId.ValueKind != JsonValueKind.String)
             {
                 return GroupIdRule;
             }
@@ -133,7 +133,7 @@ internal static class IdentifyBatchReader
         }
 
         // The raw value includes its quotes: "...Z". An offset such as +00:00 is a valid date-time, but not the Z form the API asks for.
-        ReadOnlySpan<byte> raw = JsonMarshal.GetRawUtf8Value(timestamp);
+        var raw = JsonMarshal.GetRawUtf8Value(timestamp);
         return raw.Length > 2 && raw[^2] == (byte)'Z';
     }
 }

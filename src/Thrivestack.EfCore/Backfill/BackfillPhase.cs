@@ -145,7 +145,7 @@ internal sealed class BackfillPhase
         for (var i = 0; i < key.Length; i++)
         {
             var type = ProviderType(key[i]);
-            object? value = type == typeof(string) ? items[i]
+            var value = type == typeof(string) ? items[i]
                 : type == typeof(Guid) ? Guid.Parse(items[i]!, CultureInfo.InvariantCulture)
                 : Convert.ChangeType(items[i], type, CultureInfo.InvariantCulture);
             values[i] = key[i].GetTypeMapping().Converter is { } converter ? converter.ConvertFromProvider(value) : value;

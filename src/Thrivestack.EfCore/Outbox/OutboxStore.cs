@@ -316,7 +316,12 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
             cancellationToken).ConfigureAwait(false);
         return await Rows.Where(r => r.LeaseId == leaseId).Select(r => new ClaimedRow
         {
-            Id = r.Id, UserId = r.UserId, GroupId = r.GroupId, Kind = (int)r.Kind, Payload = r.Payload, Attempts = r.Attempts,
+            Id = r.Id,
+            UserId = r.UserId,
+            GroupId = r.GroupId,
+            Kind = (int)r.Kind,
+            Payload = r.Payload,
+            Attempts = r.Attempts,
         }).ToListAsync(cancellationToken).ConfigureAwait(false);
     }
 }

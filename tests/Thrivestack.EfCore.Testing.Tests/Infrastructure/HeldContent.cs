@@ -9,22 +9,22 @@ namespace Thrivestack.EfCore.Testing.Tests.Infrastructure;
 /// </summary>
 internal sealed class HeldContent(string json) : HttpContent
 {
-    private readonly byte[] _bytes = Encoding.UTF8.GetBytes(json);
-    private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly byte[] bytes = Encoding.UTF8.GetBytes(json);
+    private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public void Release() => _released.TrySetResult();
+    public void Release() => released.TrySetResult();
 
     protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
     {
-        await stream.WriteAsync(_bytes.AsMemory(0, 1));
+        await stream.WriteAsync(bytes.AsMemory(0, 1));
         await stream.FlushAsync();
-        await _released.Task;
-        await stream.WriteAsync(_bytes.AsMemory(1));
+        await released.Task;
+        await stream.WriteAsync(bytes.AsMemory(1));
     }
 
     protected override bool TryComputeLength(out long length)
     {
-        length = _bytes.Length;
+        length = bytes.Length;
         return true;
     }
 }

@@ -9,7 +9,7 @@ internal static class IdentifyJson
 
     public static string Event(string userId, string? traits = null, string? context = null)
     {
-        string json = $"{{\"user_id\":\"{userId}\",\"timestamp\":\"{Timestamp}\"";
+        var json = $"{{\"user_id\":\"{userId}\",\"timestamp\":\"{Timestamp}\"";
         json += traits is null ? string.Empty : $",\"traits\":{traits}";
         json += context is null ? string.Empty : $",\"context\":{context}";
         return json + "}";
@@ -23,7 +23,7 @@ internal static class IdentifyJson
     /// <summary>One event whose body is exactly <paramref name="bytes"/> bytes long, padded in a trait.</summary>
     public static string OfSize(int bytes)
     {
-        string prefix = $"[{{\"user_id\":\"big\",\"timestamp\":\"{Timestamp}\",\"traits\":{{\"pad\":\"";
+        var prefix = $"[{{\"user_id\":\"big\",\"timestamp\":\"{Timestamp}\",\"traits\":{{\"pad\":\"";
         const string suffix = "\"}}]";
         return prefix + new string('x', bytes - prefix.Length - suffix.Length) + suffix;
     }

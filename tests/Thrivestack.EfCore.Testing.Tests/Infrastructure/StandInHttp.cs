@@ -21,13 +21,13 @@ internal static class StandInHttp
 
     public static async Task<HttpResponseMessage> PostIdentifyAsync(this HttpClient client, ThrivestackStandIn standIn, string json)
     {
-        using HttpRequestMessage request = Identify(standIn, json);
+        using var request = Identify(standIn, json);
         return await client.SendAsync(request);
     }
 
     public static async Task<JsonElement> ReadJsonAsync(this HttpResponseMessage response)
     {
-        using JsonDocument document = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         return document.RootElement.Clone();
     }
 }
