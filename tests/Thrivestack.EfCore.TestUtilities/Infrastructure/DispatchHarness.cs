@@ -133,7 +133,11 @@ internal sealed class DispatchHarness : IAsyncDisposable
         {
             context.Add(new BackfillCheckpoint
             {
-                Name = DispatcherLeaseSql.Name, Entity = "thrivestack_outbox", UpdatedAt = leaseExpiresAt, LockOwner = "killed-host", LockExpiresAt = leaseExpiresAt,
+                Name = DispatcherLeaseSql.Name,
+                Entity = "thrivestack_outbox",
+                UpdatedAt = leaseExpiresAt,
+                LockOwner = "killed-host",
+                LockExpiresAt = leaseExpiresAt,
             });
             await context.SaveChangesAsync();
         }
