@@ -108,14 +108,15 @@ internal sealed class Breakdown : DbCommandInterceptor, IDisposable
         }
     }
 
-    public const string ClaimKind = "SQL claim (UPDATE .. RETURNING)";
+    public const string ClaimKind = "SQL claim (SELECT under the outbox lease)";
 
     public static string Kind(string sql)
     {
         var text = sql.TrimStart();
         return text switch
         {
-            _ when text.Contains("\"lease_owner\" =", StringComparison.Ordinal) => ClaimKind,
+            _ when text.Contains("json_each(@p7)", StringComparison.Ordinal) || text.Contains("\"lease_owner\" =", StringComparison.Ordinal) => ClaimKind,
+            _ when text.Contains("ON CONFLICT (\"name\", \"entity\")", StringComparison.Ordinal) => "SQL outbox lease (upsert)",
             _ when text.StartsWith("PRAGMA", StringComparison.OrdinalIgnoreCase) => "SQL PRAGMA",
             _ when text.StartsWith("BEGIN", StringComparison.OrdinalIgnoreCase) || text.StartsWith("COMMIT", StringComparison.OrdinalIgnoreCase) => "SQL BEGIN/COMMIT",
             _ when text.StartsWith("DELETE", StringComparison.OrdinalIgnoreCase) => "SQL acknowledge (DELETE)",
