@@ -222,33 +222,42 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             var (rows, leaseEnd) = store.ClaimsByReading
                 ? await ClaimByReadingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false)
                 : await ClaimByLeasingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false);
-            limiter.RecordClaim(claimStarted);
-            OutboxReachable();
-            if (rows.Count == 0)
-            {
-                return new LaneStep(options.PollInterval, false);
-            }
-
-            Interlocked.Exchange(ref lastRowsClaimedTicks, time.GetUtcNow().UtcTicks);
-
-            var fullClaim = rows.Count >= claimSize;
-            if (fullClaim && moreWork.CurrentCount == 0 && limiter.NetworkIsTheWait)
-            {
-                // A full page suggests more: wake one more lane now, before this page's sends, which wakes the next if its
-                // page is full too. The limiter's slots, not this, pace how many send at once. Lanes hide the network's
-                // round trip; when a claim takes longer than a request, the database is the wait and one lane does the work.
-                moreWork.Release();
-            }
-
-            var cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero);
             try
             {
+                limiter.RecordClaim(claimStarted);
+                OutboxReachable();
+                if (rows.Count == 0)
+                {
+                    return new LaneStep(options.PollInterval, false);
+                }
+
+                Interlocked.Exchange(ref lastRowsClaimedTicks, time.GetUtcNow().UtcTicks);
+
+                var fullClaim = rows.Count >= claimSize;
+                if (fullClaim && moreWork.CurrentCount == 0 && limiter.NetworkIsTheWait)
+                {
+                    // A full page suggests more: wake one more lane now, before this page's sends, which wakes the next if its
+                    // page is full too. The limiter's slots, not this, pace how many send at once. Lanes hide the network's
+                    // round trip; when a claim takes longer than a request, the database is the wait and one lane does the work.
+                    moreWork.Release();
+                }
+
+                var cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero);
                 await cycle.RunAsync(rows, leaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
+                var wait = cycle.Result switch
+                {
+                    CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!),
+                    CycleResult.Transient => Failed(cycle.LastFailure!),
+                    _ when cycle.Delivered > 0 => Succeeded(),
+                    _ => TimeSpan.Zero,
+                };
+                return new LaneStep(wait, fullClaim);
             }
             finally
             {
-                // Every row of the page is acknowledged, released or (on a failure) left pending by now: its users may be claimed again.
-                if (store.ClaimsByReading)
+                // Every row of the page is acknowledged, released or (on a failure) left pending by now, whatever threw after
+                // the claim: its users may be claimed again.
+                if (store.ClaimsByReading && rows.Count > 0)
                 {
                     lock (usersInFlight)
                     {
@@ -259,15 +268,6 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                     }
                 }
             }
-
-            var wait = cycle.Result switch
-            {
-                CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!),
-                CycleResult.Transient => Failed(cycle.LastFailure!),
-                _ when cycle.Delivered > 0 => Succeeded(),
-                _ => TimeSpan.Zero,
-            };
-            return new LaneStep(wait, fullClaim);
         }
         catch (Exception ex) when (IsDatabaseFailure(ex) && !stoppingToken.IsCancellationRequested)
         {

@@ -12,8 +12,9 @@ namespace Thrivestack.EfCore.Outbox;
 /// <remarks>
 /// Parameters of <see cref="Hold"/>: @p0 the outbox's key, @p1 owner, @p2 now, @p3 lease end, @p4 lease horizon (a lease
 /// ending after it was written by a clock that has since stepped back, and counts as expired).
-/// Parameters of <see cref="Claim"/>: as <see cref="OutboxClaimSql"/>'s (@p3 now, @p4 row limit, @p5 retry horizon,
-/// @p6 lease horizon) and @p7, a JSON array of the users whose pages are in flight in this process.
+/// Parameters of <see cref="Claim"/>: as <see cref="OutboxClaimSql"/>'s (@p1 owner, @p3 now, @p4 row limit, @p5 retry
+/// horizon, @p6 lease horizon), @p7 a JSON array of the users whose pages are in flight in this process, @p8 the outbox's
+/// key: a dispatcher whose lease was taken claims nothing from that moment, not only from its next renewal.
 /// </remarks>
 internal sealed class DispatcherLeaseSql
 {
@@ -39,8 +40,10 @@ internal sealed class DispatcherLeaseSql
             """;
         Holder = $"SELECT \"lock_owner\" FROM {c} WHERE {row}";
 
-        // Taken from a holder known to be gone (a process of this machine that no longer runs): @p5 that holder.
-        TakeOver = $"UPDATE {c} SET \"lock_owner\" = @p1, \"lock_expires_at\" = @p3, \"updated_at\" = @p2 WHERE {row} AND \"lock_owner\" = @p5 RETURNING \"lock_owner\"";
+        // Taken from a holder that looks gone (no process of its id on this machine) only once it has also missed its
+        // renewals (a live holder renews every quarter lease): @p5 that holder, @p6 the latest renewal that counts as missed.
+        // A process id alone can lie: another PID namespace, /proc hidden from other users.
+        TakeOver = $"UPDATE {c} SET \"lock_owner\" = @p1, \"lock_expires_at\" = @p3, \"updated_at\" = @p2 WHERE {row} AND \"lock_owner\" = @p5 AND \"updated_at\" <= @p6 RETURNING \"lock_owner\"";
         Release = $"UPDATE {c} SET \"lock_owner\" = NULL, \"lock_expires_at\" = NULL, \"updated_at\" = @p2 WHERE {row} AND \"lock_owner\" = @p1 RETURNING \"entity\"";
 
         // The claim reads: rows due, of users with nothing in flight here and no older row waiting (a retry, or a row
@@ -49,6 +52,7 @@ internal sealed class DispatcherLeaseSql
             SELECT r.{{OutboxClaimSql.Returning}} FROM {{t}} AS r
             WHERE {{OutboxClaimSql.Where("r")}}
               AND r."user_id" NOT IN (SELECT "value" FROM json_each(@p7))
+              AND EXISTS (SELECT 1 FROM {{c}} WHERE "name" = '{{Name}}' AND "entity" = @p8 AND "lock_owner" = @p1)
               AND NOT EXISTS (SELECT 1 FROM {{t}} AS o WHERE o."state" = 0 AND o."user_id" = r."user_id" AND o."id" < r."id" AND NOT ({{OutboxClaimSql.Where("o")}}))
             ORDER BY r."id" LIMIT @p4
             """;

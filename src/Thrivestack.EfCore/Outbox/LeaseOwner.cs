@@ -7,8 +7,10 @@ namespace Thrivestack.EfCore.Outbox;
 internal static class LeaseOwner
 {
     /// <summary>
-    /// Whether <paramref name="owner"/> is a process of this machine that no longer runs. A process id reused since by
-    /// another process reads as alive: the lease is then waited out, never taken from a live holder.
+    /// Whether <paramref name="owner"/> looks like a process of this machine that no longer runs. A process id reused since
+    /// by another process reads as alive. A process id can also look gone while its process runs (another PID namespace with
+    /// the same host name, a /proc that hides other users' processes), so a take-over also needs the holder's renewals to
+    /// have stopped (<see cref="DispatcherLeaseSql.TakeOver"/>).
     /// </summary>
     public static bool IsGone(string owner)
     {
@@ -38,6 +40,11 @@ internal static class LeaseOwner
         catch (InvalidOperationException)
         {
             return true;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Not allowed to look (another user's process on Windows): alive, as far as anyone can tell.
+            return false;
         }
     }
 }

@@ -43,8 +43,8 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
 
     /// <summary>
     /// Takes or renews the outbox-wide lease until <paramref name="leaseEnd"/>; false while another dispatcher holds it.
-    /// A holder of this machine whose process no longer runs (killed, crashed) is taken over at once instead of waiting
-    /// for its lease to end.
+    /// A holder of this machine whose process no longer runs (killed, crashed) and that has not renewed for half a lease
+    /// is taken over then, instead of at its lease's end.
     /// </summary>
     public async Task<bool> HoldLeaseAsync(DateTime now, DateTime leaseEnd, CancellationToken cancellationToken)
     {
@@ -57,8 +57,9 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         }
 
         var holder = await ExecuteScalarAsync(sql.Holder, [sql.Key], cancellationToken).ConfigureAwait(false);
+        var missedSince = now - ((leaseEnd - now) / 2);
         return holder is not null && LeaseOwner.IsGone(holder)
-            && await ExecuteScalarAsync(sql.TakeOver, [.. parameters, holder], cancellationToken).ConfigureAwait(false) is not null;
+            && await ExecuteScalarAsync(sql.TakeOver, [.. parameters, holder, missedSince], cancellationToken).ConfigureAwait(false) is not null;
     }
 
     /// <summary>Gives the outbox-wide lease up (a dispatcher stopping), so another instance takes over without waiting for its end; null when it was not ours.</summary>
@@ -86,7 +87,7 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         if (Sql.Lease is { } outboxLease)
         {
             var inFlight = JsonSerializer.Serialize(usersInFlight ?? []);
-            rows = await ClaimDirectlyAsync(outboxLease.Claim, [leaseId, owner, leaseEnd, now, limit, retryHorizon, leaseHorizon, inFlight], cancellationToken).ConfigureAwait(false);
+            rows = await ClaimDirectlyAsync(outboxLease.Claim, [leaseId, owner, leaseEnd, now, limit, retryHorizon, leaseHorizon, inFlight, outboxLease.Key], cancellationToken).ConfigureAwait(false);
         }
         else if (Sql.Claim is { } sql)
         {

@@ -128,12 +128,26 @@ public sealed class SqliteReadClaimTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task HoldLease_HolderIsAProcessOfThisMachineThatNoLongerRuns_TakenOverAtOnce()
+    public async Task HoldLease_HolderIsAProcessOfThisMachineThatNoLongerRuns_TakenOverOnceItMissedHalfALeaseOfRenewals()
     {
         var dead = $"{Environment.MachineName}:{await ExitedProcessIdAsync()}:dead";
         Assert.True(await HoldAsync(dead, Now));
 
-        Assert.True(await HoldAsync(Us, Now + TimeSpan.FromSeconds(1)));
+        // A process id can look gone while its process runs elsewhere (another PID namespace): renewals decide.
+        Assert.False(await HoldAsync(Us, Now + TimeSpan.FromSeconds(1)));
+        Assert.True(await HoldAsync(Us, Now + (Lease / 2)));
+    }
+
+    [Fact]
+    public async Task Claim_LeaseTakenByAnother_ClaimsNothing()
+    {
+        await EnqueueAsync();
+        Assert.True(await HoldAsync(Us, Now));
+        Assert.True(await HoldAsync("elsewhere:1:other", Now + Lease));
+
+        await using var context = database.CreateContext();
+        var now = Now + Lease;
+        Assert.Empty(await new OutboxStore(context, Us).ClaimAsync(Guid.NewGuid(), Us, now, now + Lease, 10, CancellationToken.None, RetryMaxDelay, []));
     }
 
     [Fact]
@@ -226,6 +240,7 @@ public sealed class SqliteReadClaimTests : IAsyncLifetime
     private async Task<long[]> ClaimAsync(DateTime now, int limit = 10, string[]? inFlight = null)
     {
         await using var context = database.CreateContext();
+        Assert.True(await new OutboxStore(context, Us).HoldLeaseAsync(now, now + Lease, CancellationToken.None));
         var rows = await new OutboxStore(context, Us).ClaimAsync(Guid.NewGuid(), Us, now, now + Lease, limit, CancellationToken.None, RetryMaxDelay, inFlight ?? []);
         return [.. rows.Select(r => r.Id)];
     }
