@@ -4,11 +4,10 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Logging;
-using Thrivestack.EfCore.Diagnostics;
-using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Backfill;
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Diagnostics;
 

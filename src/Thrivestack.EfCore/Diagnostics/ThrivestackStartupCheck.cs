@@ -11,6 +11,7 @@ using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Diagnostics;
 

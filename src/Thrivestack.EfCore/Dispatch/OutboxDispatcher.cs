@@ -6,8 +6,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Thrivestack.EfCore.Client;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Dispatch;
 

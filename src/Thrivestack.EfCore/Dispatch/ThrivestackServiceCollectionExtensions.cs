@@ -7,6 +7,7 @@ using Thrivestack.EfCore;
 using Thrivestack.EfCore.Client;
 using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Dispatch;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Microsoft.Extensions.DependencyInjection;
 

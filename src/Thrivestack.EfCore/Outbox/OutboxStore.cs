@@ -5,8 +5,8 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 using Thrivestack.EfCore.Backfill;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Outbox;
 
