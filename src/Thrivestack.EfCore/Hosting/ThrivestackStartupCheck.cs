@@ -13,7 +13,7 @@ using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Telemetry;
 
-namespace Thrivestack.EfCore.Diagnostics;
+namespace Thrivestack.EfCore.Hosting;
 
 /// <summary>
 /// Checks the wiring of every dispatched context before the host starts its services: the interceptor is on the
