@@ -2,6 +2,7 @@ using System.Data;
 using System.Data.Common;
 using System.Globalization;
 using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Mapping;
 
 namespace Thrivestack.EfCore.Outbox;
 

@@ -6,6 +6,7 @@ using System.Text;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Mapping;
 
 namespace Thrivestack.EfCore.Outbox;
 

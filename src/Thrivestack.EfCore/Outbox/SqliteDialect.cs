@@ -2,6 +2,7 @@ using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Mapping;
 
 namespace Thrivestack.EfCore.Outbox;
 
