@@ -6,7 +6,6 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Mapping;

@@ -4,7 +4,6 @@ using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
-using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Telemetry;
 

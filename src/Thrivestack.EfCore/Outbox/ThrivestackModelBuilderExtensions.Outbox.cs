@@ -1,4 +1,3 @@
-using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
 
