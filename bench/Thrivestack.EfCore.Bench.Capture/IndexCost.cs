@@ -101,7 +101,7 @@ internal static class IndexCost
             }
 
             var table = ModelMap.For(context.Model).RequireOutbox();
-            claimSql = OutboxClaimSql.For(OutboxClaimSql.Sqlite, table, context.GetService<ISqlGenerationHelper>())!;
+            claimSql = SqliteDialect.Instance.ClaimSql(table, context.GetService<ISqlGenerationHelper>())!;
             var now = new DateTime(2026, 11, 30, 12, 0, 0, DateTimeKind.Utc);
             using var transaction = context.Database.BeginTransaction();
             var rows = new List<OutboxMessage>();

@@ -17,7 +17,7 @@ namespace Thrivestack.EfCore.Sample.Migrations
 #pragma warning disable 612, 618
             modelBuilder.HasAnnotation("ProductVersion", "10.0.15");
 
-            modelBuilder.Entity("Thrivestack.EfCore.Backfill.BackfillCheckpoint", b =>
+            modelBuilder.Entity("Thrivestack.EfCore.Outbox.BackfillCheckpoint", b =>
                 {
                     b.Property<string>("Name")
                         .HasMaxLength(200)

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
-using Thrivestack.EfCore.Diagnostics;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Backfill;
 

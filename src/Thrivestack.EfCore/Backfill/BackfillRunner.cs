@@ -1,15 +1,13 @@
-using System.Data;
 using System.Data.Common;
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Logging;
-using Thrivestack.EfCore.Diagnostics;
-using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Backfill;
 
@@ -19,7 +17,6 @@ namespace Thrivestack.EfCore.Backfill;
 /// </summary>
 internal sealed class BackfillRunner
 {
-    private const string LockNotAvailable = "55P03";
     private static readonly TimeSpan LockDuration = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan FirstRoomWait = TimeSpan.FromMilliseconds(5);
@@ -34,8 +31,8 @@ internal sealed class BackfillRunner
     private readonly BackfillCheckpointStore store;
     private readonly OutboxTable outbox;
     private readonly List<BackfillPhase> phases;
-    private readonly bool postgres;
-    private readonly string lockOutbox;
+    private readonly OutboxDialect dialect;
+    private readonly string? lockOutbox;
     private readonly string owner;
     private readonly long started;
     private readonly BackfillChunkSizer sizer;
@@ -69,10 +66,9 @@ internal sealed class BackfillRunner
         clock = OptionsFacts.Of(context).Clock;
         logger = context.GetService<ILoggerFactory>().CreateLogger("Thrivestack.EfCore.Backfill");
         metrics = BackfillMetrics.For(context);
-        postgres = context.Database.ProviderName == OutboxClaimSql.Npgsql;
+        dialect = OutboxDialect.For(context);
         // A lock request that waits also holds up every later writer of the table: give up after about one chunk's time.
-        var lockTimeout = Math.Max(1, (int)Math.Ceiling(options.TargetChunkDuration.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
-        lockOutbox = $"SET LOCAL lock_timeout = '{lockTimeout}ms'; LOCK TABLE {sql.DelimitIdentifier(outbox.TableName, outbox.Schema)} IN SHARE ROW EXCLUSIVE MODE";
+        lockOutbox = dialect.LockOutboxSql(outbox, options.TargetChunkDuration, sql);
         owner = OutboxStore.NewOwner();
         store = new BackfillCheckpointStore(context, options.Name, owner);
         started = clock.GetTimestamp();
@@ -116,7 +112,7 @@ internal sealed class BackfillRunner
 
         try
         {
-            readBeforeLock = await CanReadBeforeLockAsync(cancellationToken).ConfigureAwait(false);
+            readBeforeLock = await dialect.CanReadBeforeLockAsync(context, outbox, cancellationToken).ConfigureAwait(false);
             if (options.Restart)
             {
                 await store.ResetAsync(now, cancellationToken).ConfigureAwait(false);
@@ -279,12 +275,12 @@ internal sealed class BackfillRunner
                     early = await ReadChunkAsync(phase, lastKey, take, now, cancellationToken).ConfigureAwait(false);
                 }
 
-                await using var transaction = await (postgres
-                    ? context.Database.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken)
+                await using var transaction = await (dialect.BackfillIsolation is { } isolation
+                    ? context.Database.BeginTransactionAsync(isolation, cancellationToken)
                     : context.Database.BeginTransactionAsync(cancellationToken)).ConfigureAwait(false);
                 var locked = clock.GetTimestamp();
                 await store.RenewAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
-                if (postgres)
+                if (lockOutbox is not null)
                 {
                     // Not through EF: a lock that times out is expected here, not a failed command to log as an error.
                     await using (var command = context.Database.GetDbConnection().CreateCommand())
@@ -333,7 +329,7 @@ internal sealed class BackfillRunner
 
                 return (finished, chunk.LastKey ?? lastKey);
             }
-            catch (DbException exception) when (postgres && exception.SqlState == LockNotAvailable)
+            catch (DbException exception) when (dialect.IsLockTimeout(exception))
             {
                 Log.BackfillChunkDeferred(logger, options.Name);
             }
@@ -363,31 +359,14 @@ internal sealed class BackfillRunner
         return new BackfillChunk(entities.Count, entities.Count == 0 ? null : phase.KeyOf(context.Entry(entities[^1])), messages);
     }
 
-    /// <summary>The highest outbox id ever handed out (SQLite's AUTOINCREMENT sequence; it never goes back).</summary>
+    /// <summary>The highest outbox id ever handed out (<see cref="OutboxDialect.OutboxSequenceSql"/>).</summary>
     private async Task<long> OutboxSequenceAsync(CancellationToken cancellationToken)
     {
         await using var command = context.Database.GetDbConnection().CreateCommand();
         command.Transaction = context.Database.CurrentTransaction?.GetDbTransaction();
-        command.CommandText = "SELECT seq FROM sqlite_sequence WHERE name = '" + outbox.TableName.Replace("'", "''", StringComparison.Ordinal) + "'";
+        command.CommandText = dialect.OutboxSequenceSql(outbox);
         var value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
         return value is null or DBNull ? 0 : Convert.ToInt64(value, CultureInfo.InvariantCulture);
-    }
-
-    /// <summary>
-    /// Whether the outbox is a SQLite table with AUTOINCREMENT, whose sequence tells that no event was written
-    /// between a read and the write lock. Without it (a table made by other means) every chunk reads under the lock.
-    /// </summary>
-    private async Task<bool> CanReadBeforeLockAsync(CancellationToken cancellationToken)
-    {
-        if (context.Database.ProviderName != "Microsoft.EntityFrameworkCore.Sqlite")
-        {
-            return false;
-        }
-
-        await using var command = context.Database.GetDbConnection().CreateCommand();
-        command.CommandText = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = '" + outbox.TableName.Replace("'", "''", StringComparison.Ordinal) + "'";
-        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string sql
-            && sql.Contains("AUTOINCREMENT", StringComparison.OrdinalIgnoreCase);
     }
 
     private void Count(BackfillPhase phase, int read, int enqueued)

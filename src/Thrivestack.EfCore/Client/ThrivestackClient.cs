@@ -5,7 +5,7 @@ using System.Net.Http.Headers;
 using Polly;
 using Polly.Retry;
 using Polly.Timeout;
-using Thrivestack.EfCore.Diagnostics;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Client;
 
@@ -50,7 +50,7 @@ internal sealed class ThrivestackClient
         activity?.SetTag("thrivestack.batch.bytes", body.Length);
         var started = timeProvider.GetTimestamp();
         var result = await SendWithTokenRefreshAsync(body, cancellationToken).ConfigureAwait(false);
-        metrics.RecordRequest(eventCount, body.Length, timeProvider.GetElapsedTime(started), result.Outcome);
+        metrics.RecordRequest(eventCount, body.Length, timeProvider.GetElapsedTime(started), result.Outcome.ToString());
         activity?.SetTag("http.response.status_code", result.StatusCode);
         activity?.SetTag("thrivestack.outcome", result.Outcome.ToString());
         if (result.Outcome != SendOutcome.Delivered)

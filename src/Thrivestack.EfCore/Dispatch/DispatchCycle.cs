@@ -1,8 +1,8 @@
 using System.Buffers;
 using Microsoft.Extensions.Logging;
 using Thrivestack.EfCore.Client;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Dispatch;
 

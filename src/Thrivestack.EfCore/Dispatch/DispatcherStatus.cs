@@ -1,4 +1,4 @@
-using Thrivestack.EfCore.Diagnostics;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Dispatch;
 

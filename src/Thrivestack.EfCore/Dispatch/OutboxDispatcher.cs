@@ -6,8 +6,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Thrivestack.EfCore.Client;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Dispatch;
 
@@ -203,13 +203,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             await using var scope = scopes.CreateAsyncScope();
             var context = scope.ServiceProvider.GetRequiredService<TContext>();
             var store = new OutboxStore(context, owner);
-            if (context.Database.ProviderName == OutboxClaimSql.Sqlite)
-            {
-                // Wait inside SQLite (short sleeps) while the app holds the write lock, instead of taking SQLITE_BUSY
-                // and Microsoft.Data.Sqlite's 150 ms retry sleeps. The connection stays open for this cycle.
-                await context.Database.OpenConnectionAsync(stoppingToken).ConfigureAwait(false);
-                await store.ConfigureSqliteConnectionAsync(stoppingToken).ConfigureAwait(false);
-            }
+            await store.SetUpConnectionAsync(stoppingToken).ConfigureAwait(false);
 
             if (leader)
             {

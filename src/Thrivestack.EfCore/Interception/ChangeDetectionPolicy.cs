@@ -3,8 +3,8 @@ using Microsoft.EntityFrameworkCore.ChangeTracking;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.Extensions.Logging;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Interception;
 

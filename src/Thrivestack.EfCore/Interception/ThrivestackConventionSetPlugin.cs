@@ -3,8 +3,8 @@ using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Metadata.Conventions;
 using Microsoft.EntityFrameworkCore.Metadata.Conventions.Infrastructure;
 using Microsoft.Extensions.Logging;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Interception;
 

@@ -1,5 +1,4 @@
 using Microsoft.EntityFrameworkCore.Metadata;
-using Thrivestack.EfCore.Outbox;
 
 namespace Thrivestack.EfCore.Mapping;
 

@@ -13,4 +13,7 @@ internal static class ThrivestackAnnotationNames
 
     /// <summary>The claim statement, built once per model (a model belongs to one provider).</summary>
     public const string ClaimSql = Prefix + "ClaimSql";
+
+    /// <summary>The provider's dialect, chosen once per model.</summary>
+    public const string Dialect = Prefix + "Dialect";
 }

@@ -1,9 +1,7 @@
 using System.Linq.Expressions;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 using Thrivestack.EfCore;
-using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Mapping;
-using Thrivestack.EfCore.Outbox;
 
 namespace Microsoft.EntityFrameworkCore;
 
@@ -11,38 +9,14 @@ namespace Microsoft.EntityFrameworkCore;
 /// Maps an application's model for ThriveStack identify: the outbox table, user entities and their
 /// traits, and membership entities that tie a user to a workspace (<c>context.group_id</c>).
 /// </summary>
-public static class ThrivestackModelBuilderExtensions
+public static partial class ThrivestackModelBuilderExtensions
 {
-    /// <summary>The default name of the outbox table.</summary>
-    public const string DefaultOutboxTableName = "thrivestack_outbox";
-
     /// <summary>
     /// The longest user or group id, in characters, that gets an identify event: 1,000 (and at most 2,000 UTF-8 bytes).
     /// A longer id never fails the application's save; its event is left out with a warning, because the outbox
     /// indexes user ids and a database index entry is limited in size (PostgreSQL: about 2,700 bytes).
     /// </summary>
     public static int MaxIdLength => 1000;
-
-    /// <summary>
-    /// Adds the identify outbox table to the model, so that <c>dotnet ef migrations add</c> creates it
-    /// with the application's own tables. It also adds <c>thrivestack_backfill</c> (same schema), where
-    /// <c>BackfillThrivestackAsync</c> keeps its checkpoints.
-    /// </summary>
-    /// <param name="modelBuilder">The application's model builder.</param>
-    /// <param name="tableName">The table name. The default is <c>thrivestack_outbox</c>.</param>
-    /// <param name="schema">The schema, or <see langword="null"/> for the default schema.</param>
-    /// <returns>The same model builder, so calls can be chained.</returns>
-    /// <exception cref="ArgumentNullException"><paramref name="modelBuilder"/> or <paramref name="tableName"/> is <see langword="null"/>.</exception>
-    /// <exception cref="ArgumentException"><paramref name="tableName"/> is empty or white space.</exception>
-    public static ModelBuilder AddThrivestackOutbox(this ModelBuilder modelBuilder, string tableName = DefaultOutboxTableName, string? schema = null)
-    {
-        ArgumentNullException.ThrowIfNull(modelBuilder);
-        ArgumentException.ThrowIfNullOrWhiteSpace(tableName);
-        MappingConfiguration.Of(modelBuilder.Model); // present even without mappings: its absence marks a compiled model
-        OutboxModelConfiguration.Configure(modelBuilder.Entity<OutboxMessage>(), tableName, schema);
-        BackfillCheckpointConfiguration.Configure(modelBuilder.Entity<BackfillCheckpoint>(), schema); // backfill checkpoints (issue 12)
-        return modelBuilder;
-    }
 
     /// <summary>
     /// Maps <typeparamref name="TEntity"/> as a ThriveStack user whose id is the property selected by

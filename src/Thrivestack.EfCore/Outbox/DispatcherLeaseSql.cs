@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Mapping;
 
 namespace Thrivestack.EfCore.Outbox;
 

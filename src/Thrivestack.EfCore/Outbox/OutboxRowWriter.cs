@@ -6,6 +6,7 @@ using System.Text;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Mapping;
 
 namespace Thrivestack.EfCore.Outbox;
 
@@ -17,16 +18,6 @@ namespace Thrivestack.EfCore.Outbox;
 /// </summary>
 internal static class OutboxRowWriter
 {
-    /// <summary>SQL Server refuses more row value expressions in one INSERT; larger statements bring nothing here.</summary>
-    private const int MaxRowsPerCommand = 1000;
-
-    /// <summary>
-    /// SQLite finds each named parameter by a linear search of the statement's names, so binding costs the square of
-    /// the parameters per statement: 1,000 rows (2,000 parameters) took milliseconds to bind, more than ten statements
-    /// of 100 rows take to prepare.
-    /// </summary>
-    private const int MaxRowsPerSqliteCommand = 100;
-
     private static readonly ConditionalWeakTable<OutboxTable, InsertShape> Shapes = [];
 
     public static void Insert(DbContext context, OutboxTable table, DbTransaction transaction, IReadOnlyList<OutboxMessage> rows) =>
@@ -97,14 +88,6 @@ internal static class OutboxRowWriter
         }
     }
 
-    /// <summary>The most bound parameters one command of the provider takes (SQLite 32,766; PostgreSQL 65,535; SQL Server 2,100).</summary>
-    internal static int MaxParameters(string? provider) => provider switch
-    {
-        "Microsoft.EntityFrameworkCore.Sqlite" => 32_766,
-        "Npgsql.EntityFrameworkCore.PostgreSQL" => 65_535,
-        _ => 2_000,
-    };
-
     private static InsertShape ShapeOf(DbContext context, OutboxTable table) =>
         Shapes.TryGetValue(table, out var shape) ? shape : Shapes.GetValue(table, t => new InsertShape(context, t));
 
@@ -159,7 +142,7 @@ internal static class OutboxRowWriter
         return placeholder;
     }
 
-    /// <summary>What every INSERT into one outbox table shares: its column list, literals and the provider's limit.</summary>
+    /// <summary>What every INSERT into one outbox table shares: its column list, literals and the provider's limits (<see cref="OutboxDialect"/>).</summary>
     private sealed class InsertShape
     {
         private readonly string[] kindLiterals;
@@ -170,11 +153,10 @@ internal static class OutboxRowWriter
         public InsertShape(DbContext context, OutboxTable table)
         {
             Sql = context.GetService<ISqlGenerationHelper>();
-            var provider = context.GetService<IDatabaseProvider>().Name;
-            MaxParameters = OutboxRowWriter.MaxParameters(provider);
-            MaxRows = provider == "Microsoft.EntityFrameworkCore.Sqlite" ? MaxRowsPerSqliteCommand : MaxRowsPerCommand;
-            // Npgsql sends a command's statements with one Sync: the server skips the COMMIT when the INSERT fails.
-            CommitInBatch = provider == "Npgsql.EntityFrameworkCore.PostgreSQL";
+            var dialect = OutboxDialect.For(context);
+            MaxParameters = dialect.MaxParameters;
+            MaxRows = dialect.MaxRowsPerInsert;
+            CommitInBatch = dialect.CommitsInBatch;
             CommitStatement = ";" + Environment.NewLine + "COMMIT";
             UserId = Column(table, nameof(OutboxMessage.UserId));
             GroupId = Column(table, nameof(OutboxMessage.GroupId));

@@ -4,9 +4,8 @@ using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
-using Thrivestack.EfCore.Backfill;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Outbox;
 
@@ -27,11 +26,9 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         {
             var table = ModelMap.For(c!.Model).RequireOutbox();
             var helper = c.GetService<ISqlGenerationHelper>();
-            var coordination = c.Model.FindEntityType(typeof(BackfillCheckpoint));
-            var lease = c.Database.ProviderName == OutboxClaimSql.Sqlite
-                ? new DispatcherLeaseSql(table, coordination?.GetTableName(), coordination?.GetSchema(), helper)
-                : null;
-            return new OutboxSql(OutboxClaimSql.For(c.Database.ProviderName, table, helper), OutboxClaimSql.Statistics(c.Database.ProviderName, table, helper), lease);
+            var dialect = OutboxDialect.For(c);
+            var lease = dialect.OutboxLease(table, c.Model.FindEntityType(typeof(BackfillCheckpoint)), helper);
+            return new OutboxSql(dialect.ClaimSql(table, helper), dialect.StatisticsSql(table, helper), lease);
         },
         context);
 
@@ -102,9 +99,18 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         return rows;
     }
 
-    /// <summary>Makes SQLite wait inside (short sleeps) for the app's write lock, for the connection this context holds open.</summary>
-    public Task ConfigureSqliteConnectionAsync(CancellationToken cancellationToken) =>
-        ExecuteDirectlyAsync("PRAGMA busy_timeout = 5000;", [], static (_, _) => Task.CompletedTask, cancellationToken);
+    /// <summary>
+    /// Runs the provider's connection set-up (<see cref="OutboxDialect.ConnectionSetUp"/>, SQLite's busy timeout), if it has
+    /// one, on a connection that then stays open for the context's lifetime.
+    /// </summary>
+    public async Task SetUpConnectionAsync(CancellationToken cancellationToken)
+    {
+        if (OutboxDialect.For(context).ConnectionSetUp is { } setUp)
+        {
+            await context.Database.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await ExecuteDirectlyAsync(setUp, [], static (_, _) => Task.CompletedTask, cancellationToken).ConfigureAwait(false);
+        }
+    }
 
     public Task<int> DeliveredAsync(IReadOnlyCollection<long> ids, Guid leaseId, DateTime now, bool keep, CancellationToken cancellationToken) =>
         keep

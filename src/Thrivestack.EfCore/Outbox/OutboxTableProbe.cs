@@ -2,6 +2,7 @@ using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Mapping;
 
 namespace Thrivestack.EfCore.Outbox;
 
@@ -70,34 +71,8 @@ internal static class OutboxTableProbe
         var sql = context.GetService<ISqlGenerationHelper>();
         var command = connection.DbConnection.CreateCommand();
         command.Transaction = connection.CurrentTransaction?.GetDbTransaction();
-        var provider = context.Database.ProviderName ?? "";
-        probing = false;
-        if (provider.Contains("Sqlite", StringComparison.Ordinal))
-        {
-            command.CommandText = $"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = {sql.GenerateParameterNamePlaceholder("name")}";
-            AddParameter(command, sql.GenerateParameterName("name"), table);
-        }
-        else if (provider.Contains("Npgsql", StringComparison.Ordinal))
-        {
-            command.CommandText = $"SELECT to_regclass({sql.GenerateParameterNamePlaceholder("name")}) IS NOT NULL";
-            AddParameter(command, sql.GenerateParameterName("name"), sql.DelimitIdentifier(table, schema));
-        }
-        else
-        {
-            // Any other SQL database: a query that reads nothing fails exactly when the table is missing.
-            command.CommandText = $"SELECT 1 FROM {sql.DelimitIdentifier(table, schema)} WHERE 1 = 0";
-            probing = true;
-        }
-
+        probing = OutboxDialect.For(context).PrepareTableProbe(command, sql, table, schema);
         return command;
-    }
-
-    private static void AddParameter(DbCommand command, string name, string value)
-    {
-        var parameter = command.CreateParameter();
-        parameter.ParameterName = name;
-        parameter.Value = value;
-        command.Parameters.Add(parameter);
     }
 
     private static bool IsTrue(object? value) => value switch

@@ -4,7 +4,6 @@ using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.EntityFrameworkCore.Migrations.Operations;
 using Microsoft.EntityFrameworkCore.Storage;
-using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
 

@@ -3,7 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
-using Thrivestack.EfCore.Diagnostics;
+using Thrivestack.EfCore.Hosting;
 using Thrivestack.EfCore.IntegrationTests.Infrastructure;
 using Thrivestack.EfCore.Tests.Capture;
 using Thrivestack.EfCore.Tests.Infrastructure;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Tests.Infrastructure;
 

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
-using Thrivestack.EfCore.Diagnostics;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Thrivestack.EfCore.Tests.Infrastructure;
 

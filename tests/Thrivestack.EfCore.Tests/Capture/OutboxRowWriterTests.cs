@@ -44,9 +44,9 @@ public sealed class OutboxRowWriterTests : IAsyncLifetime
     [Fact]
     public void MaxParameters_KnownProviders_AreTheirDocumentedLimits()
     {
-        Assert.Equal(32_766, OutboxRowWriter.MaxParameters("Microsoft.EntityFrameworkCore.Sqlite"));
-        Assert.Equal(65_535, OutboxRowWriter.MaxParameters("Npgsql.EntityFrameworkCore.PostgreSQL"));
-        Assert.True(OutboxRowWriter.MaxParameters("Microsoft.EntityFrameworkCore.SqlServer") < 2_100);
+        Assert.Equal(32_766, OutboxDialect.For("Microsoft.EntityFrameworkCore.Sqlite").MaxParameters);
+        Assert.Equal(65_535, OutboxDialect.For("Npgsql.EntityFrameworkCore.PostgreSQL").MaxParameters);
+        Assert.True(OutboxDialect.For("Microsoft.EntityFrameworkCore.SqlServer").MaxParameters < 2_100);
     }
 
     /// <summary>Every third row has a group id (one more parameter); the timestamp changes every seventh row.</summary>

@@ -2,8 +2,8 @@ using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Thrivestack.EfCore.Client;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Dispatch;
+using Thrivestack.EfCore.Telemetry;
 using Thrivestack.EfCore.Tests.Infrastructure;
 
 namespace Thrivestack.EfCore.Tests.Client;

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Options;
-using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Tests.Infrastructure;
 
 namespace Thrivestack.EfCore.Tests.Client;

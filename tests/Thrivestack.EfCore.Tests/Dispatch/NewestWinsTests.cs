@@ -1,5 +1,4 @@
 using Microsoft.EntityFrameworkCore;
-using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Tests.Infrastructure;
 
 namespace Thrivestack.EfCore.Tests.Dispatch;

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Telemetry;
 using Thrivestack.EfCore.Tests.Infrastructure;
 
 namespace Thrivestack.EfCore.Tests.Dispatch;

@@ -1,5 +1,4 @@
 using Microsoft.EntityFrameworkCore;
-using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Tests.Capture;
 using Thrivestack.EfCore.Tests.Infrastructure;

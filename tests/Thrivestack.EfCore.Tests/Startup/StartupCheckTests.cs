@@ -3,8 +3,8 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Dispatch;
+using Thrivestack.EfCore.Hosting;
 using Thrivestack.EfCore.Tests.Capture;
 using Thrivestack.EfCore.Tests.Infrastructure;
 

@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
-using Thrivestack.EfCore.Client;
 
-namespace Thrivestack.EfCore.Diagnostics;
+namespace Thrivestack.EfCore.Telemetry;
 
 /// <summary>
 /// The meter <c>Thrivestack.EfCore</c>: outbox gauges fed by the dispatchers' periodic statistics, counters of
@@ -54,9 +53,9 @@ internal sealed class ThrivestackMetrics
         }
     }
 
-    public void RecordRequest(int events, int bytes, TimeSpan duration, SendOutcome outcome)
+    public void RecordRequest(int events, int bytes, TimeSpan duration, string outcome)
     {
-        var tag = new KeyValuePair<string, object?>("thrivestack.outcome", outcome.ToString());
+        var tag = new KeyValuePair<string, object?>("thrivestack.outcome", outcome);
         batchSize.Record(events, tag);
         batchBytes.Record(bytes, tag);
         requestDuration.Record(duration.TotalSeconds, tag);

@@ -2,7 +2,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage;
 
-namespace Thrivestack.EfCore.Outbox;
+namespace Thrivestack.EfCore.Mapping;
 
 /// <summary>The outbox as mapped in one model: table, columns and their type mappings, for hand-written SQL.</summary>
 internal sealed class OutboxTable

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Thrivestack.EfCore.Dispatch;
+namespace Thrivestack.EfCore.Telemetry;
 
 /// <summary>Durations for log lines, rounded as a person reads them: "20 ms", "0.8 s", "12 s", "5 min", "1.5 h", "2 d".</summary>
 internal static class HumanDuration

@@ -3,8 +3,9 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Telemetry;
 
-namespace Thrivestack.EfCore.Diagnostics;
+namespace Thrivestack.EfCore.Hosting;
 
 /// <summary>
 /// Healthy while events flow; Degraded when the oldest pending event is older than the threshold or sending is

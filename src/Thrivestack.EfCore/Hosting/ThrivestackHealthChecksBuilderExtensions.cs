@@ -1,7 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Dispatch;
+using Thrivestack.EfCore.Hosting;
 
 namespace Microsoft.Extensions.DependencyInjection;
 

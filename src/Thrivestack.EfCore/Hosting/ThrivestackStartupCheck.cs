@@ -6,13 +6,13 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Thrivestack.EfCore.Backfill;
 using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Telemetry;
 
-namespace Thrivestack.EfCore.Diagnostics;
+namespace Thrivestack.EfCore.Hosting;
 
 /// <summary>
 /// Checks the wiring of every dispatched context before the host starts its services: the interceptor is on the

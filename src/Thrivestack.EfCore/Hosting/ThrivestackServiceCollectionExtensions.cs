@@ -5,8 +5,9 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Thrivestack.EfCore;
 using Thrivestack.EfCore.Client;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Dispatch;
+using Thrivestack.EfCore.Hosting;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Microsoft.Extensions.DependencyInjection;
 

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace Thrivestack.EfCore.Diagnostics;
+namespace Thrivestack.EfCore.Telemetry;
 
 /// <summary>Every log line of the library: ids and counts, never trait values or the token.</summary>
 internal static partial class Log

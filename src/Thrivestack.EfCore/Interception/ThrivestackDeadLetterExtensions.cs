@@ -1,7 +1,7 @@
 using Thrivestack.EfCore;
-using Thrivestack.EfCore.Diagnostics;
 using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Outbox;
+using Thrivestack.EfCore.Telemetry;
 
 namespace Microsoft.EntityFrameworkCore;
 

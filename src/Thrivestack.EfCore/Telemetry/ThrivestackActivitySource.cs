@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Thrivestack.EfCore.Diagnostics;
+namespace Thrivestack.EfCore.Telemetry;
 
 /// <summary>The <see cref="ActivitySource"/> <c>Thrivestack.EfCore</c>: one span per request to ThriveStack.</summary>
 internal static class ThrivestackActivitySource

@@ -1,4 +1,4 @@
-namespace Thrivestack.EfCore.Diagnostics;
+namespace Thrivestack.EfCore.Telemetry;
 
 /// <summary>A snapshot of one outbox: pending rows and the age of the oldest.</summary>
 internal sealed record OutboxStatistics(long Pending, TimeSpan OldestPendingAge)

@@ -2,7 +2,7 @@ using System.Data.Common;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage;
 
-namespace Thrivestack.EfCore.Outbox;
+namespace Thrivestack.EfCore.Mapping;
 
 /// <summary>A column of the outbox and the provider's type mapping, used to bind parameters exactly as EF would.</summary>
 internal sealed record OutboxColumn(IProperty Property, string Name, RelationalTypeMapping TypeMapping)

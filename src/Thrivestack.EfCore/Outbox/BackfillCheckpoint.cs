@@ -1,4 +1,4 @@
-namespace Thrivestack.EfCore.Backfill;
+namespace Thrivestack.EfCore.Outbox;
 
 /// <summary>
 /// One row of <c>thrivestack_backfill</c>: per backfill name, a run row (<see cref="RunEntity"/>) that holds the

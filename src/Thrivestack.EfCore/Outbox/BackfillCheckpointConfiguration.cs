@@ -2,7 +2,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
-namespace Thrivestack.EfCore.Backfill;
+namespace Thrivestack.EfCore.Outbox;
 
 /// <summary>The backfill checkpoint table, beside the outbox in the same schema.</summary>
 internal static class BackfillCheckpointConfiguration

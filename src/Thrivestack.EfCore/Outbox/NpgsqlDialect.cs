@@ -1,0 +1,79 @@
+using System.Data;
+using System.Data.Common;
+using System.Globalization;
+using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Mapping;
+
+namespace Thrivestack.EfCore.Outbox;
+
+/// <summary>
+/// PostgreSQL: dispatchers claim side by side with <c>FOR UPDATE SKIP LOCKED</c>, the last INSERT carries the COMMIT,
+/// and a backfill chunk locks the outbox against concurrent writers with a lock that gives up after about a chunk's time.
+/// </summary>
+internal sealed class NpgsqlDialect : OutboxDialect
+{
+    public const string ProviderName = "Npgsql.EntityFrameworkCore.PostgreSQL";
+
+    private const string LockNotAvailable = "55P03";
+
+    public static readonly NpgsqlDialect Instance = new();
+
+    private NpgsqlDialect()
+    {
+    }
+
+    public override int MaxParameters => 65_535;
+
+    /// <summary>Npgsql sends a command's statements with one Sync: the server skips the COMMIT when the INSERT fails.</summary>
+    public override bool CommitsInBatch => true;
+
+    public override string? ClaimSql(OutboxTable table, ISqlGenerationHelper sql)
+    {
+        var t = sql.DelimitIdentifier(table.TableName, table.Schema);
+
+        // SKIP LOCKED on each user's oldest row: a concurrent claimer skips the whole user instead of waiting.
+        // The picked rows are locked with SKIP LOCKED too, and a user is taken only when all of its picked rows
+        // could be locked: a row locked by someone else (an app transaction's FOR UPDATE on a row that is not
+        // the user's oldest) would otherwise make the UPDATE wait, and every dispatcher with it.
+        return $$"""
+            WITH heads AS (
+              SELECT h."user_id" FROM {{t}} AS h
+              WHERE {{OutboxClaimSql.Where("h")}}
+                AND NOT EXISTS (SELECT 1 FROM {{t}} AS o WHERE o."state" = 0 AND o."user_id" = h."user_id" AND o."id" < h."id")
+              ORDER BY h."id" LIMIT @p4
+              FOR UPDATE SKIP LOCKED),
+            picked AS (
+              SELECT r."id", r."user_id" FROM {{t}} AS r
+              WHERE {{OutboxClaimSql.Where("r")}} AND r."user_id" IN (SELECT "user_id" FROM heads)
+              ORDER BY r."id" LIMIT @p4),
+            locked AS (
+              SELECT r."id" AS "locked_id", r."user_id" AS "locked_user" FROM {{t}} AS r JOIN picked AS p ON r."id" = p."id"
+              FOR UPDATE OF r SKIP LOCKED),
+            partial AS (
+              SELECT p."user_id" FROM picked AS p WHERE NOT EXISTS (SELECT 1 FROM locked AS l WHERE l."locked_id" = p."id"))
+            UPDATE {{t}} AS u SET "lease_id" = @p0, "lease_owner" = @p1, "lease_expires_at" = @p2
+            FROM locked AS l WHERE u."id" = l."locked_id" AND l."locked_user" NOT IN (SELECT "user_id" FROM partial)
+            RETURNING u.{{OutboxClaimSql.Returning}}
+            """;
+    }
+
+    public override string? StatisticsSql(OutboxTable table, ISqlGenerationHelper sql) => CountPendingSql(table, sql);
+
+    public override bool PrepareTableProbe(DbCommand command, ISqlGenerationHelper sql, string table, string? schema)
+    {
+        command.CommandText = $"SELECT to_regclass({sql.GenerateParameterNamePlaceholder("name")}) IS NOT NULL";
+        AddParameter(command, sql.GenerateParameterName("name"), sql.DelimitIdentifier(table, schema));
+        return false;
+    }
+
+    public override IsolationLevel? BackfillIsolation => IsolationLevel.ReadCommitted;
+
+    /// <summary>A lock request that waits also holds up every later writer of the table: it gives up after <paramref name="timeout"/>.</summary>
+    public override string? LockOutboxSql(OutboxTable table, TimeSpan timeout, ISqlGenerationHelper sql)
+    {
+        var lockTimeout = Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
+        return $"SET LOCAL lock_timeout = '{lockTimeout}ms'; LOCK TABLE {sql.DelimitIdentifier(table.TableName, table.Schema)} IN SHARE ROW EXCLUSIVE MODE";
+    }
+
+    public override bool IsLockTimeout(DbException exception) => exception.SqlState == LockNotAvailable;
+}
