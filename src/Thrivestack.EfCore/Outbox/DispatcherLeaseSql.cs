@@ -47,6 +47,10 @@ internal sealed class DispatcherLeaseSql
         TakeOver = $"UPDATE {c} SET \"lock_owner\" = @p1, \"lock_expires_at\" = @p3, \"updated_at\" = @p2 WHERE {row} AND \"lock_owner\" = @p5 AND \"updated_at\" <= @p6 RETURNING \"lock_owner\"";
         Release = $"UPDATE {c} SET \"lock_owner\" = NULL, \"lock_expires_at\" = NULL, \"updated_at\" = @p2 WHERE {row} AND \"lock_owner\" = @p1 RETURNING \"entity\"";
 
+        // The acknowledgement of delivered rows (@p0 a JSON array of ids), while the lease is @p2's: one raw statement through
+        // EF (its interceptors and logging see it), without the LINQ pipeline to run per batch and to compile at start.
+        Delete = $"DELETE FROM {t} WHERE \"id\" IN (SELECT \"value\" FROM json_each(@p0)) AND EXISTS (SELECT 1 FROM {c} WHERE \"name\" = '{Name}' AND \"entity\" = @p1 AND \"lock_owner\" = @p2)";
+
         // The claim reads: rows due, of users with nothing in flight here and no older row waiting (a retry, or a row
         // leased by a dispatcher of an earlier version), in outbox order. Nothing is written.
         Claim = $$"""
@@ -71,4 +75,7 @@ internal sealed class DispatcherLeaseSql
     public string Release { get; }
 
     public string Claim { get; }
+
+    /// <summary>Deletes delivered rows: @p0 a JSON array of ids, @p1 the outbox's key, @p2 the owner.</summary>
+    public string Delete { get; }
 }

@@ -113,7 +113,9 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
     }
 
     public Task<int> DeliveredAsync(IReadOnlyCollection<long> ids, Guid leaseId, DateTime now, bool keep, CancellationToken cancellationToken) =>
-        keep
+        !keep && Sql.Lease is { } lease
+            ? context.Database.ExecuteSqlRawAsync(lease.Delete, [JsonSerializer.Serialize(ids), lease.Key, Owner], cancellationToken)
+            : keep
             ? Leased(ids, leaseId).ExecuteUpdateAsync(
                 s => s.SetProperty(r => r.State, OutboxRowState.Delivered)
                     .SetProperty(r => r.DeliveredAt, now)
