@@ -81,6 +81,7 @@ internal static class IndexCost
         private readonly string path = Path.Combine(BenchDatabase.Directory, $"thrivestack-indexes-{Guid.NewGuid():N}.db");
         private readonly DbContextOptions<BenchDbContext> options;
         private readonly string claimSql;
+        private readonly string leaseKey;
         private int batch;
 
         public VariantTable(string variant)
@@ -101,7 +102,13 @@ internal static class IndexCost
             }
 
             var table = ModelMap.For(context.Model).RequireOutbox();
-            claimSql = SqliteDialect.Instance.ClaimSql(table, context.GetService<ISqlGenerationHelper>())!;
+            // SQLite claims by reading under the outbox-wide lease: the bench holds that lease for the whole run.
+            var lease = SqliteDialect.Instance.OutboxLease(table, context.Model.FindEntityType(typeof(BackfillCheckpoint)), context.GetService<ISqlGenerationHelper>())!;
+            claimSql = lease.Claim;
+            leaseKey = lease.Key;
+            context.Database.ExecuteSqlRaw(
+                "INSERT INTO \"thrivestack_backfill\" (\"name\", \"entity\", \"processed\", \"enqueued\", \"updated_at\", \"lock_owner\", \"lock_expires_at\") VALUES ({0}, {1}, 0, 0, {2}, 'bench', {3})",
+                DispatcherLeaseSql.Name, leaseKey, DateTime.UtcNow, DateTime.UtcNow.AddYears(1));
             var now = new DateTime(2026, 11, 30, 12, 0, 0, DateTimeKind.Utc);
             using var transaction = context.Database.BeginTransaction();
             var rows = new List<OutboxMessage>();
@@ -147,6 +154,8 @@ internal static class IndexCost
             claim.Parameters.AddWithValue("@p4", 100);
             claim.Parameters.AddWithValue("@p5", now.AddDays(1));
             claim.Parameters.AddWithValue("@p6", now.AddDays(1));
+            claim.Parameters.AddWithValue("@p7", "[]");
+            claim.Parameters.AddWithValue("@p8", leaseKey);
             var claimClock = Stopwatch.StartNew();
             using (var transaction = connection.BeginTransaction())
             {
