@@ -132,25 +132,7 @@ public abstract class OutboxClaimTests : IAsyncLifetime
         Assert.Equal([ada1, ada2, bob], await ClaimAsync(Now + RetryMaxDelay));
     }
 
-    private async Task<(long Ada1, long Ada2, long Bob)> EnqueueAsync()
-    {
-        await using (var context = database.CreateContext())
-        {
-            context.EnqueueThrivestackIdentify("ada", new Dictionary<string, object?> { ["email"] = "ada@example.com" });
-            context.EnqueueThrivestackIdentify("ada", new Dictionary<string, object?> { ["email"] = "ada@example.org" });
-            context.EnqueueThrivestackIdentify("bob", new Dictionary<string, object?> { ["email"] = "bob@example.com" });
-            await context.SaveChangesAsync();
-        }
-
-        // Enqueued rows are stamped with the system clock; the claims here run at a fixed time.
-        await using (var context = database.CreateContext())
-        {
-            await context.Set<OutboxMessage>().ExecuteUpdateAsync(s => s.SetProperty(r => r.NextAttemptAt, Now - TimeSpan.FromMinutes(1)));
-        }
-
-        var rows = await OutboxReader.RowsAsync(database);
-        return (rows[0].Id, rows[1].Id, rows[2].Id);
-    }
+    private Task<(long Ada1, long Ada2, long Bob)> EnqueueAsync() => OutboxReader.EnqueueAdaAdaBobAsync(database, Now);
 
     private async Task<long[]> ClaimAsync(DateTime now, int limit = 10, Guid? lease = null)
     {
