@@ -73,10 +73,11 @@ internal sealed class ConcurrencyLimiter
     }
 
     /// <summary>
-    /// True once a request's round trip takes at least twice as long as the database's part of a page, a claim and an
-    /// acknowledgement: then more lanes hide the wait. On a loopback or a fast network the database is the wait (on
-    /// SQLite, its one writer), and lanes beyond one add only contention. Twice, because the lanes' own contention for a
-    /// small machine's cores lengthens the round trips they measure; false until all three are measured.
+    /// True while a request's round trip takes at least twice as long as the database's part of a page, a claim and an
+    /// acknowledgement (or before a round trip and a claim are measured: a new host on a backlog wakes its lanes at once):
+    /// then more lanes hide the wait. On a loopback or a fast network the database is the wait (on SQLite, its one writer),
+    /// and lanes beyond one add only contention. Twice, because the lanes' own contention for a small machine's cores
+    /// lengthens the round trips they measure.
     /// </summary>
     public bool NetworkIsTheWait
     {
@@ -84,8 +85,8 @@ internal sealed class ConcurrencyLimiter
         {
             lock (gate)
             {
-                return roundTrips.Recent > TimeSpan.Zero && claims.Recent > TimeSpan.Zero && acknowledgements.Recent > TimeSpan.Zero
-                    && roundTrips.Recent >= 2 * (claims.Recent + acknowledgements.Recent);
+                return roundTrips.Recent == TimeSpan.Zero || claims.Recent == TimeSpan.Zero
+                    || roundTrips.Recent >= 2 * (claims.Recent + acknowledgements.Recent);
             }
         }
     }
