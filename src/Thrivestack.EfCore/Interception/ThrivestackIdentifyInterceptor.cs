@@ -100,8 +100,10 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     public InterceptionResult TransactionCommitting(DbTransaction transaction, TransactionEventData eventData, InterceptionResult result)
     {
-        if (eventData.Context is { } context && !result.IsSuppressed && SaveLifecycle.Active(context) is { Mode: DeferredWrite.AtCommit } state
-            && CapturedRowWriter.AtCommit(context, transaction, state, CommitsWithRows(context, state)))
+        // The rows go into EF's transaction whatever an earlier interceptor decided about the commit (one that suppressed it
+        // commits or rolls back later itself, and the rows with it); only then may they not carry the COMMIT.
+        if (eventData.Context is { } context && SaveLifecycle.Active(context) is { Mode: DeferredWrite.AtCommit } state
+            && CapturedRowWriter.AtCommit(context, transaction, state, !result.IsSuppressed && CommitsWithRows(context, state)))
         {
             return InterceptionResult.Suppress();
         }
@@ -111,8 +113,8 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
 
     public async ValueTask<InterceptionResult> TransactionCommittingAsync(DbTransaction transaction, TransactionEventData eventData, InterceptionResult result, CancellationToken cancellationToken = default)
     {
-        if (eventData.Context is { } context && !result.IsSuppressed && SaveLifecycle.Active(context) is { Mode: DeferredWrite.AtCommit } state
-            && await CapturedRowWriter.AtCommitAsync(context, transaction, state, CommitsWithRows(context, state), cancellationToken).ConfigureAwait(false))
+        if (eventData.Context is { } context && SaveLifecycle.Active(context) is { Mode: DeferredWrite.AtCommit } state
+            && await CapturedRowWriter.AtCommitAsync(context, transaction, state, !result.IsSuppressed && CommitsWithRows(context, state), cancellationToken).ConfigureAwait(false))
         {
             return InterceptionResult.Suppress();
         }
