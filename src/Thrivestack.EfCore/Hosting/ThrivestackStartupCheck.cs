@@ -156,10 +156,10 @@ internal sealed class ThrivestackStartupCheck(
             {
                 Log.StartupOutboxTableMissing(logger, registration.ContextType.Name, table.TableName);
             }
-            else if (context.Model.FindEntityType(typeof(BackfillCheckpoint)) is { } coordination && coordination.GetTableName() is { } name
-                && !await OutboxTableProbe.ExistsAsync(context, name, coordination.GetSchema(), timeout.Token).ConfigureAwait(false))
+            else if (BackfillCheckpointConfiguration.TableIn(context.Model) is { } coordination
+                && !await OutboxTableProbe.ExistsAsync(context, coordination.Name, coordination.Schema, timeout.Token).ConfigureAwait(false))
             {
-                Log.StartupCoordinationTableMissing(logger, registration.ContextType.Name, name);
+                Log.StartupCoordinationTableMissing(logger, registration.ContextType.Name, coordination.Name);
             }
         }
         catch (Exception exception) when (exception is DbException or TimeoutException or InvalidOperationException

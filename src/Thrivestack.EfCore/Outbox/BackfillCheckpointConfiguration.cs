@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
@@ -14,6 +15,13 @@ internal static class BackfillCheckpointConfiguration
 
     private static readonly ValueConverter<DateTime?, DateTime?> NullableUtc =
         new(v => v, v => v.HasValue ? DateTime.SpecifyKind(v.Value, DateTimeKind.Utc) : v);
+
+    /// <summary>
+    /// The coordination table as <paramref name="model"/> maps it (backfill checkpoints, SQLite's outbox lease); null
+    /// when the model has none.
+    /// </summary>
+    public static (string Name, string? Schema)? TableIn(IModel model) =>
+        model.FindEntityType(typeof(BackfillCheckpoint)) is { } entity && entity.GetTableName() is { } name ? (name, entity.GetSchema()) : null;
 
     public static void Configure(EntityTypeBuilder<BackfillCheckpoint> entity, string? schema)
     {

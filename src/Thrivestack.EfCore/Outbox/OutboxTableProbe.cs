@@ -9,8 +9,6 @@ namespace Thrivestack.EfCore.Outbox;
 /// <summary>Asks the database whether the outbox table (or the coordination table beside it) exists, with the cheapest query each provider has.</summary>
 internal static class OutboxTableProbe
 {
-    public static bool Exists(DbContext context, OutboxTable table) => Exists(context, table.TableName, table.Schema);
-
     public static Task<bool> ExistsAsync(DbContext context, OutboxTable table, CancellationToken cancellationToken) =>
         ExistsAsync(context, table.TableName, table.Schema, cancellationToken);
 

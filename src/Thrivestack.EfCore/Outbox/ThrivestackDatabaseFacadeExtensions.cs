@@ -99,9 +99,9 @@ public static class ThrivestackDatabaseFacadeExtensions
         var context = ((IDatabaseFacadeDependenciesAccessor)database).Context;
         var outbox = ModelMap.For(context.Model).RequireOutbox();
         var tables = new List<(string Name, string? Schema)> { (outbox.TableName, outbox.Schema) };
-        if (context.Model.FindEntityType(typeof(BackfillCheckpoint)) is { } coordination && coordination.GetTableName() is { } name)
+        if (BackfillCheckpointConfiguration.TableIn(context.Model) is { } coordination)
         {
-            tables.Add((name, coordination.GetSchema()));
+            tables.Add(coordination);
         }
 
         return (context, tables);
