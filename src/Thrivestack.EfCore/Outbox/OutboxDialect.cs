@@ -62,7 +62,10 @@ internal abstract class OutboxDialect
     /// <summary>The isolation level of a backfill chunk's transaction; null: the provider's default.</summary>
     public virtual IsolationLevel? BackfillIsolation => null;
 
-    /// <summary>The statement that locks the outbox against concurrent writers inside a backfill chunk's transaction; null where the transaction itself does.</summary>
+    /// <summary>
+    /// The statement that starts a backfill chunk's transaction: locks the outbox against concurrent writers (and sets
+    /// what the chunk's read needs for the rest of the transaction); null where the transaction itself locks.
+    /// </summary>
     public virtual string? LockOutboxSql(OutboxTable table, TimeSpan timeout, ISqlGenerationHelper sql) => null;
 
     /// <summary>Whether the failure is <see cref="LockOutboxSql"/>'s lock timing out: the chunk is deferred, not failed.</summary>

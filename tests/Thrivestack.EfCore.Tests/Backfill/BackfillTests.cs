@@ -459,7 +459,7 @@ public abstract class BackfillTests : IAsyncLifetime
         return await context.BackfillThrivestackAsync(options, progress, cancellationToken);
     }
 
-    private async Task<ThrivestackBackfillResult> RunWithAsync(
+    protected async Task<ThrivestackBackfillResult> RunWithAsync(
         IInterceptor interceptor, ThrivestackBackfillOptions options, IProgress<ThrivestackBackfillProgress> progress, TimeProvider? time = null)
     {
         var builder = new DbContextOptionsBuilder<BackfillDbContext>();
@@ -494,7 +494,7 @@ public abstract class BackfillTests : IAsyncLifetime
     }
 
     // Without the interceptor: the rows that exist before the library was adopted.
-    private BackfillDbContext PlainContext()
+    protected BackfillDbContext PlainContext()
     {
         var builder = new DbContextOptionsBuilder<BackfillDbContext>();
         harness.Database.Configure(builder);
