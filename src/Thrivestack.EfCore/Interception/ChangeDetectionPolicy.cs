@@ -123,6 +123,9 @@ internal sealed class ChangeDetectionPolicy(IInterceptor owner)
         {
             EventCapture.Uncapture(tracker.Context, state);
             EventCapture.Record(tracker.Context, state, ModelMap.For(tracker.Context.Model), state.Facts!);
+
+            // EF's commands follow this pass at once; synchronously, as DetectChanges is, also in an async save.
+            BatchWriterLock.Take(tracker.Context, state);
         }
         catch
         {

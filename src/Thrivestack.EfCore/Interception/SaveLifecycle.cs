@@ -46,6 +46,7 @@ internal static class SaveLifecycle
 
     public static void End(DbContext context, SaveState state)
     {
+        BatchWriterLock.Release(context, state);
         context.SaveChangesFailed -= OnSaveFailed;
         ChangeDetectionPolicy.Release(context, state);
         CapturedRowWriter.Forget(context, state);

@@ -58,6 +58,12 @@ internal sealed class SaveState : IResettableService
 
     public AutoTransactionBehavior? PreviousBehavior { get; set; }
 
+    /// <summary>The statement that gives back the outbox's writer lock this save's session holds (<see cref="BatchWriterLock"/>).</summary>
+    public string? SessionUnlock { get; set; }
+
+    /// <summary><see cref="BatchWriterLock"/> opened the connection: it closes it when the save ends.</summary>
+    public bool ClosesConnection { get; set; }
+
     /// <summary>Rows went into a transaction that is still open: nudge the dispatcher when it commits.</summary>
     public bool NudgeOnCommit { get; set; }
 

@@ -29,19 +29,27 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         if (eventData.Context is { } context && !result.HasResult)
         {
             detection.Capture(context);
+            if (SaveLifecycle.Active(context) is { Tracked.Count: > 0 } state)
+            {
+                BatchWriterLock.Take(context, state);
+            }
         }
 
         return result;
     }
 
-    public ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+    public async ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
     {
         if (eventData.Context is { } context && !result.HasResult)
         {
             detection.Capture(context);
+            if (SaveLifecycle.Active(context) is { Tracked.Count: > 0 } state)
+            {
+                await BatchWriterLock.TakeAsync(context, state, cancellationToken).ConfigureAwait(false);
+            }
         }
 
-        return ValueTask.FromResult(result);
+        return result;
     }
 
     public int SavedChanges(SaveChangesCompletedEventData eventData, int result)
@@ -75,6 +83,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
             }
             finally
             {
+                await BatchWriterLock.ReleaseAsync(context, state).ConfigureAwait(false);
                 SaveLifecycle.End(context, state);
             }
         }

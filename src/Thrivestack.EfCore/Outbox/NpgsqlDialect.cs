@@ -8,7 +8,8 @@ namespace Thrivestack.EfCore.Outbox;
 
 /// <summary>
 /// PostgreSQL: dispatchers claim side by side with <c>FOR UPDATE SKIP LOCKED</c>, the last INSERT carries the COMMIT,
-/// and a backfill chunk locks the outbox against concurrent writers with a lock that gives up after about a chunk's time.
+/// and a backfill chunk holds the outbox's writer lock against concurrent event writers with a request that gives up
+/// after about a chunk's time.
 /// </summary>
 internal sealed class NpgsqlDialect : OutboxDialect
 {
@@ -69,19 +70,34 @@ internal sealed class NpgsqlDialect : OutboxDialect
     public override IsolationLevel? BackfillIsolation => IsolationLevel.ReadCommitted;
 
     /// <summary>
-    /// A lock request that waits also holds up every later writer of the table: it gives up after <paramref name="timeout"/>.
+    /// The chunk holds the outbox's writer lock (an advisory lock keyed by the outbox table) exclusively; every transaction
+    /// that writes outbox rows holds it shared (<see cref="WriterLockSql"/>). So every transaction that already wrote an
+    /// event has committed before the chunk reads, and every later one writes its event after the chunk commits. Only the
+    /// event writers wait: the dispatcher's claims and acknowledgements, and autovacuum, go on beside the chunk (a
+    /// <c>LOCK TABLE</c> conflicted with all of them: a busy dispatcher starved the backfill and autovacuum skipped the
+    /// outbox). A lock request that waits also holds up every later writer: it gives up after <paramref name="timeout"/>.
     /// The chunk's read is then planned as the index walk it is. EF joins table-split owned types to the raw keyset SQL
     /// (the table joined to itself on its key), and PostgreSQL merge-joined or hashed that join: every row before the
-    /// chunk's key read again on every chunk, 1.3 s per chunk halfway through 1,000,000 users, all under this lock. A chunk
-    /// is at most a few thousand rows in key order, so probing each row's key is always the cheap plan; the settings end
-    /// with the chunk's transaction.
+    /// chunk's key read again on every chunk, 1.3 s per chunk halfway through 1,000,000 users. A chunk is at most a few
+    /// thousand rows in key order, so probing each row's key is always the cheap plan; the settings end with the chunk's
+    /// transaction.
     /// </summary>
     public override string? LockOutboxSql(OutboxTable table, TimeSpan timeout, ISqlGenerationHelper sql)
     {
         var lockTimeout = Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
         return $"SET LOCAL lock_timeout = '{lockTimeout}ms'; SET LOCAL enable_mergejoin = off; SET LOCAL enable_hashjoin = off; "
-            + $"LOCK TABLE {sql.DelimitIdentifier(table.TableName, table.Schema)} IN SHARE ROW EXCLUSIVE MODE";
+            + $"SELECT pg_advisory_xact_lock({WriterLockKey(table, sql)})";
     }
+
+    public override string? WriterLockSql(OutboxTable table, ISqlGenerationHelper sql) =>
+        $"SELECT pg_advisory_xact_lock_shared({WriterLockKey(table, sql)});" + Environment.NewLine;
+
+    public override (string Lock, string Unlock)? SessionWriterLockSql(OutboxTable table, ISqlGenerationHelper sql) =>
+        ($"SELECT pg_advisory_lock_shared({WriterLockKey(table, sql)})", $"SELECT pg_advisory_unlock_shared({WriterLockKey(table, sql)})");
+
+    /// <summary>The advisory lock's two keys: a constant of this library ("TSTB") and the outbox table's oid.</summary>
+    private static string WriterLockKey(OutboxTable table, ISqlGenerationHelper sql) =>
+        $"1414747202, '{sql.DelimitIdentifier(table.TableName, table.Schema).Replace("'", "''", StringComparison.Ordinal)}'::regclass::oid::int";
 
     public override bool IsLockTimeout(DbException exception) => exception.SqlState == LockNotAvailable;
 }

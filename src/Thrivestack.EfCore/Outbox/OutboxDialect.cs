@@ -68,6 +68,19 @@ internal abstract class OutboxDialect
     /// </summary>
     public virtual string? LockOutboxSql(OutboxTable table, TimeSpan timeout, ISqlGenerationHelper sql) => null;
 
+    /// <summary>
+    /// The statement (ending in a separator) that every transaction writing outbox rows runs first, taking the outbox's
+    /// writer lock shared until it ends; a backfill chunk (<see cref="LockOutboxSql"/>) takes it exclusively. Null where
+    /// the chunk's lock needs no help from the writers.
+    /// </summary>
+    public virtual string? WriterLockSql(OutboxTable table, ISqlGenerationHelper sql) => null;
+
+    /// <summary>
+    /// <see cref="WriterLockSql"/> held by the session instead of a transaction (taken before EF's commands of a save that
+    /// has no transaction yet, released after its commit), as a lock and an unlock statement.
+    /// </summary>
+    public virtual (string Lock, string Unlock)? SessionWriterLockSql(OutboxTable table, ISqlGenerationHelper sql) => null;
+
     /// <summary>Whether the failure is <see cref="LockOutboxSql"/>'s lock timing out: the chunk is deferred, not failed.</summary>
     public virtual bool IsLockTimeout(DbException exception) => false;
 

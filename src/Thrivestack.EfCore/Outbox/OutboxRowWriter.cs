@@ -96,7 +96,8 @@ internal static class OutboxRowWriter
     {
         var command = transaction.Connection!.CreateCommand();
         command.Transaction = transaction;
-        var text = new StringBuilder(shape.Prefix, shape.Prefix.Length + (Math.Min(rows.Count - start, shape.MaxRows) * 48));
+        var text = new StringBuilder(shape.Prefix.Length + (Math.Min(rows.Count - start, shape.MaxRows) * 48));
+        text.Append(shape.WriterLock).Append(shape.Prefix);
         var parameters = 0;
         var r = start;
         DateTime? lastTime = null;
@@ -158,6 +159,7 @@ internal static class OutboxRowWriter
             MaxRows = dialect.MaxRowsPerInsert;
             CommitInBatch = dialect.CommitsInBatch;
             CommitStatement = ";" + Environment.NewLine + "COMMIT";
+            WriterLock = dialect.WriterLockSql(table, Sql);
             UserId = Column(table, nameof(OutboxMessage.UserId));
             GroupId = Column(table, nameof(OutboxMessage.GroupId));
             Payload = Column(table, nameof(OutboxMessage.Payload));
@@ -185,6 +187,8 @@ internal static class OutboxRowWriter
         public bool CommitInBatch { get; }
 
         public string CommitStatement { get; }
+
+        public string? WriterLock { get; }
 
         public string Prefix { get; }
 

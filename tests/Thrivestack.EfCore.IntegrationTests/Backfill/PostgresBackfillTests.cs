@@ -41,6 +41,34 @@ public sealed class PostgresBackfillTests(PostgresServer server) : BackfillTests
         Assert.True(visited <= 3 * chunk, $"The middle chunk's read visited {visited} rows of \"Users\" for a chunk of {chunk}:\n{plan}");
     }
 
+    [Fact]
+    public async Task BackfillThrivestackAsync_DispatcherTransactionHoldsOutboxRows_ChunksGoOnBesideIt()
+    {
+        // A claim or an acknowledgement holds outbox rows (and the table's ROW EXCLUSIVE lock) until it commits. A chunk
+        // that locked the whole table waited for each of them; a busy dispatcher starved the backfill.
+        await using (var context = PlainContext())
+        {
+            context.Users.AddRange(Enumerable.Range(0, 30).Select(i => new AppUser { Id = Guid.NewGuid(), Email = $"beside{i}@example.com" }));
+            context.EnqueueThrivestackIdentify("claimed-user");
+            await context.SaveChangesAsync();
+        }
+
+        await using var dispatcher = PlainContext();
+        await using var claim = await dispatcher.Database.BeginTransactionAsync();
+        Assert.Equal(1, await dispatcher.Database.ExecuteSqlRawAsync("UPDATE thrivestack_outbox SET lease_owner = 'held' WHERE user_id = 'claimed-user'"));
+
+        var result = await RunWithAsync(new NoInterception(), new ThrivestackBackfillOptions { ChunkSize = 10 }, new Progress<ThrivestackBackfillProgress>())
+            .WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(result.Completed);
+        Assert.Equal(30, result.UsersEnqueued);
+        await claim.RollbackAsync();
+    }
+
+    [Fact]
+    public Task BackfillThrivestackAsync_EditSavedInAmbientTransactionAroundTheChunkRead_NeverLeavesStaleTraits() =>
+        EditSavedInAmbientTransactionAroundTheChunkReadAsync();
+
     protected override async Task<TestDatabase> CreateDatabaseAsync() => await PostgresTestDatabase.CreateAsync(server);
 
     private static double RowsVisited(JsonElement node, string table)
@@ -50,6 +78,8 @@ public sealed class PostgresBackfillTests(PostgresServer server) : BackfillTests
             : 0;
         return own + (node.TryGetProperty("Plans", out var children) ? children.EnumerateArray().Sum(c => RowsVisited(c, table)) : 0);
     }
+
+    private sealed class NoInterception : DbCommandInterceptor;
 
     /// <summary>
     /// Explains (with ANALYZE) each chunk read of <paramref name="table"/> after a key on the backfill's own connection and

@@ -259,6 +259,24 @@ public abstract class BackfillTests : IAsyncLifetime
         await AssertLastEmailAsync(targetId, "edited@example.com");
     }
 
+    /// <summary>
+    /// Under a TransactionScope the event rides in EF's own batch with the user's row, and commits when the scope does
+    /// (providers that enlist in ambient transactions run it; SQLite does not).
+    /// </summary>
+    protected async Task EditSavedInAmbientTransactionAroundTheChunkReadAsync()
+    {
+        var seed = await SeedAsync(appUsers: 0, numberedUsers: 4, guests: 0, teamMembers: 0);
+        await harness.StartHostAsync();
+        var target = seed.NumberedIds[2];
+        var app = new AmbientSaveAroundRead(harness, target);
+
+        var result = await RunWithAsync(app, new ThrivestackBackfillOptions { ChunkSize = 10 }, new SyncProgress(_ => { }));
+        await app.Finished!.WaitAsync(Deadline);
+
+        Assert.True(result.Completed);
+        await AssertLastEmailAsync(target.ToString(CultureInfo.InvariantCulture), "edited@example.com");
+    }
+
     [Fact]
     public async Task BackfillThrivestackAsync_BacklogAboveLimit_WaitsForDeliveryBeforeTheNextChunk()
     {
@@ -797,6 +815,87 @@ public abstract class BackfillTests : IAsyncLifetime
             finally
             {
                 committed.TrySetResult();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Around the chunk's read of numbered users, an application saves an edit of one of them inside a
+    /// <c>TransactionScope</c> (its event in EF's batch) and completes the scope only after the read; the chunk then
+    /// waits for the edit's event to reach the stand-in (delivered alone, so no claim coalesces it with the chunk's
+    /// copy). Each step waits a bounded while for the other: protected, the save cannot write its event while the chunk
+    /// holds the outbox, so the waits run out and the edit's event comes after the chunk's.
+    /// </summary>
+    private sealed class AmbientSaveAroundRead(DispatchHarness harness, int userId) : DbCommandInterceptor
+    {
+        private readonly TaskCompletionSource saved = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource read = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task? Finished { get; private set; }
+
+        public override async ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
+            DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+        {
+            if (Finished is null && IsChunkRead(command))
+            {
+                Finished = Task.Run(ApplicationAsync);
+                await BoundedAsync(saved.Task, TimeSpan.FromSeconds(1));
+            }
+
+            return result;
+        }
+
+        public override async ValueTask<DbDataReader> ReaderExecutedAsync(
+            DbCommand command, CommandExecutedEventData eventData, DbDataReader result, CancellationToken cancellationToken = default)
+        {
+            if (IsChunkRead(command) && read.TrySetResult())
+            {
+                await BoundedAsync(completed.Task, TimeSpan.FromSeconds(3));
+            }
+
+            return result;
+        }
+
+        private static bool IsChunkRead(DbCommand command) =>
+            command.CommandText.Contains("SELECT * FROM \"NumberedUsers\"", StringComparison.Ordinal);
+
+        private static async Task BoundedAsync(Task task, TimeSpan limit)
+        {
+            try
+            {
+                await task.WaitAsync(limit);
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+
+        private async Task ApplicationAsync()
+        {
+            try
+            {
+                using (var scope = new System.Transactions.TransactionScope(System.Transactions.TransactionScopeAsyncFlowOption.Enabled))
+                {
+                    await using (var context = harness.Database.CreateContext())
+                    {
+                        var user = await context.NumberedUsers.SingleAsync(u => u.Id == userId);
+                        user.Email = "edited@example.com";
+                        await context.SaveChangesAsync();
+                    }
+
+                    saved.TrySetResult();
+                    await BoundedAsync(read.Task, TimeSpan.FromSeconds(2));
+                    scope.Complete();
+                }
+
+                await BoundedAsync(
+                    harness.StandIn.WaitUntilAsync(s => s.EventsFor(userId.ToString(CultureInfo.InvariantCulture)).Any(e => e.GroupId is null), TimeSpan.FromSeconds(3)),
+                    TimeSpan.FromSeconds(3));
+            }
+            finally
+            {
+                completed.TrySetResult();
             }
         }
     }
