@@ -46,10 +46,28 @@ internal static class CapturedRowWriter
                     + "no transaction would hold the change and its event. Use AutoTransactionBehavior.WhenNeeded (the default) or Always, or open a transaction with context.Database.BeginTransaction().");
         }
 
+        state.Mode = DeferredWrite.AtCommit;
+        if (state.Deferred is null && state.OnlyInserts && OutboxDialect.For(context).AppendsToSaveCommand)
+        {
+            // PostgreSQL: a one-command save of new rows keeps EF's single round trip, with the rows appended to its
+            // command. Not when it updates or deletes: EF finds a concurrency conflict only after the server committed.
+            state.AppendToSaveCommand = true;
+            return;
+        }
+
         // A single-command save runs without a transaction and so without TransactionCommitting: ask EF for one.
         state.PreviousBehavior = database.AutoTransactionBehavior;
         database.AutoTransactionBehavior = AutoTransactionBehavior.Always;
-        state.Mode = DeferredWrite.AtCommit;
+    }
+
+    /// <summary>
+    /// EF runs the save's command without a transaction (<see cref="SaveState.AppendToSaveCommand"/>): the rows go into it.
+    /// Every attempt of a retrying execution strategy runs the command again, and writes the rows with it.
+    /// </summary>
+    public static void IntoSaveCommand(DbContext context, DbCommand command, SaveState state)
+    {
+        OutboxRowWriter.AppendTo(context, OutboxOf(context), command, RowsToWrite(state));
+        state.Written = true;
     }
 
     /// <summary>
@@ -114,6 +132,7 @@ internal static class CapturedRowWriter
         state.Deferred = null;
         state.Rows = null;
         state.Mode = DeferredWrite.None;
+        state.AppendToSaveCommand = false;
         if (state.PreviousBehavior is { } previous)
         {
             context.Database.AutoTransactionBehavior = previous;

@@ -26,11 +26,22 @@ internal sealed class ChangeScanner(ModelMap map)
     /// <summary>Outbox rows the application added itself (<c>EnqueueThrivestackIdentify</c>).</summary>
     public IReadOnlyList<EntityEntry> ManualRows => (IReadOnlyList<EntityEntry>?)manualRows ?? [];
 
+    /// <summary>
+    /// The save only inserts: no tracked entry is modified or deleted. EF checks the rows an UPDATE or DELETE affected
+    /// after the server ran it (a concurrency conflict is a client-side failure); an INSERT fails on the server or not at all.
+    /// </summary>
+    public bool OnlyInserts { get; private set; } = true;
+
     public void Scan(ChangeTracker tracker)
     {
         var outboxType = map.Outbox?.EntityType;
         foreach (var entry in tracker.Entries())
         {
+            if (entry.State is EntityState.Modified or EntityState.Deleted)
+            {
+                OnlyInserts = false;
+            }
+
             var type = entry.Metadata;
             if (type == outboxType)
             {

@@ -33,6 +33,7 @@ internal static class EventCapture
         state.HasRows = true;
         facts.WarnIfUndispatched();
         state.Timestamp = facts.Clock.GetUtcNow().UtcDateTime;
+        state.OnlyInserts = scanner.OnlyInserts;
         state.Tracked.AddRange(scanner.ManualRows);
         foreach (var capture in captures)
         {

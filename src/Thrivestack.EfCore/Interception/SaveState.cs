@@ -54,6 +54,16 @@ internal sealed class SaveState : IResettableService
 
     public DeferredWrite Mode { get; set; }
 
+    /// <summary>
+    /// With <see cref="DeferredWrite.AtCommit"/>: EF was left to run a one-command save without a transaction, and the rows
+    /// are appended to that command (<see cref="OutboxDialect.AppendsToSaveCommand"/>); a save of several commands still
+    /// gets EF's transaction and the rows at its commit.
+    /// </summary>
+    public bool AppendToSaveCommand { get; set; }
+
+    /// <summary>The save only inserts (<see cref="ChangeScanner.OnlyInserts"/>): nothing EF checks after the server ran its command.</summary>
+    public bool OnlyInserts { get; set; }
+
     public DateTime Timestamp { get; set; }
 
     public AutoTransactionBehavior? PreviousBehavior { get; set; }
@@ -92,6 +102,8 @@ internal sealed class SaveState : IResettableService
         Rows = null;
         Written = false;
         Mode = DeferredWrite.None;
+        AppendToSaveCommand = false;
+        OnlyInserts = false;
         PreviousBehavior = null;
     }
 }

@@ -42,6 +42,7 @@ internal sealed class ThrivestackIdentifyOptionsExtension : IDbContextOptionsExt
     public void ApplyServices(IServiceCollection services)
     {
         services.AddSingleton<IInterceptor, ThrivestackIdentifyInterceptor>();
+        services.AddSingleton(static provider => SaveCommandInterceptor.For(provider));
         services.AddScoped<SaveState>();
         services.AddScoped<IResettableService>(static provider => provider.GetRequiredService<SaveState>());
         new EntityFrameworkServicesBuilder(services).TryAdd<IConventionSetPlugin, ThrivestackConventionSetPlugin>();

@@ -28,6 +28,9 @@ internal sealed class NpgsqlDialect : OutboxDialect
     /// <summary>Npgsql sends a command's statements with one Sync: the server skips the COMMIT when the INSERT fails.</summary>
     public override bool CommitsInBatch => true;
 
+    /// <summary>The statements of one command before its Sync run in an implicit transaction: an error rolls back all of them.</summary>
+    public override bool AppendsToSaveCommand => true;
+
     public override string? ClaimSql(OutboxTable table, ISqlGenerationHelper sql)
     {
         var t = sql.DelimitIdentifier(table.TableName, table.Schema);

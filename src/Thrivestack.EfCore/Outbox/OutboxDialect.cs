@@ -37,6 +37,12 @@ internal abstract class OutboxDialect
     /// <summary>Whether a COMMIT can end the last INSERT's command, skipped by the server when the INSERT fails.</summary>
     public virtual bool CommitsInBatch => false;
 
+    /// <summary>
+    /// Whether the server runs a command's statements in one implicit transaction, so that outbox INSERTs appended to
+    /// EF's command of a save without a transaction commit or fail with the change.
+    /// </summary>
+    public virtual bool AppendsToSaveCommand => false;
+
     /// <summary>A statement the dispatcher runs on its connection before a cycle (the connection then stays open); null for none.</summary>
     public virtual string? ConnectionSetUp => null;
 

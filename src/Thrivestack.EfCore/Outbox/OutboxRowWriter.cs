@@ -97,8 +97,45 @@ internal static class OutboxRowWriter
         var command = transaction.Connection!.CreateCommand();
         command.Transaction = transaction;
         var text = new StringBuilder(shape.Prefix.Length + (Math.Min(rows.Count - start, shape.MaxRows) * 48));
-        text.Append(shape.WriterLock).Append(shape.Prefix);
         var parameters = 0;
+        AppendInsert(shape, command, text, shape.Names, maxParameters, rows, ref start, ref parameters);
+        command.CommandText = text.ToString();
+        return command;
+    }
+
+    /// <summary>
+    /// Appends the rows' INSERTs to <paramref name="command"/>, EF's command of a save that it runs without a transaction,
+    /// where the provider runs a command's statements in one implicit transaction (<see cref="OutboxDialect.AppendsToSaveCommand"/>):
+    /// the change and its events then commit or fail together, in the save's one round trip. The parameters are named
+    /// apart from EF's.
+    /// </summary>
+    public static void AppendTo(DbContext context, OutboxTable table, DbCommand command, IReadOnlyList<OutboxMessage> rows)
+    {
+        var shape = ShapeOf(context, table);
+        var text = new StringBuilder(command.CommandText.TrimEnd());
+        if (text.Length > 0 && text[^1] != ';')
+        {
+            text.Append(';');
+        }
+
+        var parameters = 0;
+        var maxParameters = shape.MaxParameters - command.Parameters.Count;
+        for (var start = 0; start < rows.Count;)
+        {
+            text.Append(Environment.NewLine);
+            AppendInsert(shape, command, text, shape.AppendedNames, maxParameters - parameters, rows, ref start, ref parameters);
+            text.Append(';');
+        }
+
+        command.CommandText = text.ToString();
+    }
+
+    /// <summary>The writer lock and one INSERT of the rows from <paramref name="start"/> that fit the provider's limits; moves <paramref name="start"/> past them.</summary>
+    private static void AppendInsert(
+        InsertShape shape, DbCommand command, StringBuilder text, Func<int, (string Name, string Placeholder)> names, int maxParameters, IReadOnlyList<OutboxMessage> rows, ref int start, ref int parameters)
+    {
+        text.Append(shape.WriterLock).Append(shape.Prefix);
+        var used = 0;
         var r = start;
         DateTime? lastTime = null;
         string? timePlaceholder = null;
@@ -107,7 +144,7 @@ internal static class OutboxRowWriter
             var row = rows[r];
             Debug.Assert(row is { State: OutboxRowState.Pending, Attempts: 0, LeaseId: null } && row.NextAttemptAt == row.CreatedAt, "Only new pending rows are written here.");
             var needed = (row.GroupId is null ? 2 : 3) + (row.CreatedAt == lastTime ? 0 : 1);
-            if (parameters + needed > maxParameters && r > start)
+            if (used + needed > maxParameters && r > start)
             {
                 break;
             }
@@ -117,28 +154,27 @@ internal static class OutboxRowWriter
                 text.Append(", ");
             }
 
-            text.Append('(').Append(Parameter(shape, command, shape.UserId, row.UserId, ref parameters)).Append(", ");
-            text.Append(row.GroupId is null ? "NULL" : Parameter(shape, command, shape.GroupId, row.GroupId, ref parameters)).Append(", ");
+            text.Append('(').Append(Parameter(names, command, shape.UserId, row.UserId, ref parameters, ref used)).Append(", ");
+            text.Append(row.GroupId is null ? "NULL" : Parameter(names, command, shape.GroupId, row.GroupId, ref parameters, ref used)).Append(", ");
             text.Append(shape.KindLiteral(row.Kind)).Append(", ");
-            text.Append(Parameter(shape, command, shape.Payload, row.Payload, ref parameters)).Append(", ");
+            text.Append(Parameter(names, command, shape.Payload, row.Payload, ref parameters, ref used)).Append(", ");
             text.Append(CultureInfo.InvariantCulture, $"{row.PayloadBytes}, ");
             if (row.CreatedAt != lastTime)
             {
                 lastTime = row.CreatedAt;
-                timePlaceholder = Parameter(shape, command, shape.CreatedAt, row.CreatedAt, ref parameters);
+                timePlaceholder = Parameter(names, command, shape.CreatedAt, row.CreatedAt, ref parameters, ref used);
             }
 
             text.Append(timePlaceholder).Append(", ").Append(timePlaceholder).Append(shape.PendingTail);
         }
 
         start = r;
-        command.CommandText = text.ToString();
-        return command;
     }
 
-    private static string Parameter(InsertShape shape, DbCommand command, OutboxColumn column, object value, ref int count)
+    private static string Parameter(Func<int, (string Name, string Placeholder)> names, DbCommand command, OutboxColumn column, object value, ref int count, ref int used)
     {
-        var (name, placeholder) = shape.ParameterName(count++);
+        var (name, placeholder) = names(count++);
+        used++;
         command.Parameters.Add(column.CreateParameter(command, name, value));
         return placeholder;
     }
@@ -151,6 +187,9 @@ internal static class OutboxRowWriter
         /// <summary>The names of parameters p0, p1, ... as bound and as written in the text; grown on demand, shared by every command.</summary>
         private (string Name, string Placeholder)[] parameterNames = [];
 
+        /// <summary>The same for INSERTs appended to EF's commands, whose own parameters are p0, p1, ...</summary>
+        private (string Name, string Placeholder)[] appendedNames = [];
+
         public InsertShape(DbContext context, OutboxTable table)
         {
             Sql = context.GetService<ISqlGenerationHelper>();
@@ -160,6 +199,8 @@ internal static class OutboxRowWriter
             CommitInBatch = dialect.CommitsInBatch;
             CommitStatement = ";" + Environment.NewLine + "COMMIT";
             WriterLock = dialect.WriterLockSql(table, Sql);
+            Names = ParameterName;
+            AppendedNames = AppendedParameterName;
             UserId = Column(table, nameof(OutboxMessage.UserId));
             GroupId = Column(table, nameof(OutboxMessage.GroupId));
             Payload = Column(table, nameof(OutboxMessage.Payload));
@@ -190,6 +231,12 @@ internal static class OutboxRowWriter
 
         public string? WriterLock { get; }
 
+        /// <summary><see cref="ParameterName"/> as a delegate made once.</summary>
+        public Func<int, (string Name, string Placeholder)> Names { get; }
+
+        /// <summary><see cref="AppendedParameterName"/> as a delegate made once.</summary>
+        public Func<int, (string Name, string Placeholder)> AppendedNames { get; }
+
         public string Prefix { get; }
 
         /// <summary>The state and attempts of a new row, and the closing parenthesis.</summary>
@@ -208,22 +255,28 @@ internal static class OutboxRowWriter
         public (string Name, string Placeholder) ParameterName(int index)
         {
             var known = parameterNames;
-            return index < known.Length ? known[index] : Grow(index);
+            return index < known.Length ? known[index] : Grow(ref parameterNames, "p", index);
         }
 
-        private (string Name, string Placeholder) Grow(int index)
+        public (string Name, string Placeholder) AppendedParameterName(int index)
+        {
+            var known = appendedNames;
+            return index < known.Length ? known[index] : Grow(ref appendedNames, "thrivestack_p", index);
+        }
+
+        private (string Name, string Placeholder) Grow(ref (string Name, string Placeholder)[] names, string prefix, int index)
         {
             // Concurrent growers build equal arrays; whichever is kept serves everyone.
-            var known = parameterNames;
+            var known = names;
             var grown = new (string, string)[Math.Max(index + 1, Math.Max(16, known.Length * 2))];
             known.CopyTo(grown, 0);
             for (var i = known.Length; i < grown.Length; i++)
             {
-                var name = "p" + i.ToString(CultureInfo.InvariantCulture);
+                var name = prefix + i.ToString(CultureInfo.InvariantCulture);
                 grown[i] = (Sql.GenerateParameterName(name), Sql.GenerateParameterNamePlaceholder(name));
             }
 
-            parameterNames = grown;
+            names = grown;
             return grown[index];
         }
 

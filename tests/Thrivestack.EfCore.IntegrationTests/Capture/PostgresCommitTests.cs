@@ -1,6 +1,7 @@
 using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using Npgsql;
 using Thrivestack.EfCore.IntegrationTests.Infrastructure;
 using Thrivestack.EfCore.Tests.Infrastructure;
@@ -8,9 +9,10 @@ using Thrivestack.EfCore.Tests.Infrastructure;
 namespace Thrivestack.EfCore.IntegrationTests.Capture;
 
 /// <summary>
-/// On PostgreSQL the outbox rows of a save in EF's own transaction travel with its COMMIT: a one-user save costs the
-/// round trips of the same save in a transaction, not one more; an interceptor of the application that acts before
-/// commits still finds the transaction open.
+/// On PostgreSQL the outbox rows of a save EF sends as one command without a transaction ride in that command: a
+/// one-user signup costs the round trips of the same save without the library. The rows of a save in EF's own
+/// transaction travel with its COMMIT: a profile edit costs the round trips of the same save in a transaction, not one
+/// more; an interceptor of the application that acts before commits still finds the transaction open.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
@@ -28,20 +30,13 @@ public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task SaveChanges_OneNewUser_CostsTheRoundTripsOfTheSameSaveInEfsTransaction(bool async)
+    public async Task SaveChanges_OneNewUser_CostsTheRoundTripsOfTheSameSaveWithoutTheLibrary(bool async)
     {
-        var builder = new NpgsqlConnectionStringBuilder(database.ConnectionString);
-        await using var counter = new PostgresRoundTripCounter(builder.Host!, builder.Port);
-        builder.Host = PostgresServer.LocalHost;
-        builder.Port = counter.Port;
-        builder.SslMode = SslMode.Disable;
-        builder.ApplicationName = "round-trips";
-        var relayed = builder.ConnectionString;
-
+        await using var counter = RoundTripCounter(out var relayed);
         var withoutOutbox = new DbContextOptionsBuilder<TestDbContext>().UseNpgsql(relayed).Options;
         var withOutbox = new DbContextOptionsBuilder<TestDbContext>().UseNpgsql(relayed).AddThrivestackIdentifyInterceptor().Options;
-        var baseline = await RoundTripsOfSave(counter, withoutOutbox, async, inTransaction: true);
-        var captured = await RoundTripsOfSave(counter, withOutbox, async, inTransaction: false);
+        var baseline = await RoundTripsOfSave(counter, withoutOutbox, async, inTransaction: false, AddUser);
+        var captured = await RoundTripsOfSave(counter, withOutbox, async, inTransaction: false, AddUser);
 
         Assert.Equal(baseline, captured);
         Assert.Single(await OutboxReader.RowsAsync(database));
@@ -49,17 +44,41 @@ public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
         Assert.Equal(2, await check.Users.CountAsync());
     }
 
+    [Fact]
+    public void AddThrivestackIdentifyInterceptor_Npgsql_RegistersTheCommandInterceptor()
+    {
+        using var context = database.CreateContext();
+        Assert.Contains(context.GetService<IEnumerable<IInterceptor>>(), i => i is IDbCommandInterceptor);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SaveChanges_UserEdited_CostsTheRoundTripsOfTheSameSaveInEfsTransaction(bool async)
+    {
+        await SeedUserAsync();
+        await using var counter = RoundTripCounter(out var relayed);
+        var withoutOutbox = new DbContextOptionsBuilder<TestDbContext>().UseNpgsql(relayed).Options;
+        var withOutbox = new DbContextOptionsBuilder<TestDbContext>().UseNpgsql(relayed).AddThrivestackIdentifyInterceptor().Options;
+        var baseline = await RoundTripsOfSave(counter, withoutOutbox, async, inTransaction: true, EditUser);
+        var captured = await RoundTripsOfSave(counter, withOutbox, async, inTransaction: false, EditUser);
+
+        Assert.Equal(baseline, captured);
+        Assert.Single(await OutboxReader.RowsAsync(database));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public async Task SaveChanges_AppInterceptorActsBeforeCommit_FindsTheTransactionOpenAndTheRowsInIt(bool async)
     {
+        await SeedUserAsync();
         var atCommit = new OutboxRowsAtCommit();
         var builder = new DbContextOptionsBuilder<TestDbContext>();
         database.Configure(builder);
         await using (var context = new TestDbContext(builder.AddThrivestackIdentifyInterceptor().AddInterceptors(atCommit).Options))
         {
-            context.Users.Add(NewUser());
+            EditUser(context);
             if (async)
             {
                 await context.SaveChangesAsync();
@@ -74,7 +93,32 @@ public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
         Assert.Single(await OutboxReader.RowsAsync(database));
     }
 
-    private static async Task<int> RoundTripsOfSave(PostgresRoundTripCounter counter, DbContextOptions<TestDbContext> options, bool async, bool inTransaction)
+    private PostgresRoundTripCounter RoundTripCounter(out string relayed)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(database.ConnectionString);
+        var counter = new PostgresRoundTripCounter(builder.Host!, builder.Port);
+        builder.Host = PostgresServer.LocalHost;
+        builder.Port = counter.Port;
+        builder.SslMode = SslMode.Disable;
+        builder.ApplicationName = "round-trips";
+        relayed = builder.ConnectionString;
+        return counter;
+    }
+
+    private async Task SeedUserAsync()
+    {
+        await using var context = database.CreateContext();
+        context.Users.Add(NewUser());
+        await context.SaveChangesAsync();
+        await context.Database.ExecuteSqlRawAsync("DELETE FROM thrivestack_outbox");
+    }
+
+    private static void AddUser(TestDbContext context) => context.Users.Add(NewUser());
+
+    private static void EditUser(TestDbContext context) => context.Users.Single().FirstName = "Grace" + Guid.NewGuid().ToString("N");
+
+    private static async Task<int> RoundTripsOfSave(
+        PostgresRoundTripCounter counter, DbContextOptions<TestDbContext> options, bool async, bool inTransaction, Action<TestDbContext> change)
     {
         // The first use opens the pooled connection; only the save of a context that opens it again is counted.
         await using (var warm = new TestDbContext(options))
@@ -88,7 +132,7 @@ public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
             context.Database.AutoTransactionBehavior = AutoTransactionBehavior.Always;
         }
 
-        context.Users.Add(NewUser());
+        change(context);
         var before = counter.ReadyForQuery;
         if (async)
         {
