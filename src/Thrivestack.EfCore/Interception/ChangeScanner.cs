@@ -19,6 +19,9 @@ internal sealed class ChangeScanner(ModelMap map)
 
     private List<EntityEntry>? leftovers;
     private List<EntityEntry>? manualRows;
+    private List<EntityEntry>? added;
+    private List<EntityEntry>? addedSplitOwned;
+    private bool noUpdates = true;
 
     /// <summary>Outbox rows a previous, failed save of this interceptor left in the Added state.</summary>
     public IReadOnlyList<EntityEntry> Leftovers => (IReadOnlyList<EntityEntry>?)leftovers ?? [];
@@ -27,22 +30,35 @@ internal sealed class ChangeScanner(ModelMap map)
     public IReadOnlyList<EntityEntry> ManualRows => (IReadOnlyList<EntityEntry>?)manualRows ?? [];
 
     /// <summary>
-    /// The save only inserts: no tracked entry is modified or deleted. EF checks the rows an UPDATE or DELETE affected
-    /// after the server ran it (a concurrency conflict is a client-side failure); an INSERT fails on the server or not at all.
+    /// The save only inserts rows: no tracked entry is modified or deleted, and no owned entry added to an owner that is
+    /// not new shares its owner's table (EF updates the owner's row for it). EF checks the rows an UPDATE or DELETE
+    /// affected after the server ran it (a concurrency conflict is a client-side failure); an INSERT fails on the server
+    /// or not at all. And a new row has no older values that a backfill could read.
     /// </summary>
-    public bool OnlyInserts { get; private set; } = true;
+    public bool OnlyInserts => noUpdates && (addedSplitOwned is null || OwnersAreNew(addedSplitOwned, added));
 
     public void Scan(ChangeTracker tracker)
     {
         var outboxType = map.Outbox?.EntityType;
         foreach (var entry in tracker.Entries())
         {
+            var type = entry.Metadata;
             if (entry.State is EntityState.Modified or EntityState.Deleted)
             {
-                OnlyInserts = false;
+                noUpdates = false;
+            }
+            else if (entry.State == EntityState.Added && noUpdates)
+            {
+                if (!type.IsOwned())
+                {
+                    (added ??= []).Add(entry);
+                }
+                else if (SharesOwnersTable(type))
+                {
+                    (addedSplitOwned ??= []).Add(entry);
+                }
             }
 
-            var type = entry.Metadata;
             if (type == outboxType)
             {
                 if (entry.State == EntityState.Added)
@@ -179,6 +195,40 @@ internal sealed class ChangeScanner(ModelMap map)
         EntityState.Modified => TraitReader.AnyChanged(entry, map.Traits, map.NonKeyProperties),
         _ => false,
     };
+
+    /// <summary>An owned type in its owner's table: adding it to an existing owner updates the owner's row.</summary>
+    private static bool SharesOwnersTable(IEntityType owned)
+    {
+        var owner = owned.FindOwnership()!.PrincipalEntityType;
+        return owned.GetTableName() is { } table && table == owner.GetTableName() && owned.GetSchema() == owner.GetSchema();
+    }
+
+    /// <summary>Every added owned entry of its owner's table belongs to an added (non-owned) owner.</summary>
+    private static bool OwnersAreNew(List<EntityEntry> ownedEntries, List<EntityEntry>? addedEntries)
+    {
+        if (addedEntries is null)
+        {
+            return false;
+        }
+
+        var newOwners = new HashSet<(IEntityType, object)>(addedEntries.Count, OwnerKeyComparer.Instance);
+        foreach (var entry in addedEntries)
+        {
+            newOwners.Add((entry.Metadata.GetRootType(), KeyOf(entry.CurrentValues, entry.Metadata.FindPrimaryKey()!.Properties)));
+        }
+
+        foreach (var entry in ownedEntries)
+        {
+            var ownership = entry.Metadata.FindOwnership()!;
+            if (ownership.PrincipalEntityType.IsOwned()
+                || !newOwners.Contains((ownership.PrincipalEntityType.GetRootType(), KeyOf(entry.CurrentValues, ownership.Properties))))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     private static Dictionary<(IEntityType Root, object Key), EntityEntry> IndexByKey(List<EntityEntry>? users)
     {

@@ -446,6 +446,32 @@ public abstract class CaptureTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SaveChanges_OwnedTraitAddedToUserDeletedMeanwhile_FailsAndWritesNoRow()
+    {
+        // Adding an owned entity that shares its owner's table updates the owner's row: EF finds the row gone only after
+        // the server ran its command, so the event must not be in a command that commits on its own.
+        var user = NewUser("owned@example.com");
+        user.Address = null;
+        await using (var seed = NewContext())
+        {
+            seed.Users.Add(user);
+            await seed.SaveChangesAsync();
+        }
+
+        await using var context = NewContext();
+        var loaded = await context.Users.SingleAsync(u => u.Id == user.Id);
+        await using (var other = NewContext())
+        {
+            await other.Users.Where(u => u.Id == user.Id).ExecuteDeleteAsync();
+        }
+
+        loaded.Address = new Address { City = "Paris" };
+        await Assert.ThrowsAsync<DbUpdateConcurrencyException>(() => context.SaveChangesAsync());
+
+        Assert.Single(await OutboxReader.RowsAsync(Database));
+    }
+
+    [Fact]
     public async Task SaveChanges_Cancelled_WritesNoRowAndRetryWritesOne()
     {
         await using (var context = NewContext())
