@@ -8,9 +8,11 @@ namespace Thrivestack.EfCore.Interception;
 
 /// <summary>
 /// One pass over the tracked entries (after one DetectChanges) that finds the changes needing identify
-/// events. Unmapped entries cost a dictionary lookup each; nothing is allocated for them.
+/// events. Unmapped entries cost a dictionary lookup each; nothing is allocated for them. With
+/// <paramref name="findInserts"/> (providers whose saves may carry the rows in EF's command) it also tells whether the
+/// save only inserts (<see cref="OnlyInserts"/>).
 /// </summary>
-internal sealed class ChangeScanner(ModelMap map)
+internal sealed class ChangeScanner(ModelMap map, bool findInserts)
 {
     private List<EntityEntry>? users;
     private List<Capture>? userCaptures;
@@ -35,7 +37,7 @@ internal sealed class ChangeScanner(ModelMap map)
     /// affected after the server ran it (a concurrency conflict is a client-side failure); an INSERT fails on the server
     /// or not at all. And a new row has no older values that a backfill could read.
     /// </summary>
-    public bool OnlyInserts => noUpdates && (addedSplitOwned is null || OwnersAreNew(addedSplitOwned, added));
+    public bool OnlyInserts => findInserts && noUpdates && (addedSplitOwned is null || OwnersAreNew(addedSplitOwned, added));
 
     public void Scan(ChangeTracker tracker)
     {
@@ -43,20 +45,9 @@ internal sealed class ChangeScanner(ModelMap map)
         foreach (var entry in tracker.Entries())
         {
             var type = entry.Metadata;
-            if (entry.State is EntityState.Modified or EntityState.Deleted)
+            if (findInserts && noUpdates)
             {
-                noUpdates = false;
-            }
-            else if (entry.State == EntityState.Added && noUpdates)
-            {
-                if (!type.IsOwned())
-                {
-                    (added ??= []).Add(entry);
-                }
-                else if (SharesOwnersTable(type))
-                {
-                    (addedSplitOwned ??= []).Add(entry);
-                }
+                NoteWrite(entry, type);
             }
 
             if (type == outboxType)
@@ -195,6 +186,25 @@ internal sealed class ChangeScanner(ModelMap map)
         EntityState.Modified => TraitReader.AnyChanged(entry, map.Traits, map.NonKeyProperties),
         _ => false,
     };
+
+    private void NoteWrite(EntityEntry entry, IEntityType type)
+    {
+        if (entry.State is EntityState.Modified or EntityState.Deleted)
+        {
+            noUpdates = false;
+        }
+        else if (entry.State == EntityState.Added)
+        {
+            if (!type.IsOwned())
+            {
+                (added ??= []).Add(entry);
+            }
+            else if (SharesOwnersTable(type))
+            {
+                (addedSplitOwned ??= []).Add(entry);
+            }
+        }
+    }
 
     /// <summary>An owned type in its owner's table: adding it to an existing owner updates the owner's row.</summary>
     private static bool SharesOwnersTable(IEntityType owned)

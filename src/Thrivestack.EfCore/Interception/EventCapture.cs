@@ -16,7 +16,7 @@ internal static class EventCapture
     /// </summary>
     public static void Record(DbContext context, SaveState state, ModelMap map, OptionsFacts facts)
     {
-        var scanner = new ChangeScanner(map);
+        var scanner = new ChangeScanner(map, OutboxDialect.For(context).AppendsToSaveCommand);
         scanner.Scan(context.ChangeTracker);
         foreach (var leftover in scanner.Leftovers)
         {

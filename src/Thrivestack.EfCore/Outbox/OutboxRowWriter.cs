@@ -98,7 +98,7 @@ internal static class OutboxRowWriter
         command.Transaction = transaction;
         var text = new StringBuilder(shape.Prefix.Length + (Math.Min(rows.Count - start, shape.MaxRows) * 48));
         var parameters = 0;
-        AppendInsert(shape, command, text, shape.Names, maxParameters, rows, ref start, ref parameters);
+        AppendInsert(shape, command, text, shape.Names, writerLock: true, maxParameters, rows, ref start, ref parameters);
         command.CommandText = text.ToString();
         return command;
     }
@@ -107,13 +107,15 @@ internal static class OutboxRowWriter
     /// Appends the rows' INSERTs to <paramref name="command"/>, EF's command of a save that it runs without a transaction,
     /// where the provider runs a command's statements in one implicit transaction (<see cref="OutboxDialect.AppendsToSaveCommand"/>):
     /// the change and its events then commit or fail together, in the save's one round trip. The parameters are named
-    /// apart from EF's.
+    /// apart from EF's. Without the writer lock: such a save only inserts rows, and a backfill chunk can read no older
+    /// values of a new row (it sees the row committed, or not at all and the event stands for it).
     /// </summary>
     public static void AppendTo(DbContext context, OutboxTable table, DbCommand command, IReadOnlyList<OutboxMessage> rows)
     {
         var shape = ShapeOf(context, table);
-        var text = new StringBuilder(command.CommandText.TrimEnd());
-        if (text.Length > 0 && text[^1] != ';')
+        var efText = command.CommandText;
+        var text = new StringBuilder(rows.Count * 64 + 128);
+        if (!efText.AsSpan().TrimEnd().EndsWith(";", StringComparison.Ordinal))
         {
             text.Append(';');
         }
@@ -123,18 +125,31 @@ internal static class OutboxRowWriter
         for (var start = 0; start < rows.Count;)
         {
             text.Append(Environment.NewLine);
-            AppendInsert(shape, command, text, shape.AppendedNames, maxParameters - parameters, rows, ref start, ref parameters);
+            AppendInsert(shape, command, text, shape.AppendedNames, writerLock: false, maxParameters - parameters, rows, ref start, ref parameters);
             text.Append(';');
         }
 
-        command.CommandText = text.ToString();
+        command.CommandText = string.Concat(efText, text.ToString());
     }
 
-    /// <summary>The writer lock and one INSERT of the rows from <paramref name="start"/> that fit the provider's limits; moves <paramref name="start"/> past them.</summary>
+    /// <summary>The writer lock (when asked) and one INSERT of the rows from <paramref name="start"/> that fit the provider's limits; moves <paramref name="start"/> past them.</summary>
     private static void AppendInsert(
-        InsertShape shape, DbCommand command, StringBuilder text, Func<int, (string Name, string Placeholder)> names, int maxParameters, IReadOnlyList<OutboxMessage> rows, ref int start, ref int parameters)
+        InsertShape shape,
+        DbCommand command,
+        StringBuilder text,
+        Func<int, (string Name, string Placeholder)> names,
+        bool writerLock,
+        int maxParameters,
+        IReadOnlyList<OutboxMessage> rows,
+        ref int start,
+        ref int parameters)
     {
-        text.Append(shape.WriterLock).Append(shape.Prefix);
+        if (writerLock)
+        {
+            text.Append(shape.WriterLock);
+        }
+
+        text.Append(shape.Prefix);
         var used = 0;
         var r = start;
         DateTime? lastTime = null;
