@@ -57,7 +57,7 @@ internal static class BackfillScenario
             {
                 cluster = await PgCluster.StartAsync();
                 connection = await cluster.CreateDatabaseAsync("bench_backfill");
-                await BackfillSeed.PgAsync(connection, users);
+                await BackfillSeed.PgAsync(connection, users, options.Get("outbox-storage", ""));
             }
             else
             {

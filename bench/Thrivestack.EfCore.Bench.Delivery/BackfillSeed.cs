@@ -75,7 +75,7 @@ internal static class BackfillSeed
         checkpoint.ExecuteNonQuery();
     }
 
-    public static async Task PgAsync(string connectionString, int users)
+    public static async Task PgAsync(string connectionString, int users, string? outboxStorage = null)
     {
         await using (var context = new BenchDbContext(PgOptions(connectionString)))
         {
@@ -101,5 +101,11 @@ internal static class BackfillSeed
         await seed.ExecuteNonQueryAsync();
         await using var vacuum = new NpgsqlCommand("VACUUM ANALYZE", connection) { CommandTimeout = 600 };
         await vacuum.ExecuteNonQueryAsync();
+        if (outboxStorage is { Length: > 0 })
+        {
+            // Storage parameters of the outbox table, as an application would set them in a migration (--outbox-storage).
+            await using var alter = new NpgsqlCommand($"ALTER TABLE thrivestack_outbox SET ({outboxStorage})", connection);
+            await alter.ExecuteNonQueryAsync();
+        }
     }
 }

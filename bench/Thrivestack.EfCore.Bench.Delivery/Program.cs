@@ -48,7 +48,7 @@ switch (args.FirstOrDefault())
               pg       [--rows 100000] [--batch 100] [--dispatchers 1,2,4]
               network  [--rows 20000,100000] [--latency 100] [--rounds 2] [--max-concurrent 8] [--baseline-rows 20000,100000] [--gateway 4] [--gateway-rows 20000]
                        [--start-rows 20000] [--start-rounds 3] [--shift-from 20] [--shift-rows 20000] [--parts limit,gateway,start,shift] [--breakdown true]
-              backfill [--users 1000000] [--provider sqlite|pg] [--rate 50] [--chunk 500] [--max-pending 10000] [--poll-ms 1000] [--child-env DOTNET_GCHeapHardLimit=0x6400000|none]
+              backfill [--users 1000000] [--provider sqlite|pg] [--rate 50] [--chunk 500] [--max-pending 10000] [--poll-ms 1000] [--child-env DOTNET_GCHeapHardLimit=0x6400000|none] [--outbox-storage autovacuum_vacuum_cost_delay=0] (pg)
               busy     [--seconds 20] [--rounds 3] [--writers 1] [--warmup 15] [--variants A,B,C] [--context pool|scoped] [--synchronous normal|full] [--busy-timeout 5000] [--profile true] [--request insert|register] [--perf <dir>]
             """);
         return 2;
