@@ -22,13 +22,16 @@ internal sealed class ChangeDetectionPolicy(IInterceptor owner)
     /// </summary>
     private int injectedOthers = -1;
 
-    /// <summary>Starts the capture of a save (EF's <c>SavingChanges</c>), now or at EF's own DetectChanges.</summary>
-    public void Capture(DbContext context)
+    /// <summary>
+    /// Starts the capture of a save (EF's <c>SavingChanges</c>), now or at EF's own DetectChanges. Returns the save's
+    /// state when it captured rows now (null otherwise), so the caller need not look it up again.
+    /// </summary>
+    public SaveState? Capture(DbContext context)
     {
         var map = ModelMap.For(context.Model);
         if (map.Outbox is null)
         {
-            return;
+            return null;
         }
 
         var state = SaveState.Of(context)!;
@@ -52,7 +55,7 @@ internal sealed class ChangeDetectionPolicy(IInterceptor owner)
             SaveLifecycle.Begin(context, state);
             state.CaptureAtDetectChanges = true;
             tracker.DetectedAllChanges += OnDetectedAllChanges;
-            return;
+            return null;
         }
 
         var keepDetectionOff = false;
@@ -89,6 +92,8 @@ internal sealed class ChangeDetectionPolicy(IInterceptor owner)
                 tracker.AutoDetectChangesEnabled = autoDetect;
             }
         }
+
+        return state.HasRows ? state : null;
     }
 
     /// <summary>The save went through (EF's <c>SavedChanges</c>): detection back on, and a word if the capture never ran.</summary>

@@ -28,8 +28,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     {
         if (eventData.Context is { } context && !result.HasResult)
         {
-            detection.Capture(context);
-            if (SaveLifecycle.Active(context) is { Tracked.Count: > 0 } state)
+            if (detection.Capture(context) is { Tracked.Count: > 0 } state)
             {
                 BatchWriterLock.Take(context, state);
             }
@@ -42,8 +41,7 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
     {
         if (eventData.Context is { } context && !result.HasResult)
         {
-            detection.Capture(context);
-            if (SaveLifecycle.Active(context) is { Tracked.Count: > 0 } state)
+            if (detection.Capture(context) is { Tracked.Count: > 0 } state)
             {
                 await BatchWriterLock.TakeAsync(context, state, cancellationToken).ConfigureAwait(false);
             }
