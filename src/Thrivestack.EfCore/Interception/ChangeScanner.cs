@@ -19,10 +19,12 @@ internal sealed class ChangeScanner(ModelMap map, bool findInserts)
     private List<Capture>? membershipCaptures;
     private List<(EntityEntry Entry, OwnedTraitMap Map)>? dirtyOwned;
 
+    private const string PlainInsertAnnotation = "Thrivestack:InsertsPlainRow";
+
     private List<EntityEntry>? leftovers;
     private List<EntityEntry>? manualRows;
     private List<EntityEntry>? added;
-    private List<EntityEntry>? addedSplitOwned;
+    private List<EntityEntry>? addedOwned;
     private bool noUpdates = true;
 
     /// <summary>Outbox rows a previous, failed save of this interceptor left in the Added state.</summary>
@@ -32,12 +34,13 @@ internal sealed class ChangeScanner(ModelMap map, bool findInserts)
     public IReadOnlyList<EntityEntry> ManualRows => (IReadOnlyList<EntityEntry>?)manualRows ?? [];
 
     /// <summary>
-    /// The save only inserts rows: no tracked entry is modified or deleted, and no owned entry added to an owner that is
-    /// not new shares its owner's table (EF updates the owner's row for it). EF checks the rows an UPDATE or DELETE
-    /// affected after the server ran it (a concurrency conflict is a client-side failure); an INSERT fails on the server
-    /// or not at all. And a new row has no older values that a backfill could read.
+    /// The save only inserts rows of new entities: no tracked entry is modified or deleted, no owned entry is added to an
+    /// owner that is not new (EF updates the owner's row when they share a table, and the owner's event carries its
+    /// older traits either way), and every added type inserts a plain row (<see cref="InsertsPlainRow"/>). EF checks the
+    /// rows an UPDATE or DELETE affected after the server ran it (a concurrency conflict is a client-side failure); a
+    /// plain INSERT fails on the server or not at all. And a new row has no older values that a backfill could read.
     /// </summary>
-    public bool OnlyInserts => findInserts && noUpdates && (addedSplitOwned is null || OwnersAreNew(addedSplitOwned, added));
+    public bool OnlyInserts => findInserts && noUpdates && (addedOwned is null || OwnersAreNew(addedOwned, added));
 
     public void Scan(ChangeTracker tracker)
     {
@@ -195,25 +198,69 @@ internal sealed class ChangeScanner(ModelMap map, bool findInserts)
         }
         else if (entry.State == EntityState.Added)
         {
-            if (!type.IsOwned())
+            if (!InsertsPlainRow(type))
+            {
+                noUpdates = false;
+            }
+            else if (type.IsOwned())
+            {
+                (addedOwned ??= []).Add(entry);
+            }
+            else
             {
                 (added ??= []).Add(entry);
-            }
-            else if (SharesOwnersTable(type))
-            {
-                (addedSplitOwned ??= []).Add(entry);
             }
         }
     }
 
-    /// <summary>An owned type in its owner's table: adding it to an existing owner updates the owner's row.</summary>
-    private static bool SharesOwnersTable(IEntityType owned)
+    /// <summary>
+    /// Whether EF inserts an added entity of this type as a plain row of its own: not a dependent that shares the table of
+    /// another type's rows (EF updates that row), not through a stored procedure, into a table without triggers (either can
+    /// affect no row without an error, which EF finds only after the server ran the command). Cached per type.
+    /// </summary>
+    private static bool InsertsPlainRow(IEntityType type) =>
+        type.GetOrAddRuntimeAnnotationValue(PlainInsertAnnotation, static t => FindPlainInsert(t!), type);
+
+    private static bool FindPlainInsert(IEntityType type)
     {
-        var owner = owned.FindOwnership()!.PrincipalEntityType;
-        return owned.GetTableName() is { } table && table == owner.GetTableName() && owned.GetSchema() == owner.GetSchema();
+        if (type.GetTableName() is null || type.GetInsertStoredProcedure() is not null || type.GetDeclaredTriggers().Any())
+        {
+            return false;
+        }
+
+        var rows = RowOwner(type);
+        foreach (var mapping in type.GetTableMappings())
+        {
+            if (mapping.Table.Triggers.Any())
+            {
+                return false;
+            }
+
+            foreach (var other in mapping.Table.EntityTypeMappings)
+            {
+                // Every type in the table must belong to the same rows: one hierarchy (TPH) and the types it owns there.
+                if (other.TypeBase is IEntityType otherType && RowOwner(otherType) != rows)
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
     }
 
-    /// <summary>Every added owned entry of its owner's table belongs to an added (non-owned) owner.</summary>
+    /// <summary>The root of the top-level owner of a type (the type's own root when it is not owned).</summary>
+    private static IEntityType RowOwner(IEntityType type)
+    {
+        while (type.FindOwnership() is { } ownership)
+        {
+            type = ownership.PrincipalEntityType;
+        }
+
+        return type.GetRootType();
+    }
+
+    /// <summary>Every added owned entry belongs to an added (non-owned) owner.</summary>
     private static bool OwnersAreNew(List<EntityEntry> ownedEntries, List<EntityEntry>? addedEntries)
     {
         if (addedEntries is null)

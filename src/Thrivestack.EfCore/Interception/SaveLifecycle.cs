@@ -46,11 +46,17 @@ internal static class SaveLifecycle
 
     public static void End(DbContext context, SaveState state)
     {
-        BatchWriterLock.Release(context, state);
-        context.SaveChangesFailed -= OnSaveFailed;
-        ChangeDetectionPolicy.Release(context, state);
-        CapturedRowWriter.Forget(context, state);
-        state.Reset();
+        try
+        {
+            BatchWriterLock.Release(context, state);
+        }
+        finally
+        {
+            context.SaveChangesFailed -= OnSaveFailed;
+            ChangeDetectionPolicy.Release(context, state);
+            CapturedRowWriter.Forget(context, state);
+            state.Reset();
+        }
     }
 
     public static void Abandon(DbContext? context)

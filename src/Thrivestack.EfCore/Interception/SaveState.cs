@@ -12,7 +12,7 @@ namespace Thrivestack.EfCore.Interception;
 /// services (registered by the options extension), so each context instance has its own, pooled contexts keep theirs
 /// across leases and reset it through <see cref="IResettableService"/>, and the shared interceptor holds no state.
 /// </summary>
-internal sealed class SaveState : IResettableService
+internal sealed class SaveState(ICurrentDbContext current) : IResettableService
 {
     /// <summary>The context's save state; null for a context whose options do not have the interceptor.</summary>
     public static SaveState? Of(DbContext context) => context.GetInfrastructure().GetService<SaveState>();
@@ -77,9 +77,17 @@ internal sealed class SaveState : IResettableService
     /// <summary>Rows went into a transaction that is still open: nudge the dispatcher when it commits.</summary>
     public bool NudgeOnCommit { get; set; }
 
-    /// <summary>A pooled context goes back to the pool: nothing of its last save may reach the next lease.</summary>
+    /// <summary>
+    /// A pooled context goes back to the pool: nothing of its last save may reach the next lease, least of all a writer
+    /// lock its session still holds (a save that failed where EF reports no failure).
+    /// </summary>
     public void ResetState()
     {
+        if (SessionUnlock is not null || ClosesConnection)
+        {
+            BatchWriterLock.Release(current.Context, this);
+        }
+
         Reset();
         NudgeOnCommit = false;
     }
@@ -104,6 +112,8 @@ internal sealed class SaveState : IResettableService
         Mode = DeferredWrite.None;
         AppendToSaveCommand = false;
         OnlyInserts = false;
+        SessionUnlock = null;
+        ClosesConnection = false;
         PreviousBehavior = null;
     }
 }

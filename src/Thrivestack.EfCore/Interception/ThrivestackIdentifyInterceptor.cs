@@ -30,7 +30,16 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         {
             if (detection.Capture(context) is { Tracked.Count: > 0 } state)
             {
-                BatchWriterLock.Take(context, state);
+                // EF raises SavingChanges outside its own error handling: a failure here must end the save itself.
+                try
+                {
+                    BatchWriterLock.Take(context, state);
+                }
+                catch
+                {
+                    SaveLifecycle.Abandon(context);
+                    throw;
+                }
             }
         }
 
@@ -43,7 +52,15 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
         {
             if (detection.Capture(context) is { Tracked.Count: > 0 } state)
             {
-                await BatchWriterLock.TakeAsync(context, state, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await BatchWriterLock.TakeAsync(context, state, cancellationToken).ConfigureAwait(false);
+                }
+                catch
+                {
+                    SaveLifecycle.Abandon(context);
+                    throw;
+                }
             }
         }
 
@@ -81,8 +98,14 @@ internal sealed class ThrivestackIdentifyInterceptor : ISaveChangesInterceptor, 
             }
             finally
             {
-                await BatchWriterLock.ReleaseAsync(context, state).ConfigureAwait(false);
-                SaveLifecycle.End(context, state);
+                try
+                {
+                    await BatchWriterLock.ReleaseAsync(context, state).ConfigureAwait(false);
+                }
+                finally
+                {
+                    SaveLifecycle.End(context, state);
+                }
             }
         }
 

@@ -65,6 +65,36 @@ public sealed class PostgresWriterLockTests(PostgresServer server) : IAsyncLifet
         Assert.Single(await OutboxReader.RowsAsync(database));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SaveChanges_WriterLockFailsBeforeEfsBatch_EndsTheSaveAndTheRetryWritesOneRow(bool async)
+    {
+        // EF raises SavingChanges outside its own error handling: the interceptor must end the save itself.
+        var builder = new DbContextOptionsBuilder<TestDbContext>();
+        database.Configure(builder);
+        await using var context = new TestDbContext(builder.AddThrivestackIdentifyInterceptor().Options);
+        await context.Database.ExecuteSqlRawAsync("ALTER TABLE thrivestack_outbox RENAME TO thrivestack_outbox_away");
+        context.EnqueueThrivestackIdentify("enqueued-user", new Dictionary<string, object?> { ["email"] = "e@example.com" });
+
+        await Assert.ThrowsAnyAsync<DbException>(() => async ? context.SaveChangesAsync() : Task.FromResult(context.SaveChanges()));
+
+        Assert.Equal(ConnectionState.Closed, context.Database.GetDbConnection().State);
+        Assert.True(context.ChangeTracker.AutoDetectChangesEnabled);
+        await context.Database.ExecuteSqlRawAsync("ALTER TABLE thrivestack_outbox_away RENAME TO thrivestack_outbox");
+        if (async)
+        {
+            await context.SaveChangesAsync();
+        }
+        else
+        {
+            context.SaveChanges();
+        }
+
+        Assert.Equal("enqueued-user", Assert.Single(await OutboxReader.RowsAsync(database)).UserId);
+        Assert.Equal(0L, await WriterLocksHeldAsync(database.ConnectionString));
+    }
+
     /// <summary>Shared holds of the outbox's writer lock (the advisory lock of this library's key), seen from another session.</summary>
     private static async Task<long> WriterLocksHeldAsync(string connectionString)
     {
