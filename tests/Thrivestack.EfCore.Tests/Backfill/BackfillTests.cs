@@ -749,12 +749,12 @@ public abstract class BackfillTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// Around the chunk's read of numbered users, an application transaction writes an event for one of them first
-    /// (as EF does when the outbox table sorts before the user table, or an explicit enqueue), and updates the user
-    /// row after the read. Each step waits a bounded while for the other side: protected, the chunk's read and the
-    /// application's event write exclude each other, so the waits run out and the application commits after the chunk.
+    /// An application's write that wraps the backfill chunk's read of numbered users: it starts when the read is about to
+    /// run, writes its event (the read waits up to <see cref="EventWait"/> for that), then waits up to 2 s for the read and
+    /// commits; the chunk, after its read, waits up to <see cref="CommitWait"/> for the commit. Protected, the chunk's read
+    /// and the application's event write exclude each other, so the waits run out and the application writes after the chunk.
     /// </summary>
-    private sealed class AppTransactionAroundRead(DispatchHarness harness, int userId) : DbCommandInterceptor
+    private abstract class AppWriteAroundRead : DbCommandInterceptor
     {
         private readonly TaskCompletionSource eventWritten = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource read = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -762,13 +762,19 @@ public abstract class BackfillTests : IAsyncLifetime
 
         public Task? Finished { get; private set; }
 
+        protected virtual TimeSpan EventWait => TimeSpan.FromSeconds(1);
+
+        protected virtual TimeSpan CommitWait => TimeSpan.FromSeconds(2);
+
+        protected Task ChunkRead => read.Task;
+
         public override async ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
             DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
         {
             if (Finished is null && IsChunkRead(command))
             {
-                Finished = Task.Run(ApplicationAsync);
-                await BoundedAsync(eventWritten.Task, TimeSpan.FromSeconds(1));
+                Finished = Task.Run(RunApplicationAsync);
+                await BoundedAsync(eventWritten.Task, EventWait);
             }
 
             return result;
@@ -779,16 +785,13 @@ public abstract class BackfillTests : IAsyncLifetime
         {
             if (IsChunkRead(command) && read.TrySetResult())
             {
-                await BoundedAsync(committed.Task, TimeSpan.FromSeconds(2));
+                await BoundedAsync(committed.Task, CommitWait);
             }
 
             return result;
         }
 
-        private static bool IsChunkRead(DbCommand command) =>
-            command.CommandText.Contains("SELECT * FROM \"NumberedUsers\"", StringComparison.Ordinal);
-
-        private static async Task BoundedAsync(Task task, TimeSpan limit)
+        protected static async Task BoundedAsync(Task task, TimeSpan limit)
         {
             try
             {
@@ -799,18 +802,17 @@ public abstract class BackfillTests : IAsyncLifetime
             }
         }
 
-        private async Task ApplicationAsync()
+        /// <summary>The application's write; calls <paramref name="eventWritten"/> once its event is written.</summary>
+        protected abstract Task ApplicationAsync(Action eventWritten);
+
+        private static bool IsChunkRead(DbCommand command) =>
+            command.CommandText.Contains("SELECT * FROM \"NumberedUsers\"", StringComparison.Ordinal);
+
+        private async Task RunApplicationAsync()
         {
             try
             {
-                await using var context = harness.Database.CreateContext();
-                await using var transaction = await context.Database.BeginTransactionAsync();
-                await context.EnqueueThrivestackIdentifyAsync(
-                    userId.ToString(CultureInfo.InvariantCulture), new Dictionary<string, object?> { ["email"] = "edited@example.com" });
-                eventWritten.TrySetResult();
-                await BoundedAsync(read.Task, TimeSpan.FromSeconds(2));
-                await context.NumberedUsers.Where(u => u.Id == userId).ExecuteUpdateAsync(s => s.SetProperty(u => u.Email, "edited@example.com"));
-                await transaction.CommitAsync();
+                await ApplicationAsync(() => eventWritten.TrySetResult());
             }
             finally
             {
@@ -820,83 +822,52 @@ public abstract class BackfillTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// Around the chunk's read of numbered users, an application saves an edit of one of them inside a
-    /// <c>TransactionScope</c> (its event in EF's batch) and completes the scope only after the read; the chunk then
-    /// waits for the edit's event to reach the stand-in (delivered alone, so no claim coalesces it with the chunk's
-    /// copy). Each step waits a bounded while for the other: protected, the save cannot write its event while the chunk
-    /// holds the outbox, so the waits run out and the edit's event comes after the chunk's.
+    /// The application transaction writes an event for one of the users first (as EF does when the outbox table sorts
+    /// before the user table, or an explicit enqueue), and updates the user row after the chunk's read.
     /// </summary>
-    private sealed class AmbientSaveAroundRead(DispatchHarness harness, int userId) : DbCommandInterceptor
+    private sealed class AppTransactionAroundRead(DispatchHarness harness, int userId) : AppWriteAroundRead
     {
-        private readonly TaskCompletionSource saved = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource read = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public Task? Finished { get; private set; }
-
-        public override async ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
-            DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+        protected override async Task ApplicationAsync(Action eventWritten)
         {
-            if (Finished is null && IsChunkRead(command))
-            {
-                Finished = Task.Run(ApplicationAsync);
-                await BoundedAsync(saved.Task, TimeSpan.FromSeconds(1));
-            }
-
-            return result;
+            await using var context = harness.Database.CreateContext();
+            await using var transaction = await context.Database.BeginTransactionAsync();
+            await context.EnqueueThrivestackIdentifyAsync(
+                userId.ToString(CultureInfo.InvariantCulture), new Dictionary<string, object?> { ["email"] = "edited@example.com" });
+            eventWritten();
+            await BoundedAsync(ChunkRead, TimeSpan.FromSeconds(2));
+            await context.NumberedUsers.Where(u => u.Id == userId).ExecuteUpdateAsync(s => s.SetProperty(u => u.Email, "edited@example.com"));
+            await transaction.CommitAsync();
         }
+    }
 
-        public override async ValueTask<DbDataReader> ReaderExecutedAsync(
-            DbCommand command, CommandExecutedEventData eventData, DbDataReader result, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// The application saves an edit of one of the users inside a <c>TransactionScope</c> (its event in EF's batch) and
+    /// completes the scope after the chunk's read; then it waits for its event to reach the stand-in, so that no claim
+    /// coalesces it with the chunk's copy (the chunk waits that long for it).
+    /// </summary>
+    private sealed class AmbientSaveAroundRead(DispatchHarness harness, int userId) : AppWriteAroundRead
+    {
+        protected override TimeSpan CommitWait => TimeSpan.FromSeconds(3);
+
+        protected override async Task ApplicationAsync(Action eventWritten)
         {
-            if (IsChunkRead(command) && read.TrySetResult())
+            using (var scope = new System.Transactions.TransactionScope(System.Transactions.TransactionScopeAsyncFlowOption.Enabled))
             {
-                await BoundedAsync(completed.Task, TimeSpan.FromSeconds(3));
-            }
-
-            return result;
-        }
-
-        private static bool IsChunkRead(DbCommand command) =>
-            command.CommandText.Contains("SELECT * FROM \"NumberedUsers\"", StringComparison.Ordinal);
-
-        private static async Task BoundedAsync(Task task, TimeSpan limit)
-        {
-            try
-            {
-                await task.WaitAsync(limit);
-            }
-            catch (TimeoutException)
-            {
-            }
-        }
-
-        private async Task ApplicationAsync()
-        {
-            try
-            {
-                using (var scope = new System.Transactions.TransactionScope(System.Transactions.TransactionScopeAsyncFlowOption.Enabled))
+                await using (var context = harness.Database.CreateContext())
                 {
-                    await using (var context = harness.Database.CreateContext())
-                    {
-                        var user = await context.NumberedUsers.SingleAsync(u => u.Id == userId);
-                        user.Email = "edited@example.com";
-                        await context.SaveChangesAsync();
-                    }
-
-                    saved.TrySetResult();
-                    await BoundedAsync(read.Task, TimeSpan.FromSeconds(2));
-                    scope.Complete();
+                    var user = await context.NumberedUsers.SingleAsync(u => u.Id == userId);
+                    user.Email = "edited@example.com";
+                    await context.SaveChangesAsync();
                 }
 
-                await BoundedAsync(
-                    harness.StandIn.WaitUntilAsync(s => s.EventsFor(userId.ToString(CultureInfo.InvariantCulture)).Any(e => e.GroupId is null), TimeSpan.FromSeconds(3)),
-                    TimeSpan.FromSeconds(3));
+                eventWritten();
+                await BoundedAsync(ChunkRead, TimeSpan.FromSeconds(2));
+                scope.Complete();
             }
-            finally
-            {
-                completed.TrySetResult();
-            }
+
+            await BoundedAsync(
+                harness.StandIn.WaitUntilAsync(s => s.EventsFor(userId.ToString(CultureInfo.InvariantCulture)).Any(e => e.GroupId is null), TimeSpan.FromSeconds(3)),
+                TimeSpan.FromSeconds(3));
         }
     }
 
