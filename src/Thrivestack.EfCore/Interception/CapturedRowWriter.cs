@@ -17,9 +17,11 @@ internal static class CapturedRowWriter
     /// <summary>
     /// Decides where this save's rows are written (<see cref="SaveState.Mode"/>). Only where no transaction can hold them
     /// after EF's commands (<c>AutoTransactionBehavior.Never</c>, an ambient <c>TransactionScope</c>) do rows of
-    /// client-generated keys ride in EF's own batch, as the application chose.
+    /// client-generated keys ride in EF's own batch, as the application chose. <paramref name="onlyInserts"/>: the scan
+    /// found a save of new rows only, which it looks for only where the provider can carry them in EF's command
+    /// (<see cref="ChangeScanner.OnlyInserts"/>).
     /// </summary>
-    public static void Choose(DbContext context, SaveState state)
+    public static void Choose(DbContext context, SaveState state, bool onlyInserts)
     {
         if ((state.Transactions ??= context.GetService<IDbContextTransactionManager>()).CurrentTransaction is not null)
         {
@@ -47,7 +49,7 @@ internal static class CapturedRowWriter
         }
 
         state.Mode = DeferredWrite.AtCommit;
-        if (state.Deferred is null && state.OnlyInserts && OutboxDialect.For(context).AppendsToSaveCommand)
+        if (state.Deferred is null && onlyInserts)
         {
             // PostgreSQL: a one-command save of new rows keeps EF's single round trip, with the rows appended to its
             // command. Not when it updates or deletes: EF finds a concurrency conflict only after the server committed.

@@ -33,7 +33,6 @@ internal static class EventCapture
         state.HasRows = true;
         facts.WarnIfUndispatched();
         state.Timestamp = facts.Clock.GetUtcNow().UtcDateTime;
-        state.OnlyInserts = scanner.OnlyInserts;
         state.Tracked.AddRange(scanner.ManualRows);
         foreach (var capture in captures)
         {
@@ -49,7 +48,7 @@ internal static class EventCapture
 
         if (state.Deferred is not null || state.Rows is not null)
         {
-            CapturedRowWriter.Choose(context, state);
+            CapturedRowWriter.Choose(context, state, scanner.OnlyInserts);
         }
     }
 

@@ -61,9 +61,6 @@ internal sealed class SaveState(ICurrentDbContext current) : IResettableService
     /// </summary>
     public bool AppendToSaveCommand { get; set; }
 
-    /// <summary>The save only inserts (<see cref="ChangeScanner.OnlyInserts"/>): nothing EF checks after the server ran its command.</summary>
-    public bool OnlyInserts { get; set; }
-
     public DateTime Timestamp { get; set; }
 
     public AutoTransactionBehavior? PreviousBehavior { get; set; }
@@ -111,7 +108,6 @@ internal sealed class SaveState(ICurrentDbContext current) : IResettableService
         Written = false;
         Mode = DeferredWrite.None;
         AppendToSaveCommand = false;
-        OnlyInserts = false;
         SessionUnlock = null;
         ClosesConnection = false;
         PreviousBehavior = null;
