@@ -50,7 +50,8 @@ internal sealed class DispatchCycle(
     SendEvidence evidence,
     ConcurrencyLimiter limiter,
     SendPermit permit,
-    Func<bool> allLanesHeld)
+    Func<bool> allLanesHeld,
+    Task previousPage)
 {
     private readonly HashSet<string> blockedUsers = [];
     private readonly HashSet<long> settled = [];
@@ -60,14 +61,29 @@ internal sealed class DispatchCycle(
     private bool moreBatchesFollow;
     private bool deliveredInCycle;
     private bool leaseRanOut;
+
+    /// <summary>Writes the queued acknowledgements, a group per statement, until none is left (see <see cref="DeliveredAsync"/>).</summary>
     private Task acknowledging = Task.CompletedTask;
+
+    /// <summary>Delivered batches not yet acknowledged; guarded by <see cref="ackGate"/>, as is <see cref="ackRunning"/>.</summary>
+    private List<Acknowledgement>? queuedAcks;
+    private bool ackRunning;
+    private readonly Lock ackGate = new();
 
     /// <summary>What the page ended with, for the dispatcher's pacing.</summary>
     public CycleResult Result { get; private set; } = CycleResult.Completed;
 
     public SendResult? LastFailure { get; private set; }
 
-    public int Delivered { get; private set; }
+    /// <summary>Rows ThriveStack accepted in this cycle (their acknowledgements may still be being written).</summary>
+    public int Accepted { get; private set; }
+
+    /// <summary>
+    /// Completes once every acknowledgement this cycle queued is written. <see cref="RunAsync"/> returns without waiting for
+    /// it when every row of the page is settled, so the lane claims and sends its next page while the database writes
+    /// these; the page's context and its users' places in flight are held until it completes. Faults when a write failed.
+    /// </summary>
+    public Task Acknowledged => acknowledging;
 
     /// <summary>
     /// Sends the page. <paramref name="stoppingToken"/> stops starting new sends; <paramref name="sendToken"/> aborts the
@@ -121,15 +137,36 @@ internal sealed class DispatchCycle(
         }
         finally
         {
-            try
+            // Rows to give back go through this context after the acknowledgements (one statement at a time on it). With
+            // none, the acknowledgements may still be running when this returns (see Acknowledged).
+            if (HasUnsettled(events))
             {
-                await acknowledging.ConfigureAwait(false);
-            }
-            finally
-            {
-                await ReleaseUnsettledAsync(events).ConfigureAwait(false);
+                try
+                {
+                    await acknowledging.ConfigureAwait(false);
+                }
+                finally
+                {
+                    await ReleaseUnsettledAsync(events).ConfigureAwait(false);
+                }
             }
         }
+    }
+
+    private bool HasUnsettled(List<OutboxEvent> events)
+    {
+        foreach (var e in events)
+        {
+            foreach (var id in e.Ids)
+            {
+                if (!settled.Contains(id))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
     }
 
     private static bool Isolatable(SendResult result) => result.StatusCode is 403 or >= 500;
@@ -319,31 +356,93 @@ internal sealed class DispatchCycle(
         }
     }
 
-    // The acknowledgement is written while the next batch is sent (its rows are settled for this cycle at once); the
-    // next statement on this context waits for it, and the cycle ends only once it is written.
+    // The acknowledgement is written while the next batch is sent (its rows are settled for this cycle at once). Batches
+    // delivered while an acknowledgement is being written are acknowledged together by the next one, in one statement:
+    // on a database that flushes every commit (SQLite with synchronous=FULL: a few milliseconds each) the writes then keep
+    // up with the sends instead of pacing them. The next statement on this context waits for the queue, and the cycle ends
+    // only once it is written.
     private async Task DeliveredAsync(List<OutboxEvent> batch, int bytes, SendResult result)
     {
-        await acknowledging.ConfigureAwait(false);
+        if (acknowledging.IsFaulted)
+        {
+            // A failed acknowledgement ends the cycle, as it did when it was awaited before this send.
+            await acknowledging.ConfigureAwait(false);
+        }
+
         var ids = batch.SelectMany(e => e.Ids).ToArray();
         settled.UnionWith(ids);
-        acknowledging = AcknowledgeAsync(batch, ids, bytes, result);
+        Accepted += ids.Length;
+        lock (ackGate)
+        {
+            (queuedAcks ??= []).Add(new Acknowledgement(batch, ids, bytes, result));
+            if (ackRunning)
+            {
+                return;
+            }
+
+            ackRunning = true;
+        }
+
+        acknowledging = AcknowledgeQueuedAsync();
     }
 
     // Acknowledgements take no cancellation token: what ThriveStack answered is recorded even while the host stops.
-    private async Task AcknowledgeAsync(List<OutboxEvent> batch, long[] ids, int bytes, SendResult result)
+    private async Task AcknowledgeQueuedAsync()
     {
         await Task.Yield();
+
+        // The lane's previous page may still be writing its own: one writer per lane (it never throws).
+        await previousPage.ConfigureAwait(false);
+        while (true)
+        {
+            List<Acknowledgement> group;
+            lock (ackGate)
+            {
+                if (queuedAcks is not { Count: > 0 } queued)
+                {
+                    ackRunning = false;
+                    return;
+                }
+
+                group = queued;
+                queuedAcks = null;
+            }
+
+            try
+            {
+                await AcknowledgeAsync(group).ConfigureAwait(false);
+            }
+            catch
+            {
+                lock (ackGate)
+                {
+                    // Nothing queued behind a failure is written either, and no new writer starts (the cycle sees the
+                    // failure at its next delivery or at its end): like the failed group's, those rows stay as they are
+                    // until their lease ends, and are sent again then.
+                    queuedAcks = null;
+                }
+
+                throw;
+            }
+        }
+    }
+
+    private async Task AcknowledgeAsync(List<Acknowledgement> group)
+    {
+        var ids = group.Count == 1 ? group[0].Ids : group.SelectMany(a => a.Ids).ToArray();
         var now = time.GetUtcNow().UtcDateTime;
         var started = time.GetTimestamp();
         var acknowledged = await store.DeliveredAsync(ids, leaseId, now, options.DeliveredRetention > TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
         limiter.RecordAcknowledgement(started);
         acknowledged = CheckLease(ids.Length, acknowledged, "delivered");
-        Delivered += acknowledged;
         metrics.Delivered(acknowledged, contextName);
-        Log.BatchDelivered(logger, batch.Count, bytes, contextName, result.ResponseId);
-        if (result.Warnings is { Count: > 0 } warnings)
+        foreach (var (batch, _, bytes, result) in group)
         {
-            Log.ResponseWarnings(logger, string.Join(',', batch.Select(e => e.Row.Id)), string.Join("; ", warnings));
+            Log.BatchDelivered(logger, batch.Count, bytes, contextName, result.ResponseId);
+            if (result.Warnings is { Count: > 0 } warnings)
+            {
+                Log.ResponseWarnings(logger, string.Join(',', batch.Select(e => e.Row.Id)), string.Join("; ", warnings));
+            }
         }
     }
 
@@ -434,4 +533,7 @@ internal sealed class DispatchCycle(
     }
 
     private sealed record Suspect(List<OutboxEvent> Events, SendResult Result, Isolation? Isolation);
+
+    /// <summary>A delivered batch waiting for its acknowledgement.</summary>
+    private sealed record Acknowledgement(List<OutboxEvent> Batch, long[] Ids, int Bytes, SendResult Result);
 }

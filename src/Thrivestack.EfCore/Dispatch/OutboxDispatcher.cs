@@ -85,11 +85,12 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     }
 
     /// <summary>
-    /// Rows claimed at once: a few batches, so one claim keeps the sender busy without a large lease. Four batches while one
-    /// or two requests are in flight (fewer claims); two when more lanes share the work, so the end of a backlog is spread
-    /// over the lanes instead of the last pages finishing alone.
+    /// Rows claimed at once: a few batches, so one claim keeps the sender busy without a large lease. Two batches when more
+    /// than two lanes share the work (the network is the wait), so the end of a backlog is spread over the lanes instead of
+    /// the last pages finishing alone. Four otherwise: fewer claims, and when the database is the wait (one lane works)
+    /// the batches delivered while one acknowledgement is written are acknowledged together by the next.
     /// </summary>
-    private int ClaimSize => Math.Min(options.MaxEventsPerBatch * (limiter.Limit > 2 ? 2 : 4), 4000);
+    private int ClaimSize => Math.Min(options.MaxEventsPerBatch * (limiter.Limit > 2 && limiter.NetworkIsTheWait ? 2 : 4), 4000);
 
     /// <summary>
     /// Stops starting new sends at once, but lets the request in flight finish and records its answer, so an accepted
@@ -143,6 +144,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         await Task.Yield();
         var unexpectedFailures = 0;
         var backlog = false;
+
+        // The previous page's acknowledgements, still being written while this lane claims and sends the next page.
+        var previousPage = Task.CompletedTask;
         while (!stoppingToken.IsCancellationRequested)
         {
             // Only the stopping token ends this loop: a failure of one cycle is logged and waited out, never rethrown,
@@ -156,7 +160,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
                 var seen = signal.Version;
                 await WaitForResumeAsync(stoppingToken).ConfigureAwait(false);
-                var step = await RunOnceAsync(leader, stoppingToken).ConfigureAwait(false);
+                var step = await RunOnceAsync(leader, previousPage, stoppingToken).ConfigureAwait(false);
+                previousPage = step.Acknowledged ?? previousPage;
                 unexpectedFailures = 0;
                 backlog = step.FullClaim && step.Wait == TimeSpan.Zero && limiter.NetworkIsTheWait;
 
@@ -184,10 +189,16 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 }
             }
         }
+
+        // What ThriveStack accepted is recorded before the dispatcher stops (FinishPageAsync never throws).
+        await previousPage.ConfigureAwait(false);
     }
 
-    /// <summary>Claims and ships one page; says how long to wait before the next (zero: go on at once) and whether the claim was full.</summary>
-    private async Task<LaneStep> RunOnceAsync(bool leader, CancellationToken stoppingToken)
+    /// <summary>
+    /// Claims and ships one page; says how long to wait before the next (zero: go on at once), whether the claim was full,
+    /// and what completes once the page's acknowledgements are written (they go on while the lane claims its next page).
+    /// </summary>
+    private async Task<LaneStep> RunOnceAsync(bool leader, Task previousPage, CancellationToken stoppingToken)
     {
         // The slot comes before the claim: a lane waiting for its turn holds no rows.
         using var permit = new SendPermit(limiter);
@@ -198,9 +209,11 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             return new LaneStep(held, false);
         }
 
+        var scope = scopes.CreateAsyncScope();
+        Task? finishing = null;
+        DispatchCycle? cycle = null;
         try
         {
-            await using var scope = scopes.CreateAsyncScope();
             var context = scope.ServiceProvider.GetRequiredService<TContext>();
             var store = new OutboxStore(context, owner);
             await store.SetUpConnectionAsync(stoppingToken).ConfigureAwait(false);
@@ -236,36 +249,91 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                     moreWork.Release();
                 }
 
-                var cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero);
+                cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage);
                 await cycle.RunAsync(rows, leaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
                 var wait = cycle.Result switch
                 {
                     CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!),
                     CycleResult.Transient => Failed(cycle.LastFailure!),
-                    _ when cycle.Delivered > 0 => Succeeded(),
+                    _ when cycle.Accepted > 0 => Succeeded(),
                     _ => TimeSpan.Zero,
                 };
-                return new LaneStep(wait, fullClaim);
+
+                // The page's context and its users' places in flight are held until its acknowledgements are written.
+                finishing = FinishPageAsync(cycle.Acknowledged, scope, store.ClaimsByReading ? rows : []);
+                return new LaneStep(wait, fullClaim, finishing);
             }
             finally
             {
-                // Every row of the page is acknowledged, released or (on a failure) left pending by now, whatever threw after
-                // the claim: its users may be claimed again.
-                if (store.ClaimsByReading && rows.Count > 0)
+                // Unless handed to FinishPageAsync, every row of the page is acknowledged, released or (on a failure) left
+                // pending by now, whatever threw after the claim: its users may be claimed again.
+                if (finishing is null && store.ClaimsByReading)
                 {
-                    lock (usersInFlight)
-                    {
-                        foreach (var row in rows)
-                        {
-                            usersInFlight.Remove(row.UserId);
-                        }
-                    }
+                    LeaveFlight(rows);
                 }
             }
         }
         catch (Exception ex) when (IsDatabaseFailure(ex) && !stoppingToken.IsCancellationRequested)
         {
             return new LaneStep(OutboxFailed(ex), false);
+        }
+        finally
+        {
+            if (finishing is null)
+            {
+                // A failure left acknowledgements running on this context: they end before it is disposed.
+                if (cycle is not null)
+                {
+                    await cycle.Acknowledged.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
+
+                await scope.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Waits for a page's acknowledgements, then frees its users (SQLite's read claim) and its context. Never throws: a
+    /// failed acknowledgement leaves its rows pending, to be claimed and sent again (at least once), and is reported as a
+    /// failure of the outbox; the lane's next claim meets the same failure and backs off.
+    /// </summary>
+    private async Task FinishPageAsync(Task acknowledged, AsyncServiceScope scope, List<ClaimedRow> rowsInFlight)
+    {
+        try
+        {
+            await acknowledged.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            if (IsDatabaseFailure(ex))
+            {
+                OutboxFailed(ex);
+            }
+            else
+            {
+                Log.DispatcherFailedUnexpectedly(logger, ex, contextName, HumanDuration.Format(TimeSpan.Zero));
+            }
+        }
+        finally
+        {
+            LeaveFlight(rowsInFlight);
+            await scope.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private void LeaveFlight(List<ClaimedRow> rows)
+    {
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        lock (usersInFlight)
+        {
+            foreach (var row in rows)
+            {
+                usersInFlight.Remove(row.UserId);
+            }
         }
     }
 
@@ -583,5 +651,5 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
     }
 
-    private readonly record struct LaneStep(TimeSpan Wait, bool FullClaim);
+    private readonly record struct LaneStep(TimeSpan Wait, bool FullClaim, Task? Acknowledged = null);
 }
