@@ -62,8 +62,14 @@ internal sealed class DispatchCycle(
     private bool deliveredInCycle;
     private bool leaseRanOut;
 
-    /// <summary>Writes the queued acknowledgements, a group per statement, until none is left (see <see cref="DeliveredAsync"/>).</summary>
-    private Task acknowledging = Task.CompletedTask;
+    /// <summary>
+    /// Writes the queued acknowledgements, a group per statement, until none is left (see <see cref="DeliveredAsync"/>);
+    /// until this cycle's first delivery, the lane's previous page's, so a page that delivers nothing still completes after it.
+    /// </summary>
+    private Task acknowledging = previousPage;
+
+    /// <summary>The lane's previous page's acknowledgements (never faults).</summary>
+    private readonly Task earlierPage = previousPage;
 
     /// <summary>Delivered batches not yet acknowledged; guarded by <see cref="ackGate"/>, as is <see cref="ackRunning"/>.</summary>
     private List<Acknowledgement>? queuedAcks;
@@ -365,7 +371,8 @@ internal sealed class DispatchCycle(
     {
         if (acknowledging.IsFaulted)
         {
-            // A failed acknowledgement ends the cycle, as it did when it was awaited before this send.
+            // A failed acknowledgement seen here ends the cycle (one that fails later ends it at the page's end, where the
+            // dispatcher reports it); batches queued behind a failure are not written: their rows are sent again.
             await acknowledging.ConfigureAwait(false);
         }
 
@@ -391,8 +398,8 @@ internal sealed class DispatchCycle(
     {
         await Task.Yield();
 
-        // The lane's previous page may still be writing its own: one writer per lane (it never throws).
-        await previousPage.ConfigureAwait(false);
+        // The lane's previous page may still be writing its own: a lane's acknowledgements are written one after another.
+        await earlierPage.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         while (true)
         {
             List<Acknowledgement> group;

@@ -145,8 +145,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         var unexpectedFailures = 0;
         var backlog = false;
 
-        // The previous page's acknowledgements, still being written while this lane claims and sends the next page.
-        var previousPage = Task.CompletedTask;
+        // The last page's acknowledgements, still being written while this lane claims and sends the next page, and the
+        // page's before it. Both complete with the backoff a failed write asks for (zero when written); neither throws.
+        var previousPage = NoPage;
+        var olderPage = NoPage;
         while (!stoppingToken.IsCancellationRequested)
         {
             // Only the stopping token ends this loop: a failure of one cycle is logged and waited out, never rethrown,
@@ -160,8 +162,35 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
                 var seen = signal.Version;
                 await WaitForResumeAsync(stoppingToken).ConfigureAwait(false);
-                var step = await RunOnceAsync(leader, previousPage, stoppingToken).ConfigureAwait(false);
-                previousPage = step.Acknowledged ?? previousPage;
+
+                // At most one page's acknowledgements are still being written behind the page this lane sends next, so they
+                // never fall further behind the sends (and their leases). A failed write backs the lane off, as a failed
+                // claim does: its rows are still pending, and are claimed and sent again.
+                var failedWrite = await olderPage.ConfigureAwait(false);
+                olderPage = NoPage;
+                var pageInFlight = !previousPage.IsCompleted;
+                var step = failedWrite > TimeSpan.Zero
+                    ? new LaneStep(failedWrite, false)
+                    : await RunOnceAsync(leader, previousPage, stoppingToken).ConfigureAwait(false);
+                if (step.Acknowledged is { } page)
+                {
+                    olderPage = previousPage;
+                    previousPage = page;
+                }
+                else if (step.EmptyClaim && pageInFlight)
+                {
+                    // The last page's users were in flight during the claim: their newer rows, and the page's own should its
+                    // write fail, can be claimed once it is written. Claim again then instead of waiting for a poll or a nudge.
+                    var failed = await previousPage.ConfigureAwait(false);
+                    previousPage = NoPage;
+                    if (failed == TimeSpan.Zero)
+                    {
+                        continue;
+                    }
+
+                    step = new LaneStep(failed, false);
+                }
+
                 unexpectedFailures = 0;
                 backlog = step.FullClaim && step.Wait == TimeSpan.Zero && limiter.NetworkIsTheWait;
 
@@ -190,15 +219,18 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             }
         }
 
-        // What ThriveStack accepted is recorded before the dispatcher stops (FinishPageAsync never throws).
+        // What ThriveStack accepted is recorded before the dispatcher stops: the last page's writes come after all earlier ones.
         await previousPage.ConfigureAwait(false);
     }
+
+    /// <summary>A page with nothing left to write.</summary>
+    private static readonly Task<TimeSpan> NoPage = Task.FromResult(TimeSpan.Zero);
 
     /// <summary>
     /// Claims and ships one page; says how long to wait before the next (zero: go on at once), whether the claim was full,
     /// and what completes once the page's acknowledgements are written (they go on while the lane claims its next page).
     /// </summary>
-    private async Task<LaneStep> RunOnceAsync(bool leader, Task previousPage, CancellationToken stoppingToken)
+    private async Task<LaneStep> RunOnceAsync(bool leader, Task<TimeSpan> previousPage, CancellationToken stoppingToken)
     {
         // The slot comes before the claim: a lane waiting for its turn holds no rows.
         using var permit = new SendPermit(limiter);
@@ -210,8 +242,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
 
         var scope = scopes.CreateAsyncScope();
-        Task? finishing = null;
+        Task<TimeSpan>? finishing = null;
         DispatchCycle? cycle = null;
+        List<ClaimedRow>? readClaim = null;
         try
         {
             var context = scope.ServiceProvider.GetRequiredService<TContext>();
@@ -229,49 +262,38 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             var (rows, leaseEnd) = store.ClaimsByReading
                 ? await ClaimByReadingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false)
                 : await ClaimByLeasingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false);
-            try
+            readClaim = store.ClaimsByReading ? rows : null;
+            limiter.RecordClaim(claimStarted);
+            OutboxReachable();
+            if (rows.Count == 0)
             {
-                limiter.RecordClaim(claimStarted);
-                OutboxReachable();
-                if (rows.Count == 0)
-                {
-                    return new LaneStep(options.PollInterval, false);
-                }
-
-                Interlocked.Exchange(ref lastRowsClaimedTicks, time.GetUtcNow().UtcTicks);
-
-                var fullClaim = rows.Count >= claimSize;
-                if (fullClaim && moreWork.CurrentCount == 0 && limiter.NetworkIsTheWait)
-                {
-                    // A full page suggests more: wake one more lane now, before this page's sends, which wakes the next if its
-                    // page is full too. The limiter's slots, not this, pace how many send at once. Lanes hide the network's
-                    // round trip; when a claim takes longer than a request, the database is the wait and one lane does the work.
-                    moreWork.Release();
-                }
-
-                cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage);
-                await cycle.RunAsync(rows, leaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
-                var wait = cycle.Result switch
-                {
-                    CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!),
-                    CycleResult.Transient => Failed(cycle.LastFailure!),
-                    _ when cycle.Accepted > 0 => Succeeded(),
-                    _ => TimeSpan.Zero,
-                };
-
-                // The page's context and its users' places in flight are held until its acknowledgements are written.
-                finishing = FinishPageAsync(cycle.Acknowledged, scope, store.ClaimsByReading ? rows : []);
-                return new LaneStep(wait, fullClaim, finishing);
+                return new LaneStep(options.PollInterval, false) { EmptyClaim = true };
             }
-            finally
+
+            Interlocked.Exchange(ref lastRowsClaimedTicks, time.GetUtcNow().UtcTicks);
+
+            var fullClaim = rows.Count >= claimSize;
+            if (fullClaim && moreWork.CurrentCount == 0 && limiter.NetworkIsTheWait)
             {
-                // Unless handed to FinishPageAsync, every row of the page is acknowledged, released or (on a failure) left
-                // pending by now, whatever threw after the claim: its users may be claimed again.
-                if (finishing is null && store.ClaimsByReading)
-                {
-                    LeaveFlight(rows);
-                }
+                // A full page suggests more: wake one more lane now, before this page's sends, which wakes the next if its
+                // page is full too. The limiter's slots, not this, pace how many send at once. Lanes hide the network's
+                // round trip; when a claim takes longer than a request, the database is the wait and one lane does the work.
+                moreWork.Release();
             }
+
+            cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage);
+            await cycle.RunAsync(rows, leaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
+            var wait = cycle.Result switch
+            {
+                CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!),
+                CycleResult.Transient => Failed(cycle.LastFailure!),
+                _ when cycle.Accepted > 0 => Succeeded(),
+                _ => TimeSpan.Zero,
+            };
+
+            // The page's context and its users' places in flight are held until its acknowledgements are written.
+            finishing = FinishPageAsync(cycle.Acknowledged, scope, readClaim ?? []);
+            return new LaneStep(wait, fullClaim, finishing);
         }
         catch (Exception ex) when (IsDatabaseFailure(ex) && !stoppingToken.IsCancellationRequested)
         {
@@ -281,12 +303,14 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         {
             if (finishing is null)
             {
-                // A failure left acknowledgements running on this context: they end before it is disposed.
+                // A failure left acknowledgements running on this context: they end before it is disposed, and before the
+                // page's users may be claimed again (every row is acknowledged, released or left pending by then).
                 if (cycle is not null)
                 {
                     await cycle.Acknowledged.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 }
 
+                LeaveFlight(readClaim ?? []);
                 await scope.DisposeAsync().ConfigureAwait(false);
             }
         }
@@ -294,31 +318,39 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     /// <summary>
     /// Waits for a page's acknowledgements, then frees its users (SQLite's read claim) and its context. Never throws: a
-    /// failed acknowledgement leaves its rows pending, to be claimed and sent again (at least once), and is reported as a
-    /// failure of the outbox; the lane's next claim meets the same failure and backs off.
+    /// failed acknowledgement leaves its rows pending, to be claimed and sent again (at least once); it is reported as a
+    /// failure of the outbox (or logged, when not the database's), and the backoff it returns holds the lane before its
+    /// next claim but one (see RunLaneAsync).
     /// </summary>
-    private async Task FinishPageAsync(Task acknowledged, AsyncServiceScope scope, List<ClaimedRow> rowsInFlight)
+    private async Task<TimeSpan> FinishPageAsync(Task acknowledged, AsyncServiceScope scope, List<ClaimedRow> rowsInFlight)
     {
+        var backoff = TimeSpan.Zero;
         try
         {
             await acknowledged.ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
+        catch (Exception ex) when (IsDatabaseFailure(ex))
         {
-            if (IsDatabaseFailure(ex))
-            {
-                OutboxFailed(ex);
-            }
-            else
-            {
-                Log.DispatcherFailedUnexpectedly(logger, ex, contextName, HumanDuration.Format(TimeSpan.Zero));
-            }
+            backoff = OutboxFailed(ex);
         }
-        finally
+        catch (Exception ex)
         {
-            LeaveFlight(rowsInFlight);
+            backoff = RetrySchedule.Delay(1, options.RetryBaseDelay, options.RetryMaxDelay);
+            Log.DispatcherFailedUnexpectedly(logger, ex, contextName, HumanDuration.Format(backoff));
+        }
+
+        LeaveFlight(rowsInFlight);
+        try
+        {
             await scope.DisposeAsync().ConfigureAwait(false);
         }
+        catch (Exception ex)
+        {
+            // Disposing a context does not fail in practice; if it did, the page's writes are done and the lane goes on.
+            Log.DispatcherFailedUnexpectedly(logger, ex, contextName, HumanDuration.Format(TimeSpan.Zero));
+        }
+
+        return backoff;
     }
 
     private void LeaveFlight(List<ClaimedRow> rows)
@@ -651,5 +683,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
     }
 
-    private readonly record struct LaneStep(TimeSpan Wait, bool FullClaim, Task? Acknowledged = null);
+    private readonly record struct LaneStep(TimeSpan Wait, bool FullClaim, Task<TimeSpan>? Acknowledged = null)
+    {
+        /// <summary>The claim found no row it could take.</summary>
+        public bool EmptyClaim { get; init; }
+    }
 }

@@ -23,7 +23,7 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
     public async Task DisposeAsync() => await harness.DisposeAsync();
 
     [Fact]
-    public async Task Dispatcher_AcknowledgementHeldUp_SendsTheNextPagesMeanwhileWithoutSendingAnyRowTwice()
+    public async Task Dispatcher_AcknowledgementHeldUp_SendsTheNextPageMeanwhileWithoutSendingAnyRowTwice()
     {
         // 60 users, batches of 5, one lane: pages of 4 batches, 12 requests in all.
         await harness.EnqueueAsync(Enumerable.Range(0, 60).Select(i => ($"u{i:00}", (IReadOnlyDictionary<string, object?>?)null)));
@@ -33,10 +33,11 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
 
         try
         {
-            // The first acknowledgement is held: the lane still sends the rest of its page and the next pages, whose users
-            // are other users (the accepted rows are still in the outbox, but their users stay in flight until written).
+            // The first acknowledgement is held: the lane still sends the rest of its page and the next page, whose users are
+            // other users (the accepted rows are still in the outbox, but their users stay in flight until written). It goes
+            // no further: at most one page's acknowledgements wait behind the page being sent.
             await gate.FirstHeld.WaitAsync(Deadline);
-            await harness.StandIn.WaitUntilAsync(s => s.AcceptedRequestCount >= 12, Deadline);
+            await harness.StandIn.WaitUntilAsync(s => s.AcceptedRequestCount >= 8, Deadline);
             Assert.Equal(1, gate.Statements);
         }
         finally
@@ -47,10 +48,10 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
         Assert.Equal(60, harness.StandIn.Events.Count);
         Assert.Equal(60, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
+        Assert.Equal(12, harness.StandIn.AcceptedRequestCount);
 
-        // The first page's three other batches in one statement, then one per later page: 4 instead of 12 (5 when the last
-        // answer came back after the release, which the stand-in's count of accepted requests cannot rule out).
-        Assert.InRange(gate.Statements, 4, 5);
+        // Batches accepted while an acknowledgement was written were acknowledged together: fewer statements than batches.
+        Assert.InRange(gate.Statements, 4, 8);
     }
 
     [Fact]
@@ -62,12 +63,54 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         await host.StartAsync();
         await gate.FirstHeld.WaitAsync(Deadline);
 
-        // The held acknowledgement goes on once the host is stopping: StopAsync returns only after it is written.
+        // The held acknowledgement goes on once the host is stopping, and is written, not cancelled, before StopAsync returns.
+        // (When the lane ends relative to that write is not observable from here: the lane's last wait is pinned by reading.)
         using var releaseOnStop = host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(gate.Release);
         await host.StopAsync();
 
         Assert.Empty(await harness.RowsAsync());
         Assert.Equal(5, harness.StandIn.Events.Count);
+    }
+
+    [Fact]
+    public async Task Dispatcher_UsersNewerEventCommittedWhileItsLastIsBeingAcknowledged_IsSentOnceThatIsWritten()
+    {
+        // No poll for an hour and no nudge: the newer event goes out only because the lane claims again once the page that
+        // held its user in flight is written.
+        await harness.EnqueueAsync([("ada", new Dictionary<string, object?> { ["edit"] = 1 })]);
+        var gate = new AcknowledgementGate();
+        var host = BuildHost(gate);
+        await host.StartAsync();
+        await gate.FirstHeld.WaitAsync(Deadline);
+
+        // The lane's next claim found nothing (ada is in flight) and its context is disposed: without claiming again once
+        // the page is written, it would now wait for the poll.
+        await gate.ClosedWhileHeld.WaitAsync(Deadline);
+        await harness.EnqueueAsync([("ada", new Dictionary<string, object?> { ["edit"] = 2 })]);
+        gate.Release();
+
+        await harness.StandIn.WaitForEventsAsync(2, Deadline);
+        Assert.Equal([1, 2], harness.StandIn.EventsFor("ada").Select(e => e.Traits!.Value.GetProperty("edit").GetInt32()));
+    }
+
+    [Fact]
+    public async Task Dispatcher_AcknowledgementFails_SendsItsRowsAgainAndReportsTheOutboxOnce()
+    {
+        await harness.EnqueueAsync(Enumerable.Range(0, 20).Select(i => ($"u{i:00}", (IReadOnlyDictionary<string, object?>?)null)));
+        var gate = new AcknowledgementGate { FailFirst = true };
+        var host = BuildHost(gate);
+        await host.StartAsync();
+
+        // The page's four batches are accepted; the first acknowledgement then fails as a locked database would, and the
+        // three queued behind it are not written either: their rows are still pending, and are sent again (at least once).
+        await gate.FirstHeld.WaitAsync(Deadline);
+        await harness.StandIn.WaitUntilAsync(s => s.AcceptedRequestCount >= 4, Deadline);
+        gate.Release();
+
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
+        Assert.All(harness.StandIn.Events.GroupBy(e => e.UserId), g => Assert.Equal(2, g.Count()));
+        Assert.Equal(20, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
+        Assert.Single(harness.Logs.Lines, l => l.Is(9));
     }
 
     private IHost BuildHost(AcknowledgementGate gate) =>
@@ -80,9 +123,27 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
             },
             services: s => s.ConfigureDbContext<TestDbContext>(o => o.AddInterceptors(gate)));
 
-    /// <summary>Holds the first acknowledgement (the outbox DELETE) until released; counts them all.</summary>
-    private sealed class AcknowledgementGate : DbCommandInterceptor
+    /// <summary>
+    /// Holds the first acknowledgement (the outbox DELETE) until released, or fails it; counts them all; tells when a
+    /// connection of the dispatcher closed while it was held (a page's context disposed: a claim that took nothing).
+    /// </summary>
+    private sealed class AcknowledgementGate : DbCommandInterceptor, IDbConnectionInterceptor
     {
+        private readonly TaskCompletionSource closedWhileHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task ClosedWhileHeld => closedWhileHeld.Task;
+
+        public void ConnectionOpened(DbConnection connection, ConnectionEndEventData eventData) => WatchClose(connection);
+
+        public Task ConnectionOpenedAsync(DbConnection connection, ConnectionEndEventData eventData, CancellationToken cancellationToken = default)
+        {
+            WatchClose(connection);
+            return Task.CompletedTask;
+        }
+
+        /// <summary>The first acknowledgement, once released, fails as a locked database would.</summary>
+        public bool FailFirst { get; init; }
+
         private readonly TaskCompletionSource held = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private int statements;
@@ -92,6 +153,17 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         public int Statements => Volatile.Read(ref statements);
 
         public void Release() => released.TrySetResult();
+
+        // While the acknowledgement is held its page's connection stays open; one that closes then is the lane's next page's,
+        // whose context is disposed at once when its claim took nothing.
+        private void WatchClose(DbConnection connection) =>
+            connection.StateChange += (_, change) =>
+            {
+                if (change.CurrentState == System.Data.ConnectionState.Closed && held.Task.IsCompleted && !released.Task.IsCompleted)
+                {
+                    closedWhileHeld.TrySetResult();
+                }
+            };
 
         public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
             DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
@@ -119,6 +191,10 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
             {
                 held.TrySetResult();
                 await released.Task.WaitAsync(Deadline);
+                if (FailFirst)
+                {
+                    throw new Microsoft.Data.Sqlite.SqliteException("database is locked", 5);
+                }
             }
         }
     }
