@@ -168,6 +168,13 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 // claim does: its rows are still pending, and are claimed and sent again.
                 var failedWrite = await olderPage.ConfigureAwait(false);
                 olderPage = NoPage;
+                if (previousPage.IsCompleted)
+                {
+                    // The last page's writes are done: a failure among them backs off now, not a page later.
+                    failedWrite = failedWrite > TimeSpan.Zero ? failedWrite : previousPage.Result;
+                    previousPage = NoPage;
+                }
+
                 var pageInFlight = !previousPage.IsCompleted;
                 var step = failedWrite > TimeSpan.Zero
                     ? new LaneStep(failedWrite, false)
