@@ -78,14 +78,14 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         // No poll for an hour and no nudge: the newer event goes out only because the lane claims again once the page that
         // held its user in flight is written.
         await harness.EnqueueAsync([("ada", new Dictionary<string, object?> { ["edit"] = 1 })]);
-        var gate = new AcknowledgementGate();
+        var gate = new AcknowledgementGate { PageSent = () => harness.StandIn.AcceptedRequestCount >= 1 };
         var host = BuildHost(gate);
         await host.StartAsync();
         await gate.FirstHeld.WaitAsync(Deadline);
 
-        // The lane's next claim found nothing (ada is in flight) and its context is disposed: without claiming again once
-        // the page is written, it would now wait for the poll.
-        await gate.ClosedWhileHeld.WaitAsync(Deadline);
+        // The lane's next claim found nothing (ada is in flight) and its context was disposed (before or after the
+        // acknowledgement reached the gate): without claiming again once the page is written, it would now wait for the poll.
+        await gate.ClosedAfterPageSent.WaitAsync(Deadline);
         await harness.EnqueueAsync([("ada", new Dictionary<string, object?> { ["edit"] = 2 })]);
         gate.Release();
 
@@ -125,13 +125,29 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
 
     /// <summary>
     /// Holds the first acknowledgement (the outbox DELETE) until released, or fails it; counts them all; tells when a
-    /// connection of the dispatcher closed while it was held (a page's context disposed: a claim that took nothing).
+    /// connection of the dispatcher closed after the first page was sent and before the release (a page's context
+    /// disposed: a claim that took nothing).
     /// </summary>
     private sealed class AcknowledgementGate : DbCommandInterceptor, IDbConnectionInterceptor
     {
-        private readonly TaskCompletionSource closedWhileHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource held = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource closedAfterPageSent = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int statements;
 
-        public Task ClosedWhileHeld => closedWhileHeld.Task;
+        /// <summary>The first acknowledgement, once released, fails as a locked database would.</summary>
+        public bool FailFirst { get; init; }
+
+        /// <summary>Whether the first page was sent (ThriveStack accepted it): connections closed before that are start-up's.</summary>
+        public Func<bool> PageSent { get; init; } = () => false;
+
+        public Task FirstHeld => held.Task;
+
+        public Task ClosedAfterPageSent => closedAfterPageSent.Task;
+
+        public int Statements => Volatile.Read(ref statements);
+
+        public void Release() => released.TrySetResult();
 
         public void ConnectionOpened(DbConnection connection, ConnectionEndEventData eventData) => WatchClose(connection);
 
@@ -141,27 +157,14 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
             return Task.CompletedTask;
         }
 
-        /// <summary>The first acknowledgement, once released, fails as a locked database would.</summary>
-        public bool FailFirst { get; init; }
-
-        private readonly TaskCompletionSource held = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int statements;
-
-        public Task FirstHeld => held.Task;
-
-        public int Statements => Volatile.Read(ref statements);
-
-        public void Release() => released.TrySetResult();
-
-        // While the acknowledgement is held its page's connection stays open; one that closes then is the lane's next page's,
-        // whose context is disposed at once when its claim took nothing.
+        // Until its acknowledgement is written the first page's connection stays open; one that closes after the page was
+        // sent is the lane's next page's, whose context is disposed at once when its claim took nothing.
         private void WatchClose(DbConnection connection) =>
             connection.StateChange += (_, change) =>
             {
-                if (change.CurrentState == System.Data.ConnectionState.Closed && held.Task.IsCompleted && !released.Task.IsCompleted)
+                if (change.CurrentState == System.Data.ConnectionState.Closed && !released.Task.IsCompleted && PageSent())
                 {
-                    closedWhileHeld.TrySetResult();
+                    closedAfterPageSent.TrySetResult();
                 }
             };
 
