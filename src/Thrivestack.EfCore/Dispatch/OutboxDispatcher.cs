@@ -59,6 +59,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private long lastRowsClaimedTicks;
     private int sendFailures;
     private int outboxFailures;
+
+    /// <summary>The last write of acknowledgements failed; only a write that succeeds ends that outage (guarded by <see cref="stateGate"/>).</summary>
+    private bool writeFailing;
     private int consecutivePauses;
     private DateTimeOffset lastStatistics = DateTimeOffset.MinValue;
     private DateTimeOffset lastCleanup = DateTimeOffset.MinValue;
@@ -271,7 +274,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 : await ClaimByLeasingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false);
             readClaim = store.ClaimsByReading ? rows : null;
             limiter.RecordClaim(claimStarted);
-            OutboxReachable();
+
+            // A claim by reading proves reads work, not that an earlier failed write would now go through (a full disk, a
+            // lock held past busy_timeout): that outage ends with a successful write, so it is reported once, not per page.
+            OutboxReachable(wrote: !store.ClaimsByReading);
             if (rows.Count == 0)
             {
                 return new LaneStep(options.PollInterval, false) { EmptyClaim = true };
@@ -299,7 +305,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             };
 
             // The page's context and its users' places in flight are held until its acknowledgements are written.
-            finishing = FinishPageAsync(cycle.Acknowledged, scope, readClaim ?? []);
+            finishing = FinishPageAsync(cycle.Acknowledged, cycle.Accepted > 0, scope, readClaim ?? []);
             return new LaneStep(wait, fullClaim, finishing);
         }
         catch (Exception ex) when (IsDatabaseFailure(ex) && !stoppingToken.IsCancellationRequested)
@@ -329,16 +335,24 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     /// failure of the outbox (or logged, when not the database's), and the backoff it returns holds the lane before its
     /// next claim but one (see RunLaneAsync).
     /// </summary>
-    private async Task<TimeSpan> FinishPageAsync(Task acknowledged, AsyncServiceScope scope, List<ClaimedRow> rowsInFlight)
+    private async Task<TimeSpan> FinishPageAsync(Task acknowledged, bool wrote, AsyncServiceScope scope, List<ClaimedRow> rowsInFlight)
     {
         var backoff = TimeSpan.Zero;
         try
         {
             await acknowledged.ConfigureAwait(false);
+            if (wrote)
+            {
+                OutboxReachable(wrote: true);
+            }
         }
         catch (Exception ex) when (IsDatabaseFailure(ex))
         {
-            backoff = OutboxFailed(ex);
+            lock (stateGate)
+            {
+                writeFailing = true;
+                backoff = OutboxFailedLocked(ex);
+            }
         }
         catch (Exception ex)
         {
@@ -619,10 +633,20 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         return HoldAllLanes(pause);
     }
 
-    private void OutboxReachable()
+    /// <summary>The outbox answered: <paramref name="wrote"/> when a write went through, else a read only.</summary>
+    private void OutboxReachable(bool wrote)
     {
         lock (stateGate)
         {
+            if (wrote)
+            {
+                writeFailing = false;
+            }
+            else if (writeFailing)
+            {
+                return;
+            }
+
             OutboxReachableLocked();
         }
     }

@@ -113,6 +113,25 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         Assert.Single(harness.Logs.Lines, l => l.Is(9));
     }
 
+    [Fact]
+    public async Task Dispatcher_WritesKeepFailingWhileReadsWork_ReportsOneOutageUntilAWriteGoesThrough()
+    {
+        // A full disk, or a lock held past busy_timeout: SQLite's claims (reads) go through, acknowledgements (writes) fail.
+        await harness.EnqueueAsync(Enumerable.Range(0, 5).Select(i => ($"u{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var gate = new AcknowledgementGate { FailingWrites = 3 };
+        var host = BuildHost(gate);
+        await host.StartAsync();
+
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
+        Assert.Equal(4, gate.Statements);
+        Assert.All(harness.StandIn.Events.GroupBy(e => e.UserId), g => Assert.Equal(4, g.Count()));
+
+        // One error when the writes started failing and one recovery when one went through; a read in between is no recovery.
+        await harness.Logs.WaitForAsync(l => l.Is(10), Deadline);
+        Assert.Single(harness.Logs.Lines, l => l.Is(9));
+        Assert.Single(harness.Logs.Lines, l => l.Is(10));
+    }
+
     private IHost BuildHost(AcknowledgementGate gate) =>
         harness.BuildHost(
             o =>
@@ -137,6 +156,9 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
 
         /// <summary>The first acknowledgement, once released, fails as a locked database would.</summary>
         public bool FailFirst { get; init; }
+
+        /// <summary>This many acknowledgements fail at once, as a locked database's would (none held).</summary>
+        public int FailingWrites { get; init; }
 
         /// <summary>Whether the first page was sent (ThriveStack accepted it): connections closed before that are start-up's.</summary>
         public Func<bool> PageSent { get; init; } = () => false;
@@ -190,7 +212,13 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
                 return;
             }
 
-            if (Interlocked.Increment(ref statements) == 1)
+            var number = Interlocked.Increment(ref statements);
+            if (number <= FailingWrites)
+            {
+                throw new Microsoft.Data.Sqlite.SqliteException("database is locked", 5);
+            }
+
+            if (number == 1)
             {
                 held.TrySetResult();
                 await released.Task.WaitAsync(Deadline);
