@@ -424,8 +424,9 @@ internal sealed class DispatchCycle(
                 lock (ackGate)
                 {
                     // Nothing queued behind a failure is written either, and no new writer starts (the cycle sees the
-                    // failure at its next delivery or at its end): like the failed group's, those rows stay as they are
-                    // until their lease ends, and are sent again then.
+                    // failure at its next delivery, or the dispatcher at the page's end): like the failed group's, those
+                    // rows stay pending and are claimed and sent again once the page's users leave flight (SQLite) or
+                    // their lease ends (PostgreSQL).
                     queuedAcks = null;
                 }
 
