@@ -60,6 +60,12 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private int sendFailures;
     private int outboxFailures;
 
+    /// <summary>Pages claimed and not yet finished (their users in flight, their rows leased), in all lanes.</summary>
+    private int pagesOutstanding;
+
+    /// <summary>1 when a claim came back short while pages were outstanding: it may have skipped their users' newer rows.</summary>
+    private int skippedBehindPages;
+
     /// <summary>The last write of acknowledgements failed; only a write that succeeds ends that outage (guarded by <see cref="stateGate"/>).</summary>
     private bool writeFailing;
     private int consecutivePauses;
@@ -255,6 +261,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         Task<TimeSpan>? finishing = null;
         DispatchCycle? cycle = null;
         List<ClaimedRow>? readClaim = null;
+        var outstanding = false;
         try
         {
             var context = scope.ServiceProvider.GetRequiredService<TContext>();
@@ -273,6 +280,17 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 ? await ClaimByReadingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false)
                 : await ClaimByLeasingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false);
             readClaim = store.ClaimsByReading ? rows : null;
+            if (rows.Count < claimSize && Volatile.Read(ref pagesOutstanding) > 0)
+            {
+                Volatile.Write(ref skippedBehindPages, 1);
+            }
+
+            if (rows.Count > 0)
+            {
+                Interlocked.Increment(ref pagesOutstanding);
+                outstanding = true;
+            }
+
             limiter.RecordClaim(claimStarted);
 
             // A claim by reading proves reads work, not that an earlier failed write would now go through (a full disk, a
@@ -323,7 +341,11 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                     await cycle.Acknowledged.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 }
 
-                LeaveFlight(readClaim ?? []);
+                if (outstanding)
+                {
+                    PageDone(readClaim ?? []);
+                }
+
                 await scope.DisposeAsync().ConfigureAwait(false);
             }
         }
@@ -360,7 +382,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             Log.DispatcherFailedUnexpectedly(logger, ex, contextName, HumanDuration.Format(backoff));
         }
 
-        LeaveFlight(rowsInFlight);
+        PageDone(rowsInFlight);
         try
         {
             await scope.DisposeAsync().ConfigureAwait(false);
@@ -372,6 +394,20 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
 
         return backoff;
+    }
+
+    /// <summary>
+    /// A page is finished: its users leave flight (SQLite), and a lane whose claim came back short meanwhile is woken, since
+    /// the rows it skipped for those users (newer events, or the page's own after a failed write) can be claimed now.
+    /// </summary>
+    private void PageDone(List<ClaimedRow> rowsInFlight)
+    {
+        LeaveFlight(rowsInFlight);
+        Interlocked.Decrement(ref pagesOutstanding);
+        if (Interlocked.Exchange(ref skippedBehindPages, 0) == 1)
+        {
+            signal.Notify();
+        }
     }
 
     private void LeaveFlight(List<ClaimedRow> rows)

@@ -94,6 +94,36 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Dispatcher_UsersNewerEventWhileItsOlderIsInAnotherLanesPage_IsSentOnceThatPageIsWritten()
+    {
+        // Twenty users fill the leader's first page (four batches of five), which wakes a second lane (answers take 50 ms, so
+        // the network is the wait); ada, the 21st row, goes to that lane, whose acknowledgement of her is held.
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(50);
+        await harness.EnqueueAsync(Enumerable.Range(0, 20).Select(i => ($"u{i:00}", (IReadOnlyDictionary<string, object?>?)null)));
+        await harness.EnqueueAsync([("ada", new Dictionary<string, object?> { ["edit"] = 1 })]);
+        var ada = (await harness.RowsAsync()).Single(r => r.UserId == "ada").Id;
+        var gate = new AcknowledgementGate
+        {
+            Holds = ids => ids.Contains(ada),
+            // The leader's claim after its own page (four requests) is the one to watch, whichever lane took ada.
+            PageSent = () => harness.StandIn.AcceptedRequestCount >= 4,
+        };
+        var host = BuildHost(gate, maxConcurrentRequests: 2);
+        await host.StartAsync();
+        await gate.FirstHeld.WaitAsync(Deadline);
+
+        // The leader, done with its page, claimed again and found only ada, in flight in the other lane: it now waits for the
+        // poll (an hour) unless the end of ada's page wakes it.
+        await gate.ClosedAfterPageSent.WaitAsync(Deadline);
+        await harness.EnqueueAsync([("ada", new Dictionary<string, object?> { ["edit"] = 2 })]);
+        gate.Release();
+
+        await harness.StandIn.WaitUntilAsync(s => s.EventsFor("ada").Count == 2, Deadline);
+        Assert.Equal([1, 2], harness.StandIn.EventsFor("ada").Select(e => e.Traits!.Value.GetProperty("edit").GetInt32()));
+        Assert.Equal(22, harness.StandIn.Events.Count);
+    }
+
+    [Fact]
     public async Task Dispatcher_AcknowledgementFails_SendsItsRowsAgainAndReportsTheOutboxOnce()
     {
         await harness.EnqueueAsync(Enumerable.Range(0, 20).Select(i => ($"u{i:00}", (IReadOnlyDictionary<string, object?>?)null)));
@@ -118,7 +148,7 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
     {
         // A full disk, or a lock held past busy_timeout: SQLite's claims (reads) go through, acknowledgements (writes) fail.
         await harness.EnqueueAsync(Enumerable.Range(0, 5).Select(i => ($"u{i}", (IReadOnlyDictionary<string, object?>?)null)));
-        var gate = new AcknowledgementGate { FailingWrites = 3 };
+        var gate = new AcknowledgementGate { FailingWrites = 3, Holds = _ => false };
         var host = BuildHost(gate);
         await host.StartAsync();
 
@@ -132,12 +162,12 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         Assert.Single(harness.Logs.Lines, l => l.Is(10));
     }
 
-    private IHost BuildHost(AcknowledgementGate gate) =>
+    private IHost BuildHost(AcknowledgementGate gate, int maxConcurrentRequests = 1) =>
         harness.BuildHost(
             o =>
             {
                 o.MaxEventsPerBatch = 5;
-                o.MaxConcurrentRequests = 1;
+                o.MaxConcurrentRequests = maxConcurrentRequests;
                 o.PollInterval = TimeSpan.FromHours(1);
             },
             services: s => s.ConfigureDbContext<TestDbContext>(o => o.AddInterceptors(gate)));
@@ -152,6 +182,7 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         private readonly TaskCompletionSource held = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource closedAfterPageSent = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbConnection, object> ranCommand = [];
         private int statements;
 
         /// <summary>The first acknowledgement, once released, fails as a locked database would.</summary>
@@ -159,6 +190,9 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
 
         /// <summary>This many acknowledgements fail at once, as a locked database's would (none held).</summary>
         public int FailingWrites { get; init; }
+
+        /// <summary>Which acknowledgement is held (by the row ids it names): the first of all by default.</summary>
+        public Func<long[], bool> Holds { get; init; } = _ => true;
 
         /// <summary>Whether the first page was sent (ThriveStack accepted it): connections closed before that are start-up's.</summary>
         public Func<bool> PageSent { get; init; } = () => false;
@@ -179,16 +213,22 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
             return Task.CompletedTask;
         }
 
-        // Until its acknowledgement is written the first page's connection stays open; one that closes after the page was
-        // sent is the lane's next page's, whose context is disposed at once when its claim took nothing.
+        // A connection that ran no acknowledgement and closes after the page was sent is a lane's next page's, whose context
+        // is disposed at once when its claim (a read outside EF's commands) took nothing.
         private void WatchClose(DbConnection connection) =>
             connection.StateChange += (_, change) =>
             {
-                if (change.CurrentState == System.Data.ConnectionState.Closed && !released.Task.IsCompleted && PageSent())
+                if (change.CurrentState == System.Data.ConnectionState.Closed && !released.Task.IsCompleted && PageSent()
+                    && !ranCommand.TryGetValue(connection, out var _))
                 {
                     closedAfterPageSent.TrySetResult();
                 }
             };
+
+        private static long[] IdsOf(DbCommand command) =>
+            command.Parameters.Count > 0 && command.Parameters[0].Value is string json && json.StartsWith('[')
+                ? System.Text.Json.JsonSerializer.Deserialize<long[]>(json)!
+                : [];
 
         public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
             DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
@@ -218,7 +258,8 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
                 throw new Microsoft.Data.Sqlite.SqliteException("database is locked", 5);
             }
 
-            if (number == 1)
+            ranCommand.AddOrUpdate(command.Connection!, this);
+            if (!held.Task.IsCompleted && Holds(IdsOf(command)))
             {
                 held.TrySetResult();
                 await released.Task.WaitAsync(Deadline);
