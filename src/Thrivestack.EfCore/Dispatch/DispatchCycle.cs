@@ -145,7 +145,8 @@ internal sealed class DispatchCycle(
         {
             // Rows to give back go through this context after the acknowledgements (one statement at a time on it). With
             // none, the acknowledgements may still be running when this returns (see Acknowledged).
-            if (HasUnsettled(events))
+            var unsettled = events.SelectMany(e => e.Ids).Where(id => !settled.Contains(id)).ToArray();
+            if (unsettled.Length > 0)
             {
                 try
                 {
@@ -153,26 +154,10 @@ internal sealed class DispatchCycle(
                 }
                 finally
                 {
-                    await ReleaseUnsettledAsync(events).ConfigureAwait(false);
+                    await ReleaseAsync(unsettled).ConfigureAwait(false);
                 }
             }
         }
-    }
-
-    private bool HasUnsettled(List<OutboxEvent> events)
-    {
-        foreach (var e in events)
-        {
-            foreach (var id in e.Ids)
-            {
-                if (!settled.Contains(id))
-                {
-                    return true;
-                }
-            }
-        }
-
-        return false;
     }
 
     private static bool Isolatable(SendResult result) => result.StatusCode is 403 or >= 500;
@@ -507,14 +492,8 @@ internal sealed class DispatchCycle(
     }
 
     // Rows not sent or not charged (shutdown, pause, outage, a blocked user, the lease running low) go back without spending an attempt.
-    private async Task ReleaseUnsettledAsync(List<OutboxEvent> events)
+    private async Task ReleaseAsync(long[] ids)
     {
-        var ids = events.SelectMany(e => e.Ids).Where(id => !settled.Contains(id)).ToArray();
-        if (ids.Length == 0)
-        {
-            return;
-        }
-
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10), time);
         try
         {

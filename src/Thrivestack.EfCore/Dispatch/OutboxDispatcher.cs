@@ -402,27 +402,18 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     /// </summary>
     private void PageDone(List<ClaimedRow> rowsInFlight)
     {
-        LeaveFlight(rowsInFlight);
+        lock (usersInFlight)
+        {
+            foreach (var row in rowsInFlight)
+            {
+                usersInFlight.Remove(row.UserId);
+            }
+        }
+
         Interlocked.Decrement(ref pagesOutstanding);
         if (Interlocked.Exchange(ref skippedBehindPages, 0) == 1)
         {
             signal.Notify();
-        }
-    }
-
-    private void LeaveFlight(List<ClaimedRow> rows)
-    {
-        if (rows.Count == 0)
-        {
-            return;
-        }
-
-        lock (usersInFlight)
-        {
-            foreach (var row in rows)
-            {
-                usersInFlight.Remove(row.UserId);
-            }
         }
     }
 

@@ -15,18 +15,8 @@ namespace Thrivestack.EfCore.IntegrationTests.Capture;
 /// more; an interceptor of the application that acts before commits still finds the transaction open.
 /// </summary>
 [Collection(PostgresCollection.Name)]
-public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
+public sealed class PostgresCommitTests(PostgresServer server) : PostgresSchemaTests(server)
 {
-    private PostgresTestDatabase database = null!;
-
-    public async Task InitializeAsync()
-    {
-        database = await PostgresTestDatabase.CreateAsync(server);
-        await database.CreateSchemaAsync();
-    }
-
-    public Task DisposeAsync() => Task.CompletedTask;
-
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -39,15 +29,15 @@ public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
         var captured = await RoundTripsOfSave(counter, withOutbox, async, inTransaction: false, AddUser);
 
         Assert.Equal(baseline, captured);
-        Assert.Single(await OutboxReader.RowsAsync(database));
-        await using var check = database.CreateContext();
+        Assert.Single(await OutboxReader.RowsAsync(Database));
+        await using var check = Database.CreateContext();
         Assert.Equal(2, await check.Users.CountAsync());
     }
 
     [Fact]
     public void AddThrivestackIdentifyInterceptor_Npgsql_RegistersTheCommandInterceptor()
     {
-        using var context = database.CreateContext();
+        using var context = Database.CreateContext();
         Assert.Contains(context.GetService<IEnumerable<IInterceptor>>(), i => i is IDbCommandInterceptor);
     }
 
@@ -64,7 +54,7 @@ public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
         var captured = await RoundTripsOfSave(counter, withOutbox, async, inTransaction: false, EditUser);
 
         Assert.Equal(baseline, captured);
-        Assert.Single(await OutboxReader.RowsAsync(database));
+        Assert.Single(await OutboxReader.RowsAsync(Database));
     }
 
     [Theory]
@@ -75,7 +65,7 @@ public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
         await SeedUserAsync();
         var atCommit = new OutboxRowsAtCommit();
         var builder = new DbContextOptionsBuilder<TestDbContext>();
-        database.Configure(builder);
+        Database.Configure(builder);
         await using (var context = new TestDbContext(builder.AddThrivestackIdentifyInterceptor().AddInterceptors(atCommit).Options))
         {
             EditUser(context);
@@ -90,12 +80,12 @@ public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
         }
 
         Assert.Equal((1L, true), atCommit.Seen);
-        Assert.Single(await OutboxReader.RowsAsync(database));
+        Assert.Single(await OutboxReader.RowsAsync(Database));
     }
 
     private PostgresRoundTripCounter RoundTripCounter(out string relayed)
     {
-        var builder = new NpgsqlConnectionStringBuilder(database.ConnectionString);
+        var builder = new NpgsqlConnectionStringBuilder(Database.ConnectionString);
         var counter = new PostgresRoundTripCounter(builder.Host!, builder.Port);
         builder.Host = PostgresServer.LocalHost;
         builder.Port = counter.Port;
@@ -107,7 +97,7 @@ public sealed class PostgresCommitTests(PostgresServer server) : IAsyncLifetime
 
     private async Task SeedUserAsync()
     {
-        await using var context = database.CreateContext();
+        await using var context = Database.CreateContext();
         context.Users.Add(NewUser());
         await context.SaveChangesAsync();
         await context.Database.ExecuteSqlRawAsync("DELETE FROM thrivestack_outbox");

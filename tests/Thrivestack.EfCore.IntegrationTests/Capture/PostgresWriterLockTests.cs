@@ -14,18 +14,8 @@ namespace Thrivestack.EfCore.IntegrationTests.Capture;
 /// transaction) take it before EF's commands, hold it through them and give it back when the save ends.
 /// </summary>
 [Collection(PostgresCollection.Name)]
-public sealed class PostgresWriterLockTests(PostgresServer server) : IAsyncLifetime
+public sealed class PostgresWriterLockTests(PostgresServer server) : PostgresSchemaTests(server)
 {
-    private PostgresTestDatabase database = null!;
-
-    public async Task InitializeAsync()
-    {
-        database = await PostgresTestDatabase.CreateAsync(server);
-        await database.CreateSchemaAsync();
-    }
-
-    public Task DisposeAsync() => Task.CompletedTask;
-
     [Theory]
     [InlineData(false, false)]
     [InlineData(true, false)]
@@ -33,9 +23,9 @@ public sealed class PostgresWriterLockTests(PostgresServer server) : IAsyncLifet
     [InlineData(true, true)]
     public async Task SaveChanges_RowsInEfsBatch_HoldTheWriterLockThroughTheBatchAndGiveItBack(bool async, bool explicitEnqueue)
     {
-        var probe = new WriterLockAtOutboxInsert(database.ConnectionString);
+        var probe = new WriterLockAtOutboxInsert(Database.ConnectionString);
         var builder = new DbContextOptionsBuilder<TestDbContext>();
-        database.Configure(builder);
+        Database.Configure(builder);
         await using (var context = new TestDbContext(builder.AddThrivestackIdentifyInterceptor().AddInterceptors(probe).Options))
         {
             if (explicitEnqueue)
@@ -61,8 +51,8 @@ public sealed class PostgresWriterLockTests(PostgresServer server) : IAsyncLifet
         }
 
         Assert.Equal([1L], probe.HeldDuringInsert);
-        Assert.Equal(0L, await WriterLocksHeldAsync(database.ConnectionString));
-        Assert.Single(await OutboxReader.RowsAsync(database));
+        Assert.Equal(0L, await WriterLocksHeldAsync(Database.ConnectionString));
+        Assert.Single(await OutboxReader.RowsAsync(Database));
     }
 
     [Theory]
@@ -72,7 +62,7 @@ public sealed class PostgresWriterLockTests(PostgresServer server) : IAsyncLifet
     {
         // EF raises SavingChanges outside its own error handling: the interceptor must end the save itself.
         var builder = new DbContextOptionsBuilder<TestDbContext>();
-        database.Configure(builder);
+        Database.Configure(builder);
         await using var context = new TestDbContext(builder.AddThrivestackIdentifyInterceptor().Options);
         await context.Database.ExecuteSqlRawAsync("ALTER TABLE thrivestack_outbox RENAME TO thrivestack_outbox_away");
         context.EnqueueThrivestackIdentify("enqueued-user", new Dictionary<string, object?> { ["email"] = "e@example.com" });
@@ -91,8 +81,8 @@ public sealed class PostgresWriterLockTests(PostgresServer server) : IAsyncLifet
             context.SaveChanges();
         }
 
-        Assert.Equal("enqueued-user", Assert.Single(await OutboxReader.RowsAsync(database)).UserId);
-        Assert.Equal(0L, await WriterLocksHeldAsync(database.ConnectionString));
+        Assert.Equal("enqueued-user", Assert.Single(await OutboxReader.RowsAsync(Database)).UserId);
+        Assert.Equal(0L, await WriterLocksHeldAsync(Database.ConnectionString));
     }
 
     /// <summary>Shared holds of the outbox's writer lock (the advisory lock of this library's key), seen from another session.</summary>

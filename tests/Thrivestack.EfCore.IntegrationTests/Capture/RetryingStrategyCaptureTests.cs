@@ -10,18 +10,8 @@ namespace Thrivestack.EfCore.IntegrationTests.Capture;
 
 /// <summary>Saves under Npgsql's retrying execution strategy (EnableRetryOnFailure): store-generated keys, and signups whose rows ride in EF's command.</summary>
 [Collection(PostgresCollection.Name)]
-public sealed class RetryingStrategyCaptureTests(PostgresServer server) : IAsyncLifetime
+public sealed class RetryingStrategyCaptureTests(PostgresServer server) : PostgresSchemaTests(server)
 {
-    private PostgresTestDatabase database = null!;
-
-    public async Task InitializeAsync()
-    {
-        database = await PostgresTestDatabase.CreateAsync(server);
-        await database.CreateSchemaAsync();
-    }
-
-    public Task DisposeAsync() => Task.CompletedTask;
-
     [Fact]
     public async Task SaveChanges_IdentityUserUnderRetryingStrategy_WritesRealKeyAtomically()
     {
@@ -32,7 +22,7 @@ public sealed class RetryingStrategyCaptureTests(PostgresServer server) : IAsync
             await context.SaveChangesAsync();
         }
 
-        var row = Assert.Single(await OutboxReader.RowsAsync(database));
+        var row = Assert.Single(await OutboxReader.RowsAsync(Database));
         Assert.Equal(user.Id.ToString(CultureInfo.InvariantCulture), row.UserId);
     }
 
@@ -52,7 +42,7 @@ public sealed class RetryingStrategyCaptureTests(PostgresServer server) : IAsync
             });
         }
 
-        var row = Assert.Single(await OutboxReader.RowsAsync(database));
+        var row = Assert.Single(await OutboxReader.RowsAsync(Database));
         Assert.Equal(user.Id.ToString(CultureInfo.InvariantCulture), row.UserId);
     }
 
@@ -79,13 +69,13 @@ public sealed class RetryingStrategyCaptureTests(PostgresServer server) : IAsync
         }
 
         Assert.Equal(2, failOnce.Attempts);
-        var row = Assert.Single(await OutboxReader.RowsAsync(database));
+        var row = Assert.Single(await OutboxReader.RowsAsync(Database));
         Assert.Equal(user.Id.ToString("D"), row.UserId);
     }
 
     private TestDbContext Retrying(params IInterceptor[] interceptors) =>
         new(new DbContextOptionsBuilder<TestDbContext>()
-            .UseNpgsql(database.ConnectionString, o => o.EnableRetryOnFailure())
+            .UseNpgsql(Database.ConnectionString, o => o.EnableRetryOnFailure())
             .AddThrivestackIdentifyInterceptor()
             .AddInterceptors(interceptors)
             .Options);
