@@ -1,6 +1,5 @@
 using System.Data.Common;
 using System.Globalization;
-using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
@@ -83,7 +82,7 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         List<ClaimedRow> rows;
         if (Sql.Lease is { } outboxLease)
         {
-            var inFlight = JsonSerializer.Serialize(usersInFlight ?? []);
+            var inFlight = JsonArrayText.Of(usersInFlight ?? []);
             rows = await ClaimDirectlyAsync(outboxLease.Claim, [leaseId, owner, leaseEnd, now, limit, retryHorizon, leaseHorizon, inFlight, outboxLease.Key], cancellationToken).ConfigureAwait(false);
         }
         else if (Sql.Claim is { } sql)
@@ -114,7 +113,7 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
 
     public Task<int> DeliveredAsync(IReadOnlyCollection<long> ids, Guid leaseId, DateTime now, bool keep, CancellationToken cancellationToken) =>
         !keep && Sql.Lease is { } lease
-            ? context.Database.ExecuteSqlRawAsync(lease.Delete, [JsonSerializer.Serialize(ids), lease.Key, Owner], cancellationToken)
+            ? context.Database.ExecuteSqlRawAsync(lease.Delete, [JsonArrayText.Of(ids), lease.Key, Owner], cancellationToken)
             : keep
             ? Leased(ids, leaseId).ExecuteUpdateAsync(
                 s => s.SetProperty(r => r.State, OutboxRowState.Delivered)

@@ -46,6 +46,28 @@ public sealed class SqliteReadClaimTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Claim_UsersInFlightWhoseIdsNeedJsonEscaping_SkipsExactlyThoseUsers()
+    {
+        // The users in flight reach SQLite as a JSON array read by json_each: every id must come back as it was written.
+        string[] awkward = ["quote\"d", "back\\slash", "line\nbreak", "tab\there", "\u0001control", "ünïcödé", "emoji 🚀", "<html>&'", "ada"];
+        await using (var context = database.CreateContext())
+        {
+            foreach (var user in awkward.Append("plain"))
+            {
+                context.EnqueueThrivestackIdentify(user, new Dictionary<string, object?> { ["email"] = "x@example.com" });
+            }
+
+            await context.SaveChangesAsync();
+            await context.Set<OutboxMessage>().ExecuteUpdateAsync(s => s.SetProperty(r => r.NextAttemptAt, Now - TimeSpan.FromMinutes(1)));
+        }
+
+        var rows = await OutboxReader.RowsAsync(database);
+
+        Assert.Equal([rows.Single(r => r.UserId == "plain").Id], await ClaimAsync(Now, inFlight: awkward));
+        Assert.Equal(rows.Select(r => r.Id), await ClaimAsync(Now, inFlight: ["quote", "back\\\\slash", "ünïcöde"]));
+    }
+
+    [Fact]
     public async Task Claim_LimitCutsAUser_TakesItsOldestRowsFirst()
     {
         var (ada1, _, _) = await EnqueueAsync();
