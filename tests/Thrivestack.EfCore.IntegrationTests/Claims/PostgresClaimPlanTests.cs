@@ -1,0 +1,130 @@
+using System.Data.Common;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
+using Npgsql;
+using Thrivestack.EfCore.IntegrationTests.Infrastructure;
+using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Outbox;
+
+namespace Thrivestack.EfCore.IntegrationTests.Claims;
+
+/// <summary>
+/// The claim's work follows the claim's size, not the backlog's, even when the planner's statistics are stale (a new
+/// outbox, or one that changed since autovacuum last analyzed it): with them the planner once chose a bitmap scan of
+/// every pending row and an anti-join that compared every pending row with every other, which stalled delivery during
+/// a backfill. Its planner setting stays inside the statement.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifetime
+{
+    private const int Limit = 100;
+    private const int Users = 2_000;
+    private const int RowsPerUser = 2;
+
+    private static readonly DateTime Now = new(2026, 11, 28, 9, 30, 0, DateTimeKind.Utc);
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+
+    private PostgresTestDatabase database = null!;
+
+    public async Task InitializeAsync()
+    {
+        database = await PostgresTestDatabase.CreateAsync(server);
+        await database.CreateSchemaAsync();
+    }
+
+    public async Task DisposeAsync() => await database.DisposeAsync();
+
+    [Fact]
+    public async Task Claim_BacklogTheStatisticsHaveNotSeen_ExaminesRowsInProportionToTheClaim()
+    {
+        await FillNeverAnalyzedBacklogAsync();
+
+        var plan = await ExplainClaimAsync();
+
+        var scans = Nodes(plan).Select(n => n.GetProperty("Node Type").GetString()).ToList();
+        Assert.DoesNotContain("Bitmap Heap Scan", scans);
+        var examined = Nodes(plan).Sum(RowsExamined);
+        // 2,000 rows is half the backlog: a plan that reads every pending row, let alone one that compares each with every
+        // other (4,000 x 4,000), goes far past it. This claim examines about 6 rows per row claimed.
+        Assert.True(examined <= 20 * Limit, $"The claim of {Limit} rows examined {examined:N0} rows of a {Users * RowsPerUser:N0}-row backlog.");
+        Assert.Equal(Limit, plan.GetProperty("Actual Rows").GetInt64());
+    }
+
+    [Fact]
+    public async Task Claim_OnTheApplicationsConnection_LeavesThePlannerSettingsAsTheyWere()
+    {
+        await FillNeverAnalyzedBacklogAsync();
+        await using var context = database.CreateContext();
+        await context.Database.OpenConnectionAsync();
+
+        var rows = await new OutboxStore(context).ClaimAsync(Guid.NewGuid(), "test", Now, Now + Lease, Limit, CancellationToken.None);
+
+        Assert.Equal(Limit, rows.Count);
+        await using var command = context.Database.GetDbConnection().CreateCommand();
+        command.CommandText = "SELECT current_setting('enable_bitmapscan')";
+        Assert.Equal("on", await command.ExecuteScalarAsync());
+    }
+
+    /// <summary>Pending rows of two events per user, due; autovacuum (and so autoanalyze) is off for the table.</summary>
+    private async Task FillNeverAnalyzedBacklogAsync()
+    {
+        await using var connection = new NpgsqlConnection(database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            $$"""
+            ALTER TABLE "thrivestack_outbox" SET (autovacuum_enabled = false);
+            INSERT INTO "thrivestack_outbox" ("user_id", "kind", "payload", "payload_bytes", "created_at", "state", "attempts", "next_attempt_at")
+            SELECT 'user-' || (g % {{Users}}), 0, '{"user_id":"x"}', 15, @due, 0, 0, @due FROM generate_series(1, {{Users * RowsPerUser}}) AS g;
+            """,
+            connection);
+        command.Parameters.AddWithValue("due", Now - TimeSpan.FromMinutes(1));
+        await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>The claim statement exactly as the store sends it, its query run under EXPLAIN ANALYZE in the same command.</summary>
+    private async Task<JsonElement> ExplainClaimAsync()
+    {
+        await using var context = database.CreateContext();
+        var sql = NpgsqlDialect.Instance.ClaimSql(ModelMap.For(context.Model).RequireOutbox(), context.GetService<ISqlGenerationHelper>())!;
+        Assert.Contains("WITH heads", sql, StringComparison.Ordinal);
+        await context.Database.OpenConnectionAsync();
+        await using var command = context.Database.GetDbConnection().CreateCommand();
+        command.CommandText = sql.Replace("WITH heads", "EXPLAIN (ANALYZE, FORMAT JSON) WITH heads", StringComparison.Ordinal);
+        object[] values = [Guid.NewGuid(), "test", Now + Lease, Now, Limit, Now + TimeSpan.FromMinutes(10), Now + (4 * Lease)];
+        for (var i = 0; i < values.Length; i++)
+        {
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = $"p{i}";
+            parameter.Value = values[i];
+            command.Parameters.Add(parameter);
+        }
+
+        var json = (string)(await command.ExecuteScalarAsync())!;
+        return JsonDocument.Parse(json).RootElement[0].GetProperty("Plan").Clone();
+    }
+
+    private static IEnumerable<JsonElement> Nodes(JsonElement node)
+    {
+        yield return node;
+        if (node.TryGetProperty("Plans", out var children))
+        {
+            foreach (var child in children.EnumerateArray().SelectMany(Nodes))
+            {
+                yield return child;
+            }
+        }
+    }
+
+    /// <summary>Rows a node read from the outbox or compared in a join, over all of its loops.</summary>
+    private static long RowsExamined(JsonElement node)
+    {
+        var loops = node.TryGetProperty("Actual Loops", out var l) ? l.GetInt64() : 1;
+        long Count(string property) => node.TryGetProperty(property, out var value) ? value.GetInt64() : 0;
+        var read = node.TryGetProperty("Relation Name", out var relation) && relation.GetString() == "thrivestack_outbox"
+            ? Count("Actual Rows") + Count("Rows Removed by Filter") + Count("Rows Removed by Index Recheck")
+            : 0;
+        return (read + Count("Rows Removed by Join Filter")) * loops;
+    }
+}
