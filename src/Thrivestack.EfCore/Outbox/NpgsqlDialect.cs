@@ -45,12 +45,14 @@ internal sealed class NpgsqlDialect : OutboxDialect
         // the planner chose a bitmap scan of every pending row and an anti-join that compared every pending row with
         // every other: 0.4 s for 400 rows of a 2,000-row backlog, seconds at 10,000. So: a user's oldest row is found
         // by a lookup in ix_pending_user per candidate (a subquery with LIMIT 1 is never turned into a join), the
-        // picked rows by a lookup per head user (LATERAL), the partial users by a hashed NOT IN, and no bitmap scan
-        // (SET LOCAL, for this statement's implicit transaction only): the heads are read in id order and the scan
-        // stops at the limit. A plain index scan also marks the index entries of rows deleted since as dead, which a
-        // bitmap scan never does, so later scans skip them instead of visiting their heap pages until vacuum.
+        // picked rows by a lookup per head user (LATERAL), the partial users by a hashed NOT IN, and no bitmap scan:
+        // the heads are read in id order and the scan stops at the limit. A plain index scan also marks the index
+        // entries of rows deleted since as dead, which a bitmap scan never does, so later scans skip them instead of
+        // visiting their heap pages until vacuum. The setting holds for the command's implicit transaction only (its
+        // statements share one Sync); set_config, because SET LOCAL in a command's first statement makes the server
+        // log a warning on every claim. Its one-row result comes before the claimed rows (OutboxStore skips it).
         return $$"""
-            SET LOCAL enable_bitmapscan = off;
+            SELECT set_config('enable_bitmapscan', 'off', true);
             WITH heads AS (
               SELECT h."user_id" FROM {{t}} AS h
               WHERE {{OutboxClaimSql.Where("h")}}

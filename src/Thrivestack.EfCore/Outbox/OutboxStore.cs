@@ -243,6 +243,15 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
             parameters,
             async (reader, ct) =>
             {
+                // A claim may begin with a statement of its own (PostgreSQL's planner setting): its rows come first.
+                while (reader.FieldCount == 0 || reader.GetName(0) != nameof(ClaimedRow.Id))
+                {
+                    if (!await reader.NextResultAsync(ct).ConfigureAwait(false))
+                    {
+                        return;
+                    }
+                }
+
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
                     rows.Add(new ClaimedRow
