@@ -48,11 +48,13 @@ internal sealed class NpgsqlDialect : OutboxDialect
         // picked rows by a lookup per head user (LATERAL), the partial users by a hashed NOT IN, and no bitmap scan:
         // the heads are read in id order and the scan stops at the limit. A plain index scan also marks the index
         // entries of rows deleted since as dead, which a bitmap scan never does, so later scans skip them instead of
-        // visiting their heap pages until vacuum. The setting holds for the command's implicit transaction only (its
-        // statements share one Sync); set_config, because SET LOCAL in a command's first statement makes the server
-        // log a warning on every claim. Its one-row result comes before the claimed rows (OutboxStore skips it).
+        // visiting their heap pages until vacuum. JIT is off too: the planner cannot know how many rows pass the
+        // oldest-row check, so it prices the statement above jit_above_cost and compiled it on every claim (300 ms for
+        // a claim that runs in 10). The settings hold for the command's implicit transaction only (its statements share
+        // one Sync); set_config, because SET LOCAL in a command's first statement makes the server log a warning on
+        // every claim. Their one-row result comes before the claimed rows (OutboxStore skips it).
         return $$"""
-            SELECT set_config('enable_bitmapscan', 'off', true);
+            SELECT set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true);
             WITH heads AS (
               SELECT h."user_id" FROM {{t}} AS h
               WHERE {{OutboxClaimSql.Where("h")}}

@@ -14,7 +14,7 @@ namespace Thrivestack.EfCore.IntegrationTests.Claims;
 /// The claim's work follows the claim's size, not the backlog's, even when the planner's statistics are stale (a new
 /// outbox, or one that changed since autovacuum last analyzed it): with them the planner once chose a bitmap scan of
 /// every pending row and an anti-join that compared every pending row with every other, which stalled delivery during
-/// a backfill. Its planner setting stays inside the claim's command, which raises no notice.
+/// a backfill. Nor is it JIT-compiled. Its planner settings stay inside the claim's command, which raises no notice.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifetime
@@ -41,7 +41,7 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
     {
         await FillNeverAnalyzedBacklogAsync();
 
-        var plan = await ExplainClaimAsync();
+        var plan = (await ExplainClaimAsync()).GetProperty("Plan");
 
         // What finds the rows to claim: the heads (h), each head's oldest-row check (o) and its rows (r). The joins that lock
         // and update the picked rows by key are left out: their plan is the planner's free choice for 100 keys.
@@ -53,6 +53,26 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
         // other (4,000 x 4,000), goes far past it. This claim examines about 3 rows per row claimed.
         Assert.True(examined <= 20 * Limit, $"Finding the claim's {Limit} rows examined {examined:N0} rows of a {Users * RowsPerUser:N0}-row backlog.");
         Assert.Equal(Limit, plan.GetProperty("Actual Rows").GetInt64());
+    }
+
+    [Fact]
+    public async Task Claim_PricedAboveJitThresholds_IsNotJitCompiled()
+    {
+        // The planner cannot know how many rows pass the oldest-row check, so on a real backlog it priced the claim above
+        // jit_above_cost and compiled it on every claim: 300 ms of LLVM for a claim that runs in 10. A session whose
+        // thresholds are 0 makes every statement a candidate, whatever this small backlog's costs.
+        await FillNeverAnalyzedBacklogAsync();
+        const string everyStatement = "SET jit_above_cost = 0; SET jit_inline_above_cost = 0; SET jit_optimize_above_cost = 0;";
+
+        var explained = await ExplainClaimAsync(everyStatement);
+
+        Assert.False(explained.TryGetProperty("JIT", out var jit), $"The claim was JIT-compiled: {jit}");
+        Assert.Equal(Limit, explained.GetProperty("Plan").GetProperty("Actual Rows").GetInt64());
+        if (await ScalarAsync<bool>("SELECT pg_jit_available()"))
+        {
+            // The same query without the claim's own settings is compiled on this server: what the assertion above rules out.
+            Assert.True((await ExplainClaimAsync(everyStatement, withClaimSettings: false)).TryGetProperty("JIT", out _));
+        }
     }
 
     [Theory]
@@ -73,6 +93,8 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
         await using var context = database.CreateContext();
         await context.Database.OpenConnectionAsync();
         var connection = (NpgsqlConnection)context.Database.GetDbConnection();
+        var before = await SettingsAsync(connection);
+        Assert.Equal("on", before.Split(',')[0]);
         var notices = new List<string>();
         connection.Notice += (_, e) => notices.Add($"{e.Notice.Severity}: {e.Notice.MessageText}");
 
@@ -89,8 +111,21 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
         // A SET LOCAL as the command's first statement runs outside any transaction block: the server warns, on every claim.
         Assert.Empty(notices);
         Assert.Equal(System.Data.ConnectionState.Open, connection.State);
-        await using var command = new NpgsqlCommand("SELECT current_setting('enable_bitmapscan')", connection);
-        Assert.Equal("on", await command.ExecuteScalarAsync());
+        Assert.Equal(before, await SettingsAsync(connection));
+    }
+
+    private static async Task<string> SettingsAsync(NpgsqlConnection connection)
+    {
+        await using var command = new NpgsqlCommand("SELECT current_setting('enable_bitmapscan') || ',' || current_setting('jit')", connection);
+        return (string)(await command.ExecuteScalarAsync())!;
+    }
+
+    private async Task<T> ScalarAsync<T>(string sql)
+    {
+        await using var connection = new NpgsqlConnection(database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (T)(await command.ExecuteScalarAsync())!;
     }
 
     /// <summary>Pending rows of two events per user, due; autovacuum (and so autoanalyze) is off for the table.</summary>
@@ -116,15 +151,25 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
         await command.ExecuteNonQueryAsync();
     }
 
-    /// <summary>The claim statement exactly as the store sends it, its query run under EXPLAIN ANALYZE in the same command.</summary>
-    private async Task<JsonElement> ExplainClaimAsync()
+    /// <summary>
+    /// The claim statement exactly as the store sends it, its query run under EXPLAIN ANALYZE in the same command, after
+    /// <paramref name="sessionSettings"/>; without <paramref name="withClaimSettings"/>, the query alone.
+    /// </summary>
+    /// <returns>The plan's root object: its Plan and, when the query was compiled, its JIT.</returns>
+    private async Task<JsonElement> ExplainClaimAsync(string? sessionSettings = null, bool withClaimSettings = true)
     {
         await using var context = database.CreateContext();
         var sql = NpgsqlDialect.Instance.ClaimSql(ModelMap.For(context.Model).RequireOutbox(), context.GetService<ISqlGenerationHelper>())!;
-        Assert.Contains("WITH heads", sql, StringComparison.Ordinal);
+        var query = sql.IndexOf("WITH heads", StringComparison.Ordinal);
+        Assert.True(query > 0);
         await context.Database.OpenConnectionAsync();
+        if (sessionSettings is not null)
+        {
+            await context.Database.ExecuteSqlRawAsync(sessionSettings);
+        }
+
         await using var command = context.Database.GetDbConnection().CreateCommand();
-        command.CommandText = sql.Replace("WITH heads", "EXPLAIN (ANALYZE, FORMAT JSON) WITH heads", StringComparison.Ordinal);
+        command.CommandText = (withClaimSettings ? sql[..query] : string.Empty) + "EXPLAIN (ANALYZE, FORMAT JSON) " + sql[query..];
         object[] values = [Guid.NewGuid(), "test", Now + Lease, Now, Limit, Now + TimeSpan.FromMinutes(10), Now + (4 * Lease)];
         for (var i = 0; i < values.Length; i++)
         {
@@ -134,7 +179,7 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
             command.Parameters.Add(parameter);
         }
 
-        // The claim's first statement (its planner setting) has a result of its own; the plan is the next one.
+        // The claim's first statement (its planner settings) has a result of its own; the plan is the next one.
         await using var reader = await command.ExecuteReaderAsync();
         while (reader.GetName(0) != "QUERY PLAN")
         {
@@ -142,7 +187,7 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
         }
 
         Assert.True(await reader.ReadAsync());
-        return JsonDocument.Parse(reader.GetString(0)).RootElement[0].GetProperty("Plan").Clone();
+        return JsonDocument.Parse(reader.GetString(0)).RootElement[0].Clone();
     }
 
     private static IEnumerable<JsonElement> Nodes(JsonElement node)
