@@ -15,7 +15,7 @@ public sealed class ThrivestackOptions
     /// <summary>The API token. Required unless <see cref="TokenProvider"/> is set. Never logged.</summary>
     public string? ApiToken { get; set; }
 
-    /// <summary>Asked for a token before each request, and once more after a 401 (for rotating OAuth tokens). Wins over <see cref="ApiToken"/>.</summary>
+    /// <summary>Asked for a token before each request, and once more when the token is refused (401 or 403), when it threw or when it returned no token (for rotating OAuth tokens). Wins over <see cref="ApiToken"/>.</summary>
     public Func<CancellationToken, ValueTask<string>>? TokenProvider { get; set; }
 
     /// <summary>How the token is sent. The default value is <see cref="ThrivestackAuthHeader.Bearer"/>.</summary>
@@ -24,7 +24,7 @@ public sealed class ThrivestackOptions
     /// <summary>Events per request, 1 to 1,000. The default value is 100.</summary>
     public int MaxEventsPerBatch { get; set; } = 100;
 
-    /// <summary>Bytes of one serialized request body, at most 2,000,000. The default value is 2,000,000.</summary>
+    /// <summary>Bytes of one serialized request body, from 1,024 to 2,000,000. The default value is 2,000,000.</summary>
     public int MaxBatchBytes { get; set; } = Client.ThrivestackLimits.MaxRequestBytes;
 
     /// <summary>How often the outbox is scanned for rows no in-process nudge announced (other processes, crashes). The default value is 1 second.</summary>
@@ -49,7 +49,7 @@ public sealed class ThrivestackOptions
     /// </summary>
     public int MaxConcurrentRequests { get; set; } = 8;
 
-    /// <summary>Quick retries of one request (exponential backoff with jitter) before its rows wait for a later attempt. The default value is 2.</summary>
+    /// <summary>Quick retries of one request (exponential backoff with jitter) before its rows wait for a later attempt, from 0 to 10. The default value is 2.</summary>
     public int MaxRequestRetries { get; set; } = 2;
 
     /// <summary>The first wait between attempts of a row; doubles with each attempt, with jitter. The default value is 1 second.</summary>

@@ -121,6 +121,31 @@ public abstract class IdCaptureTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SaveChanges_IdsOfAThousandThreeByteCharacters_SavesAndLeavesTheirEventsOutWithWarnings()
+    {
+        // Within the character limit, but 3,000 UTF-8 bytes: past what an index entry takes on PostgreSQL (about 2,700),
+        // where the outbox row would fail the application's save. The byte count decides.
+        var userId = new string('日', ThrivestackModelBuilderExtensions.MaxIdLength);
+        var groupId = new string('語', ThrivestackModelBuilderExtensions.MaxIdLength);
+        await using (var context = NewContext())
+        {
+            context.Accounts.Add(new Account { Id = userId, Email = "cjk@example.com" });
+            context.Memberships.Add(new AccountMembership { AccountId = "joiner", GroupId = groupId });
+            context.Accounts.Add(new Account { Id = "short", Email = "short@example.com" });
+            await context.SaveChangesAsync();
+        }
+
+        await using (var context = NewContext())
+        {
+            Assert.Equal(2, await context.Accounts.CountAsync());
+            Assert.Equal(1, await context.Memberships.CountAsync());
+        }
+
+        Assert.Equal("short", Assert.Single(await RowsAsync()).UserId);
+        Assert.Equal(2, logs.Lines.Count(l => IsLibrary(l, 302)));
+    }
+
+    [Fact]
     public async Task SaveChanges_NonFiniteNumberTraits_LeavesThemOutLikeNull()
     {
         await using (var context = NewContext())

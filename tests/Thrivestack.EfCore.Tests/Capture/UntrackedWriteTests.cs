@@ -150,6 +150,42 @@ public abstract class UntrackedWriteTests : IAsyncLifetime
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
+    public async Task SaveChanges_TraitEditWhoseOutboxInsertFails_LeavesTheEditUncommittedAndRetryWritesOne(bool async)
+    {
+        // An edit's row is written at the commit (on PostgreSQL the INSERT carries the COMMIT in one command): when it fails,
+        // the user's UPDATE must not be committed without it.
+        var user = NewUser(1);
+        await using (var seed = NewContext())
+        {
+            seed.Users.Add(user);
+            await seed.SaveChangesAsync();
+        }
+
+        await using (var context = NewContext())
+        {
+            await context.Database.ExecuteSqlRawAsync("DROP TABLE thrivestack_outbox");
+            var tracked = await context.Users.SingleAsync(u => u.Id == user.Id);
+            tracked.Email = "edited@example.com";
+            await Assert.ThrowsAnyAsync<Exception>(() => Save(context, async));
+            Assert.Empty(context.ChangeTracker.Entries<OutboxMessage>());
+            Assert.Equal(EntityState.Modified, context.Entry(tracked).State);
+
+            await using (var check = NewContext())
+            {
+                Assert.Equal(user.Email, (await check.Users.AsNoTracking().SingleAsync(u => u.Id == user.Id)).Email);
+            }
+
+            await context.Database.EnsureThrivestackOutboxCreatedAsync();
+            await Save(context, async);
+        }
+
+        var row = Assert.Single(await OutboxReader.RowsAsync(Database));
+        Assert.Equal("edited@example.com", OutboxReader.Traits(row).GetProperty("email").GetString());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
     public async Task SaveChanges_AutoTransactionsOffWithClientKeys_WritesRowsInTheSaveBatchAndDetachesThem(bool async)
     {
         await using (var context = NewContext())

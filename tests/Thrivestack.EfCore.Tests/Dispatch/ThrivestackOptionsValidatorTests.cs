@@ -25,6 +25,21 @@ public sealed class ThrivestackOptionsValidatorTests : IAsyncLifetime
     [InlineData("lease shorter than request with retries", "for each of 3 attempt(s) (MaxRequestRetries 2) and the waits between them take up to 00:00:40, which must fit in nine tenths of the lease, or a slow request would be cut off when its lease ends: make LeaseDuration at least 00:00:45")]
     [InlineData("no requests in flight", "MaxConcurrentRequests is 0, but it must be between 1 and 64")]
     [InlineData("too many requests in flight", "MaxConcurrentRequests is 65")]
+    [InlineData("no poll interval", "PollInterval is 00:00:00, but it must be positive")]
+    [InlineData("negative poll interval", "PollInterval is -00:00:01, but it must be positive")]
+    [InlineData("no lease", "LeaseDuration is 00:00:00, but it must be positive")]
+    [InlineData("no request timeout", "RequestTimeout is 00:00:00, but it must be positive")]
+    [InlineData("negative request timeout", "RequestTimeout is -00:00:01, but it must be positive")]
+    [InlineData("no retry base delay", "RetryBaseDelay is 00:00:00, but it must be positive")]
+    [InlineData("negative retry base delay", "RetryBaseDelay is -00:00:00.0200000, but it must be positive")]
+    [InlineData("no attempts", "MaxAttempts is 0, but it must be at least 1")]
+    [InlineData("negative request retries", "MaxRequestRetries is -1, but it must be between 0 and 10")]
+    [InlineData("too many request retries", "MaxRequestRetries is 11, but it must be between 0 and 10")]
+    [InlineData("negative retention", "DeliveredRetention is -00:00:01, but it cannot be negative")]
+    [InlineData("too few bytes", "MaxBatchBytes is 1,023, but it must be between 1,024 and 2,000,000")]
+    [InlineData("relative endpoint", "Endpoint '/api/identify' must be an absolute https URI")]
+    [InlineData("no endpoint", "Endpoint '' must be an absolute https URI")]
+    [InlineData("ftp endpoint", "Endpoint 'ftp://api.example.com/api/identify' must use https")]
     public async Task StartAsync_InvalidOption_ThrowsNamingTheOptionAndValueBeforeAnythingRuns(string mistake, string expected)
     {
         var host = harness.BuildHost(o =>
@@ -93,6 +108,50 @@ public sealed class ThrivestackOptionsValidatorTests : IAsyncLifetime
         await harness.StandIn.WaitForEventsAsync(1, TimeSpan.FromSeconds(30));
     }
 
+    [Theory]
+    [InlineData("fewest bytes")]
+    [InlineData("one event per batch")]
+    [InlineData("one request in flight")]
+    [InlineData("one attempt")]
+    [InlineData("no quick retries")]
+    [InlineData("most quick retries")]
+    public async Task StartAsync_OptionAtTheEdgeOfItsRange_StartsAndDelivers(string edge)
+    {
+        await harness.EnqueueAsync([("edge", null)]);
+        var host = harness.BuildHost(o =>
+        {
+            switch (edge)
+            {
+                case "fewest bytes":
+                    o.MaxBatchBytes = 1_024;
+                    break;
+                case "one event per batch":
+                    o.MaxEventsPerBatch = 1;
+                    break;
+                case "one request in flight":
+                    o.MaxConcurrentRequests = 1;
+                    break;
+                case "one attempt":
+                    o.MaxAttempts = 1;
+                    break;
+                case "no quick retries":
+                    o.MaxRequestRetries = 0;
+                    break;
+                case "most quick retries":
+                    // 11 attempts of 5 s and 10 waits of up to 5 s: 105 s, within nine tenths of a 2-minute lease.
+                    o.MaxRequestRetries = 10;
+                    o.LeaseDuration = TimeSpan.FromMinutes(2);
+                    break;
+                default:
+                    throw new ArgumentOutOfRangeException(nameof(edge), edge, null);
+            }
+        });
+
+        await host.StartAsync();
+
+        await harness.StandIn.WaitForEventsAsync(1, TimeSpan.FromSeconds(30));
+    }
+
     private static void Misconfigure(string mistake, ThrivestackOptions o)
     {
         switch (mistake)
@@ -131,6 +190,51 @@ public sealed class ThrivestackOptionsValidatorTests : IAsyncLifetime
                 break;
             case "too many requests in flight":
                 o.MaxConcurrentRequests = 65;
+                break;
+            case "no poll interval":
+                o.PollInterval = TimeSpan.Zero;
+                break;
+            case "negative poll interval":
+                o.PollInterval = TimeSpan.FromSeconds(-1);
+                break;
+            case "no lease":
+                o.LeaseDuration = TimeSpan.Zero;
+                break;
+            case "no request timeout":
+                o.RequestTimeout = TimeSpan.Zero;
+                break;
+            case "negative request timeout":
+                o.RequestTimeout = TimeSpan.FromSeconds(-1);
+                break;
+            case "no retry base delay":
+                o.RetryBaseDelay = TimeSpan.Zero;
+                break;
+            case "negative retry base delay":
+                o.RetryBaseDelay = TimeSpan.FromMilliseconds(-20);
+                break;
+            case "no attempts":
+                o.MaxAttempts = 0;
+                break;
+            case "negative request retries":
+                o.MaxRequestRetries = -1;
+                break;
+            case "too many request retries":
+                o.MaxRequestRetries = 11;
+                break;
+            case "negative retention":
+                o.DeliveredRetention = TimeSpan.FromSeconds(-1);
+                break;
+            case "too few bytes":
+                o.MaxBatchBytes = 1_023;
+                break;
+            case "relative endpoint":
+                o.Endpoint = new Uri("/api/identify", UriKind.Relative);
+                break;
+            case "no endpoint":
+                o.Endpoint = null!;
+                break;
+            case "ftp endpoint":
+                o.Endpoint = new Uri("ftp://api.example.com/api/identify");
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(mistake), mistake, null);
