@@ -421,7 +421,50 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     {
         var now = time.GetUtcNow().UtcDateTime;
         var leaseEnd = now + options.LeaseDuration;
-        return (await store.ClaimAsync(leaseId, owner, now, leaseEnd, claimSize, stoppingToken, options.RetryMaxDelay).ConfigureAwait(false), leaseEnd);
+        var rows = await store.ClaimAsync(leaseId, owner, now, leaseEnd, claimSize, stoppingToken, options.RetryMaxDelay).ConfigureAwait(false);
+        await RefreshStaleStatisticsAsync(store, rows.Count, claimSize).ConfigureAwait(false);
+        return (rows, leaseEnd);
+    }
+
+    /// <summary>How often at most this dispatcher refreshes the planner's statistics for the outbox: autovacuum's own pace.</summary>
+    private static readonly TimeSpan AnalyzeInterval = TimeSpan.FromMinutes(1);
+
+    /// <summary>When this dispatcher last refreshed them (a timestamp of its clock), or <see cref="long.MinValue"/>.</summary>
+    private long lastAnalyze = long.MinValue;
+
+    /// <summary>
+    /// A full claim of more rows than PostgreSQL's planner believes the outbox holds shows its statistics stale: autovacuum
+    /// analyzes the outbox when it sees it changed, often while it is nearly empty, and a burst (a backfill, an outage's
+    /// backlog) then brings thousands of rows. Planned for a table of a few rows, claims compared rows with each other, up
+    /// to seconds each, and delivery stalled until autovacuum's next ANALYZE a minute or more later. The dispatcher refreshes
+    /// them at once, at most once a minute. The claimed rows are in hand whatever happens: a failure is logged at Debug,
+    /// and the host's stop does not interrupt a refresh (it takes milliseconds, a few hundred on a bloated table).
+    /// </summary>
+    private async Task RefreshStaleStatisticsAsync(OutboxStore store, int claimed, int claimSize)
+    {
+        if (claimed < claimSize || store.PlannerRowEstimate is not { } estimate || estimate < 0 || estimate >= claimed || !store.CanAnalyze)
+        {
+            return;
+        }
+
+        var last = Interlocked.Read(ref lastAnalyze);
+        if ((last != long.MinValue && time.GetElapsedTime(last) < AnalyzeInterval)
+            || Interlocked.CompareExchange(ref lastAnalyze, time.GetTimestamp(), last) != last)
+        {
+            // Refreshed lately, or another lane is refreshing them now.
+            return;
+        }
+
+        var started = time.GetTimestamp();
+        try
+        {
+            await store.AnalyzeAsync(CancellationToken.None).ConfigureAwait(false);
+            Log.OutboxStatisticsRefreshed(logger, contextName, estimate, claimed, time.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch (Exception ex) when (IsDatabaseFailure(ex))
+        {
+            Log.OutboxStatisticsRefreshFailed(logger, ex, contextName);
+        }
     }
 
     // SQLite: the outbox-wide lease (renewed once a quarter of it has passed, so most claims write nothing), then a read of

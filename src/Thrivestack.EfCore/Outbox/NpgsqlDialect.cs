@@ -41,20 +41,30 @@ internal sealed class NpgsqlDialect : OutboxDialect
         // the user's oldest) would otherwise make the UPDATE wait, and every dispatcher with it.
         //
         // Written so that its cost follows the claim's size, not the backlog's, whatever the planner's statistics say.
-        // A new or fast-changing outbox has stale ones (autovacuum analyzes it once a minute at best), and with them
-        // the planner chose a bitmap scan of every pending row and an anti-join that compared every pending row with
-        // every other: 0.4 s for 400 rows of a 2,000-row backlog, seconds at 10,000. So: a user's oldest row is found
-        // by a lookup in ix_pending_user per candidate (a subquery with LIMIT 1 is never turned into a join), the
-        // picked rows by a lookup per head user (LATERAL), the partial users by a hashed NOT IN, and no bitmap scan:
-        // the heads are read in id order and the scan stops at the limit. A plain index scan also marks the index
-        // entries of rows deleted since as dead, which a bitmap scan never does, so later scans skip them instead of
-        // visiting their heap pages until vacuum. JIT is off too: the planner cannot know how many rows pass the
-        // oldest-row check, so it prices the statement above jit_above_cost and compiled it on every claim (300 ms for
-        // a claim that runs in 10). The settings hold for the command's implicit transaction only (its statements share
-        // one Sync); set_config, because SET LOCAL in a command's first statement makes the server log a warning on
-        // every claim. Their one-row result comes before the claimed rows (OutboxStore skips it).
+        // They are often wrong for an outbox: autovacuum analyzes it once a minute at best, usually while it is nearly
+        // empty (4 rows, say), and a burst (a backfill, an outage's backlog) then brings thousands. With such statistics
+        // the planner chose, over the versions of this statement: a bitmap scan, or a sequential one, of every pending
+        // row; an anti-join comparing every pending row with every other; a walk of the whole pending index for each
+        // picked user; and joins of the picked rows that compared each with every pending row (4,000,000 comparisons,
+        // 3 s, for 400 rows of 10,000: delivery stalled for a minute in a backfill, until the next ANALYZE). So:
+        // - the heads are read in id order from the pending index and the scan stops at the limit (bitmap and
+        //   sequential scans are off for the command), and each head's "oldest pending row of its user" check is a
+        //   subquery with LIMIT 1, which the planner never turns into a join;
+        // - the picked rows are the head users' rows (= ANY of an array) in id order up to the limit, which the planner
+        //   can only serve by index: those users' entries, or the pending index in id order until the limit;
+        // - rows are locked and updated by key (= ANY of an array), never by a join the planner could get wrong;
+        // - the partial users are found with a hashed NOT IN.
+        // A plain index scan also marks the index entries of rows deleted since as dead, which a bitmap scan never does,
+        // so later scans skip them instead of visiting their heap pages until vacuum. JIT is off too: the planner cannot
+        // know how many rows pass the oldest-row check, so it priced the statement above jit_above_cost and compiled it
+        // on every claim (300 ms for a claim that runs in 10). The settings hold for the command's implicit transaction
+        // only (its statements share one Sync); set_config, because SET LOCAL in a command's first statement makes the
+        // server log a warning on every claim. Their one-row result comes before the claimed rows, with the number of rows
+        // the planner believes the outbox holds (pg_class.reltuples): a full claim of more rows than that shows the
+        // statistics stale, and the dispatcher refreshes them (AnalyzeSql) instead of waiting up to minutes for autovacuum.
         return $$"""
-            SELECT set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true);
+            SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true),
+              (SELECT c."reltuples" FROM pg_class AS c WHERE c."oid" = to_regclass('{{t.Replace("'", "''", StringComparison.Ordinal)}}'))::float8 AS "{{OutboxStore.PlannerRowsColumn}}";
             WITH heads AS (
               SELECT h."user_id" FROM {{t}} AS h
               WHERE {{OutboxClaimSql.Where("h")}}
@@ -62,23 +72,31 @@ internal sealed class NpgsqlDialect : OutboxDialect
               ORDER BY h."id" LIMIT @p4
               FOR UPDATE SKIP LOCKED),
             picked AS (
-              SELECT p."id", p."user_id" FROM heads AS hd CROSS JOIN LATERAL (
-                SELECT r."id", r."user_id" FROM {{t}} AS r
-                WHERE {{OutboxClaimSql.Where("r")}} AND r."user_id" = hd."user_id"
-                ORDER BY r."id" LIMIT @p4) AS p
-              ORDER BY p."id" LIMIT @p4),
+              SELECT r."id", r."user_id" FROM {{t}} AS r
+              WHERE {{OutboxClaimSql.Where("r")}} AND r."user_id" = ANY(ARRAY(SELECT hd."user_id" FROM heads AS hd))
+              ORDER BY r."id" LIMIT @p4),
             locked AS (
-              SELECT r."id" AS "locked_id", r."user_id" AS "locked_user" FROM {{t}} AS r JOIN picked AS p ON r."id" = p."id"
+              SELECT r."id" AS "locked_id", r."user_id" AS "locked_user" FROM {{t}} AS r
+              WHERE r."id" = ANY(ARRAY(SELECT p."id" FROM picked AS p))
               FOR UPDATE OF r SKIP LOCKED),
             partial AS (
               SELECT p."user_id" FROM picked AS p WHERE p."id" NOT IN (SELECT "locked_id" FROM locked))
             UPDATE {{t}} AS u SET "lease_id" = @p0, "lease_owner" = @p1, "lease_expires_at" = @p2
-            FROM locked AS l WHERE u."id" = l."locked_id" AND l."locked_user" NOT IN (SELECT "user_id" FROM partial)
+            WHERE u."id" = ANY(ARRAY(SELECT l."locked_id" FROM locked AS l WHERE l."locked_user" NOT IN (SELECT "user_id" FROM partial)))
             RETURNING u.{{OutboxClaimSql.Returning}}
             """;
     }
 
     public override string? StatisticsSql(OutboxTable table, ISqlGenerationHelper sql) => CountPendingSql(table, sql);
+
+    /// <summary>
+    /// ANALYZE of the outbox alone: it samples at most 30,000 of its pages (milliseconds for a healthy outbox, a few hundred
+    /// for one bloated by a backfill). SKIP_LOCKED: while autovacuum works on the table it is skipped rather than waited for
+    /// (a wait would also cancel autovacuum after a second); a role that does not own the table gets a warning from the
+    /// server and nothing else.
+    /// </summary>
+    public override string? AnalyzeSql(OutboxTable table, ISqlGenerationHelper sql) =>
+        $"ANALYZE (SKIP_LOCKED) {sql.DelimitIdentifier(table.TableName, table.Schema)}";
 
     public override bool PrepareTableProbe(DbCommand command, ISqlGenerationHelper sql, string table, string? schema)
     {

@@ -28,6 +28,12 @@ internal abstract class OutboxDialect
         _ => PortableDialect.Instance,
     };
 
+    /// <summary>
+    /// Refreshes the planner's statistics for the outbox, or null where the provider has none to refresh. Run by the
+    /// dispatcher when a claim shows them stale (<see cref="OutboxStore.PlannerRowEstimate"/>).
+    /// </summary>
+    public virtual string? AnalyzeSql(OutboxTable table, ISqlGenerationHelper sql) => null;
+
     /// <summary>The most bound parameters one command takes.</summary>
     public abstract int MaxParameters { get; }
 

@@ -27,9 +27,25 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
             var helper = c.GetService<ISqlGenerationHelper>();
             var dialect = OutboxDialect.For(c);
             var lease = dialect.OutboxLease(table, c.Model.FindEntityType(typeof(BackfillCheckpoint)), helper);
-            return new OutboxSql(dialect.ClaimSql(table, helper), dialect.StatisticsSql(table, helper), lease);
+            return new OutboxSql(dialect.ClaimSql(table, helper), dialect.StatisticsSql(table, helper), lease, dialect.AnalyzeSql(table, helper));
         },
         context);
+
+    /// <summary>The column of a claim's first result that carries <see cref="PlannerRowEstimate"/>.</summary>
+    public const string PlannerRowsColumn = "planner_rows";
+
+    /// <summary>
+    /// How many rows the database's planner believed the outbox held at the last claim (PostgreSQL's pg_class.reltuples;
+    /// negative when never analyzed), or null where the claim does not say.
+    /// </summary>
+    public double? PlannerRowEstimate { get; private set; }
+
+    /// <summary>Whether the planner's statistics for the outbox can be refreshed (<see cref="AnalyzeAsync"/>).</summary>
+    public bool CanAnalyze => Sql.Analyze is not null;
+
+    /// <summary>Refreshes the planner's statistics for the outbox (PostgreSQL's ANALYZE of the table).</summary>
+    public Task AnalyzeAsync(CancellationToken cancellationToken) =>
+        ExecuteDirectlyAsync(Sql.Analyze!, [], static (_, _) => Task.CompletedTask, cancellationToken);
 
     /// <summary>
     /// Whether this outbox is claimed by reading under one outbox-wide lease (SQLite, see <see cref="DispatcherLeaseSql"/>)
@@ -238,14 +254,21 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
     private async Task<List<ClaimedRow>> ClaimDirectlyAsync(string sql, object[] parameters, CancellationToken cancellationToken)
     {
         var rows = new List<ClaimedRow>();
+        PlannerRowEstimate = null;
         await ExecuteDirectlyAsync(
             sql,
             parameters,
             async (reader, ct) =>
             {
-                // A claim may begin with a statement of its own (PostgreSQL's planner setting): its rows come first.
+                // A claim may begin with a statement of its own (PostgreSQL's planner settings and estimate): its rows come first.
                 while (reader.FieldCount == 0 || reader.GetName(0) != nameof(ClaimedRow.Id))
                 {
+                    var estimate = Enumerable.Range(0, reader.FieldCount).FirstOrDefault(i => reader.GetName(i) == PlannerRowsColumn, -1);
+                    if (estimate >= 0 && await reader.ReadAsync(ct).ConfigureAwait(false) && !await reader.IsDBNullAsync(estimate, ct).ConfigureAwait(false))
+                    {
+                        PlannerRowEstimate = reader.GetDouble(estimate);
+                    }
+
                     if (!await reader.NextResultAsync(ct).ConfigureAwait(false))
                     {
                         return;

@@ -56,6 +56,36 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
     }
 
     [Fact]
+    public async Task Claim_BacklogThatGrewAfterTheLastAnalyze_ExaminesRowsInProportionToTheClaim()
+    {
+        // What a backfill on PostgreSQL met: autovacuum analyzed the outbox while it was nearly empty (its rows delivered and
+        // deleted), and the backlog then grew to thousands. Believing the table to hold a row or two, the planner walked the
+        // pending index for each picked user and joined the picked rows by comparing each with every pending row: 0.4-3 s a
+        // claim for 400 rows of 10,000, and delivery stalled for a minute, until the next ANALYZE.
+        await ExecuteAsync(
+            """
+            ALTER TABLE "thrivestack_outbox" SET (autovacuum_enabled = false);
+            INSERT INTO "thrivestack_outbox" ("user_id", "kind", "payload", "payload_bytes", "created_at", "state", "attempts", "next_attempt_at")
+            SELECT 'delivered-' || g, 0, '{"user_id":"delivered","traits":{"email":"someone@example.com"}}', 60, @due, 0, 0, @due
+            FROM generate_series(1, 60000) AS g;
+            DELETE FROM "thrivestack_outbox" WHERE "id" > 1;
+            """,
+            ("due", Now - TimeSpan.FromMinutes(1)));
+        await ExecuteAsync("""VACUUM ANALYZE "thrivestack_outbox";""");
+        await FillNeverAnalyzedBacklogAsync();
+
+        var plan = (await ExplainClaimAsync()).GetProperty("Plan");
+
+        // With statistics this wrong, a head's oldest-row check may walk the pending index from its start, up to the head:
+        // at most the rows the claim passes, once per head. That is bounded by the claim, not the backlog (the old statement
+        // examined 405,600 rows here), and lasts until the dispatcher's first full claim refreshes the statistics
+        // (PostgresStaleStatisticsTests).
+        var examined = Nodes(plan).Sum(RowsExamined);
+        Assert.True(examined <= Limit * Limit, $"The claim of {Limit} rows examined {examined:N0} rows of a {Users * RowsPerUser:N0}-row backlog:\n{plan}");
+        Assert.Equal(Limit, plan.GetProperty("Actual Rows").GetInt64());
+    }
+
+    [Fact]
     public async Task Claim_PricedAboveJitThresholds_IsNotJitCompiled()
     {
         // The planner cannot know how many rows pass the oldest-row check, so on a real backlog it priced the claim above
@@ -116,7 +146,7 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
 
     private static async Task<string> SettingsAsync(NpgsqlConnection connection)
     {
-        await using var command = new NpgsqlCommand("SELECT current_setting('enable_bitmapscan') || ',' || current_setting('jit')", connection);
+        await using var command = new NpgsqlCommand("SELECT current_setting('enable_bitmapscan') || ',' || current_setting('enable_seqscan') || ',' || current_setting('jit')", connection);
         return (string)(await command.ExecuteScalarAsync())!;
     }
 
