@@ -115,6 +115,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             await abortSends.CancelAsync().ConfigureAwait(false);
             await running.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
+
+        // A refresh of the planner's statistics still running (milliseconds; cancelled with the sends above).
+        await statisticsRefresh.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     /// <inheritdoc/>
@@ -422,7 +425,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         var now = time.GetUtcNow().UtcDateTime;
         var leaseEnd = now + options.LeaseDuration;
         var rows = await store.ClaimAsync(leaseId, owner, now, leaseEnd, claimSize, stoppingToken, options.RetryMaxDelay).ConfigureAwait(false);
-        await RefreshStaleStatisticsAsync(store, rows.Count, claimSize).ConfigureAwait(false);
+        RefreshStaleStatistics(store, rows.Count, claimSize);
         return (rows, leaseEnd);
     }
 
@@ -433,14 +436,15 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private long lastAnalyze = long.MinValue;
 
     /// <summary>
-    /// A full claim of more rows than PostgreSQL's planner believes the outbox holds shows its statistics stale: autovacuum
-    /// analyzes the outbox when it sees it changed, often while it is nearly empty, and a burst (a backfill, an outage's
-    /// backlog) then brings thousands of rows. Planned for a table of a few rows, claims compared rows with each other, up
-    /// to seconds each, and delivery stalled until autovacuum's next ANALYZE a minute or more later. The dispatcher refreshes
-    /// them at once, at most once a minute. The claimed rows are in hand whatever happens: a failure is logged at Debug,
-    /// and the host's stop does not interrupt a refresh (it takes milliseconds, a few hundred on a bloated table).
+    /// A full claim of more rows than PostgreSQL's planner believes the outbox holds pending shows its statistics stale:
+    /// autovacuum analyzes the outbox when it sees it changed, often while it is nearly empty, and a burst (a backfill, an
+    /// outage's backlog) then brings thousands of rows. Planned for a table of a few rows, claims compared rows with each
+    /// other, up to seconds each, and delivery stalled until autovacuum's next ANALYZE a minute or more later. The
+    /// dispatcher refreshes them at once, at most once a minute, beside the claim on a connection of its own (the page's
+    /// lease is already running), and says whether the server did (it skips the table for a role that does not own it, or
+    /// while autovacuum works on it).
     /// </summary>
-    private async Task RefreshStaleStatisticsAsync(OutboxStore store, int claimed, int claimSize)
+    private void RefreshStaleStatistics(OutboxStore store, int claimed, int claimSize)
     {
         if (claimed < claimSize || store.PlannerRowEstimate is not { } estimate || estimate < 0 || estimate >= claimed || !store.CanAnalyze)
         {
@@ -455,14 +459,33 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             return;
         }
 
+        statisticsRefresh = RefreshStatisticsAsync(estimate, claimed);
+    }
+
+    /// <summary>The last refresh of the planner's statistics, awaited when the dispatcher stops; never faults.</summary>
+    private Task statisticsRefresh = Task.CompletedTask;
+
+    private async Task RefreshStatisticsAsync(double estimate, int claimed)
+    {
+        await Task.Yield();
         var started = time.GetTimestamp();
         try
         {
-            await store.AnalyzeAsync(CancellationToken.None).ConfigureAwait(false);
-            Log.OutboxStatisticsRefreshed(logger, contextName, estimate, claimed, time.GetElapsedTime(started).TotalMilliseconds);
+            await using var scope = scopes.CreateAsyncScope();
+            var store = new OutboxStore(scope.ServiceProvider.GetRequiredService<TContext>(), owner);
+            var after = await store.AnalyzeAsync(abortSends.Token).ConfigureAwait(false);
+            if (after is { } refreshed && refreshed >= claimed)
+            {
+                Log.OutboxStatisticsRefreshed(logger, contextName, estimate, refreshed, claimed, time.GetElapsedTime(started).TotalMilliseconds);
+            }
+            else
+            {
+                Log.OutboxStatisticsNotRefreshed(logger, contextName, estimate, claimed);
+            }
         }
-        catch (Exception ex) when (IsDatabaseFailure(ex))
+        catch (Exception ex)
         {
+            // Never the dispatcher's concern: autovacuum refreshes them later in any case.
             Log.OutboxStatisticsRefreshFailed(logger, ex, contextName);
         }
     }

@@ -1,6 +1,7 @@
 using System.Data;
 using System.Data.Common;
 using System.Globalization;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 using Thrivestack.EfCore.Mapping;
 
@@ -40,33 +41,37 @@ internal sealed class NpgsqlDialect : OutboxDialect
         // could be locked: a row locked by someone else (an app transaction's FOR UPDATE on a row that is not
         // the user's oldest) would otherwise make the UPDATE wait, and every dispatcher with it.
         //
-        // Written so that its cost follows the claim's size, not the backlog's, whatever the planner's statistics say.
-        // They are often wrong for an outbox: autovacuum analyzes it once a minute at best, usually while it is nearly
-        // empty (4 rows, say), and a burst (a backfill, an outage's backlog) then brings thousands. With such statistics
-        // the planner chose, over the versions of this statement: a bitmap scan, or a sequential one, of every pending
-        // row; an anti-join comparing every pending row with every other; a walk of the whole pending index for each
-        // picked user; and joins of the picked rows that compared each with every pending row (4,000,000 comparisons,
-        // 3 s, for 400 rows of 10,000: delivery stalled for a minute in a backfill, until the next ANALYZE). So:
+        // Written so that its cost follows the rows it passes (in id order, up to its last head), not the backlog, under
+        // the statistics the planner may have. They are often wrong for an outbox: autovacuum analyzes it once a minute at
+        // best, often while it is nearly empty (4 rows, say), and a burst (a backfill, an outage's backlog) then brings
+        // thousands. With such statistics the planner chose, over the versions of this statement: a bitmap scan, or a
+        // sequential one, of every pending row; an anti-join comparing every pending row with every other; a walk of the
+        // whole pending index for each picked user; and joins of the picked rows that compared each with every pending
+        // row (4,000,000 comparisons, 3 s, for 400 rows of 10,000: delivery stalled for a minute in a backfill). So:
         // - the heads are read in id order from the pending index and the scan stops at the limit (bitmap and
         //   sequential scans are off for the command), and each head's "oldest pending row of its user" check is a
         //   subquery with LIMIT 1, which the planner never turns into a join;
-        // - the picked rows are the head users' rows (= ANY of an array) in id order up to the limit, which the planner
-        //   can only serve by index: those users' entries, or the pending index in id order until the limit;
+        // - the picked rows are the head users' rows (= ANY of an array) in id order up to the limit, and, once there
+        //   are as many heads as the limit, no further than the last head (the heads themselves are that many claimable
+        //   rows): a head user with thousands of newer rows is not read whole on every claim;
         // - rows are locked and updated by key (= ANY of an array), never by a join the planner could get wrong;
         // - the partial users are found with a hashed NOT IN.
+        // One part stays at the planner's mercy: under statistics from a nearly empty outbox, the oldest-row check may
+        // walk the pending index from its start for each row the heads scan passes, and the dispatcher refreshes such
+        // statistics at the first full claim (the estimate below, AnalyzeSql).
         // A plain index scan also marks the index entries of rows deleted since as dead, which a bitmap scan never does,
         // so later scans skip them instead of visiting their heap pages until vacuum. JIT is off too: the planner cannot
         // know how many rows pass the oldest-row check, so it priced the statement above jit_above_cost and compiled it
         // on every claim (300 ms for a claim that runs in 10). The settings hold for the command's implicit transaction
         // only (its statements share one Sync); set_config, because SET LOCAL in a command's first statement makes the
-        // server log a warning on every claim. Their one-row result comes before the claimed rows, with the number of rows
-        // the planner believes the outbox holds (pg_class.reltuples): a full claim of more rows than that shows the
-        // statistics stale, and the dispatcher refreshes them (AnalyzeSql) instead of waiting up to minutes for autovacuum.
+        // server log a warning on every claim. Their one-row result comes before the claimed rows, with the number of
+        // pending rows the planner believes the outbox holds (the pending index's pg_class.reltuples): a full claim of
+        // more rows than that shows the statistics stale.
         return $$"""
             SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true),
-              (SELECT c."reltuples" FROM pg_class AS c WHERE c."oid" = to_regclass('{{t.Replace("'", "''", StringComparison.Ordinal)}}'))::float8 AS "{{OutboxStore.PlannerRowsColumn}}";
+              ({{PendingRowsEstimateSql(table, sql)}}) AS "{{OutboxStore.PlannerRowsColumn}}";
             WITH heads AS (
-              SELECT h."user_id" FROM {{t}} AS h
+              SELECT h."id", h."user_id" FROM {{t}} AS h
               WHERE {{OutboxClaimSql.Where("h")}}
                 AND h."id" = (SELECT o."id" FROM {{t}} AS o WHERE o."state" = 0 AND o."user_id" = h."user_id" ORDER BY o."id" LIMIT 1)
               ORDER BY h."id" LIMIT @p4
@@ -74,6 +79,7 @@ internal sealed class NpgsqlDialect : OutboxDialect
             picked AS (
               SELECT r."id", r."user_id" FROM {{t}} AS r
               WHERE {{OutboxClaimSql.Where("r")}} AND r."user_id" = ANY(ARRAY(SELECT hd."user_id" FROM heads AS hd))
+                AND r."id" <= (SELECT CASE WHEN count(*) >= @p4 THEN max(hd."id") ELSE 9223372036854775807 END FROM heads AS hd)
               ORDER BY r."id" LIMIT @p4),
             locked AS (
               SELECT r."id" AS "locked_id", r."user_id" AS "locked_user" FROM {{t}} AS r
@@ -96,7 +102,18 @@ internal sealed class NpgsqlDialect : OutboxDialect
     /// server and nothing else.
     /// </summary>
     public override string? AnalyzeSql(OutboxTable table, ISqlGenerationHelper sql) =>
-        $"ANALYZE (SKIP_LOCKED) {sql.DelimitIdentifier(table.TableName, table.Schema)}";
+        $"ANALYZE (SKIP_LOCKED) {sql.DelimitIdentifier(table.TableName, table.Schema)}; SELECT ({PendingRowsEstimateSql(table, sql)}) AS \"{OutboxStore.PlannerRowsColumn}\"";
+
+    /// <summary>
+    /// How many pending rows the planner believes the outbox holds: the row count of the pending index (partial, so
+    /// delivered rows kept by DeliveredRetention do not count), as the last VACUUM or ANALYZE left it; -1 if never measured.
+    /// </summary>
+    private static string PendingRowsEstimateSql(OutboxTable table, ISqlGenerationHelper sql)
+    {
+        var pending = table.EntityType.GetIndexes().Single(i => i.GetFilter() == OutboxModelConfiguration.PendingFilter && i.Properties is [{ Name: nameof(OutboxMessage.Id) }]);
+        var name = sql.DelimitIdentifier(pending.GetDatabaseName(table.StoreObject)!, table.Schema).Replace("'", "''", StringComparison.Ordinal);
+        return $"SELECT c.\"reltuples\"::float8 FROM pg_class AS c WHERE c.\"oid\" = to_regclass('{name}')";
+    }
 
     public override bool PrepareTableProbe(DbCommand command, ISqlGenerationHelper sql, string table, string? schema)
     {

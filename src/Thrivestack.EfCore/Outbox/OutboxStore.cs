@@ -35,17 +35,39 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
     public const string PlannerRowsColumn = "planner_rows";
 
     /// <summary>
-    /// How many rows the database's planner believed the outbox held at the last claim (PostgreSQL's pg_class.reltuples;
-    /// negative when never analyzed), or null where the claim does not say.
+    /// How many pending rows the database's planner believed the outbox held at the last claim (PostgreSQL: the pending
+    /// index's pg_class.reltuples; negative when never measured), or null where the claim does not say.
     /// </summary>
     public double? PlannerRowEstimate { get; private set; }
 
     /// <summary>Whether the planner's statistics for the outbox can be refreshed (<see cref="AnalyzeAsync"/>).</summary>
     public bool CanAnalyze => Sql.Analyze is not null;
 
-    /// <summary>Refreshes the planner's statistics for the outbox (PostgreSQL's ANALYZE of the table).</summary>
-    public Task AnalyzeAsync(CancellationToken cancellationToken) =>
-        ExecuteDirectlyAsync(Sql.Analyze!, [], static (_, _) => Task.CompletedTask, cancellationToken);
+    /// <summary>
+    /// Refreshes the planner's statistics for the outbox (PostgreSQL's ANALYZE of the table) and returns its estimate of
+    /// the pending rows afterwards: unchanged when the server skipped the table (a role that does not own it, autovacuum at work).
+    /// </summary>
+    public async Task<double?> AnalyzeAsync(CancellationToken cancellationToken)
+    {
+        double? estimate = null;
+        await ExecuteDirectlyAsync(
+            Sql.Analyze!,
+            [],
+            async (reader, ct) =>
+            {
+                do
+                {
+                    if (reader.FieldCount > 0 && reader.GetName(0) == PlannerRowsColumn && await reader.ReadAsync(ct).ConfigureAwait(false)
+                        && !await reader.IsDBNullAsync(0, ct).ConfigureAwait(false))
+                    {
+                        estimate = reader.GetDouble(0);
+                    }
+                }
+                while (await reader.NextResultAsync(ct).ConfigureAwait(false));
+            },
+            cancellationToken).ConfigureAwait(false);
+        return estimate;
+    }
 
     /// <summary>
     /// Whether this outbox is claimed by reading under one outbox-wide lease (SQLite, see <see cref="DispatcherLeaseSql"/>)

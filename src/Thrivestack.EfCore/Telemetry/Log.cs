@@ -137,11 +137,14 @@ internal static partial class Log
     [LoggerMessage(40, LogLevel.Debug, "Could not give back the outbox lease of {Context} while stopping; it ends by itself.")]
     public static partial void OutboxLeaseReleaseFailed(ILogger logger, Exception exception, string context);
 
-    [LoggerMessage(41, LogLevel.Information, "The planner statistics of the outbox of {Context} said {Estimate:N0} rows while a claim took {Claimed:N0}: refreshed them (ANALYZE, {Milliseconds:N0} ms), as PostgreSQL plans claims on stale ones badly.")]
-    public static partial void OutboxStatisticsRefreshed(ILogger logger, string context, double estimate, int claimed, double milliseconds);
+    [LoggerMessage(41, LogLevel.Information, "The planner statistics of the outbox of {Context} counted {Estimate:N0} pending rows while a claim took {Claimed:N0}: refreshed them (ANALYZE, now {Refreshed:N0}, {Milliseconds:N0} ms), as PostgreSQL plans claims on stale ones badly.")]
+    public static partial void OutboxStatisticsRefreshed(ILogger logger, string context, double estimate, double refreshed, int claimed, double milliseconds);
 
     [LoggerMessage(42, LogLevel.Debug, "Could not refresh the planner statistics of the outbox of {Context}; autovacuum will.")]
     public static partial void OutboxStatisticsRefreshFailed(ILogger logger, Exception exception, string context);
+
+    [LoggerMessage(43, LogLevel.Debug, "The planner statistics of the outbox of {Context} counted {Estimate:N0} pending rows while a claim took {Claimed:N0}; the server skipped the ANALYZE (a role that does not own the table, or autovacuum at work on it); autovacuum will refresh them.")]
+    public static partial void OutboxStatisticsNotRefreshed(ILogger logger, string context, double estimate, int claimed);
 
     [LoggerMessage(313, LogLevel.Error, "The table '{Table}' of {Context} does not exist: backfill cannot keep its checkpoints, and on SQLite the dispatcher cannot hold the outbox lease, so no event is sent. It comes with modelBuilder.AddThrivestackOutbox(). With migrations: dotnet ef migrations add AddThrivestackBackfill, then dotnet ef database update. With Database.EnsureCreated(): call Database.EnsureThrivestackOutboxCreated() after it.")]
     public static partial void StartupCoordinationTableMissing(ILogger logger, string context, string table);

@@ -85,6 +85,34 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
         Assert.Equal(Limit, plan.GetProperty("Actual Rows").GetInt64());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Claim_HeadUserWithManyNewerRows_ReadsOnlyTheRowsUpToTheClaimsLastHead(bool analyzed)
+    {
+        // A user whose oldest row comes first and whose thousands of newer rows come after everyone else's: reading all of a
+        // head user's rows to sort them would read them all on every claim while that user is a head.
+        await ExecuteAsync(
+            $$"""
+            ALTER TABLE "thrivestack_outbox" SET (autovacuum_enabled = false);
+            INSERT INTO "thrivestack_outbox" ("user_id", "kind", "payload", "payload_bytes", "created_at", "state", "attempts", "next_attempt_at")
+            SELECT u, 0, '{"user_id":"x"}', 15, @due, 0, 0, @due
+            FROM (SELECT 'big' AS u, 0 AS o UNION ALL SELECT 'user-' || g, g FROM generate_series(1, {{Users}}) AS g
+                  UNION ALL SELECT 'big', {{Users}} + g FROM generate_series(1, 4000) AS g) AS rows ORDER BY o;
+            """,
+            ("due", Now - TimeSpan.FromMinutes(1)));
+        if (analyzed)
+        {
+            await ExecuteAsync("""ANALYZE "thrivestack_outbox";""");
+        }
+
+        var plan = (await ExplainClaimAsync()).GetProperty("Plan");
+
+        var examined = Nodes(plan).Sum(RowsExamined);
+        Assert.True(examined <= 20 * Limit, $"The claim of {Limit} rows examined {examined:N0} rows:\n{plan}");
+        Assert.Equal(Limit, plan.GetProperty("Actual Rows").GetInt64());
+    }
+
     [Fact]
     public async Task Claim_PricedAboveJitThresholds_IsNotJitCompiled()
     {
