@@ -117,7 +117,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
 
         // A refresh of the planner's statistics still running (milliseconds; cancelled with the sends above).
-        await statisticsRefresh.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Volatile.Read(ref statisticsRefresh).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     /// <inheritdoc/>
@@ -459,7 +459,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             return;
         }
 
-        statisticsRefresh = RefreshStatisticsAsync(estimate, claimed);
+        Volatile.Write(ref statisticsRefresh, RefreshStatisticsAsync(estimate, claimed));
     }
 
     /// <summary>The last refresh of the planner's statistics, awaited when the dispatcher stops; never faults.</summary>

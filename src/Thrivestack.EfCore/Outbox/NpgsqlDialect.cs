@@ -54,6 +54,8 @@ internal sealed class NpgsqlDialect : OutboxDialect
         // - the picked rows are the head users' rows (= ANY of an array) in id order up to the limit, and, once there
         //   are as many heads as the limit, no further than the last head (the heads themselves are that many claimable
         //   rows): a head user with thousands of newer rows is not read whole on every claim;
+        // - a picked row has no older pending row of its user that is not claimable (one waiting for its retry, or leased
+        //   elsewhere): it would overtake it (a LIMIT 1 subquery, as for the heads);
         // - rows are locked and updated by key (= ANY of an array), never by a join the planner could get wrong;
         // - the partial users are found with a hashed NOT IN.
         // One part stays at the planner's mercy: under statistics from a nearly empty outbox, the oldest-row check may
@@ -80,6 +82,7 @@ internal sealed class NpgsqlDialect : OutboxDialect
               SELECT r."id", r."user_id" FROM {{t}} AS r
               WHERE {{OutboxClaimSql.Where("r")}} AND r."user_id" = ANY(ARRAY(SELECT hd."user_id" FROM heads AS hd))
                 AND r."id" <= (SELECT CASE WHEN count(*) >= @p4 THEN max(hd."id") ELSE 9223372036854775807 END FROM heads AS hd)
+                AND (SELECT 1 FROM {{t}} AS o WHERE o."state" = 0 AND o."user_id" = r."user_id" AND o."id" < r."id" AND NOT ({{OutboxClaimSql.Where("o")}}) LIMIT 1) IS NULL
               ORDER BY r."id" LIMIT @p4),
             locked AS (
               SELECT r."id" AS "locked_id", r."user_id" AS "locked_user" FROM {{t}} AS r

@@ -91,6 +91,33 @@ public abstract class OutboxClaimTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Claim_MiddleRowWaitingForRetry_HoldsBackTheUsersNewerRows()
+    {
+        // ada's oldest row is due, her next one waits for its retry, her newest is due: only the oldest may go, or the newest
+        // would overtake the one waiting (rows of one user can carry different retry times, e.g. after an out-of-order commit).
+        var (ada1, ada2, bob) = await EnqueueAsync();
+        long ada3;
+        await using (var context = database.CreateContext())
+        {
+            context.EnqueueThrivestackIdentify("ada", new Dictionary<string, object?> { ["email"] = "ada@example.net" });
+            await context.SaveChangesAsync();
+            await context.Set<OutboxMessage>().Where(r => r.Id > bob).ExecuteUpdateAsync(s => s.SetProperty(r => r.NextAttemptAt, Now - TimeSpan.FromMinutes(1)));
+            ada3 = await context.Set<OutboxMessage>().Where(r => r.Id > bob).Select(r => r.Id).SingleAsync();
+        }
+
+        var lease = Guid.NewGuid();
+        Assert.Equal([ada1, ada2, bob, ada3], await ClaimAsync(Now, limit: 10, lease));
+        await using (var context = database.CreateContext())
+        {
+            var store = new OutboxStore(context);
+            await store.RetryLaterAsync([ada2], lease, Now + TimeSpan.FromMinutes(1), "503", CancellationToken.None);
+            await store.ReleaseAsync([ada1, bob, ada3], lease, CancellationToken.None);
+        }
+
+        Assert.Equal([ada1, bob], await ClaimAsync(Now + TimeSpan.FromSeconds(1)));
+    }
+
+    [Fact]
     public async Task Claim_LeaseEndingFurtherAheadThanALeaseCanAfterTheClockSteppedBack_IsTreatedAsExpired()
     {
         var (ada1, ada2, bob) = await EnqueueAsync();
