@@ -58,9 +58,9 @@ internal sealed class NpgsqlDialect : OutboxDialect
         //   elsewhere): it would overtake it (a LIMIT 1 subquery, as for the heads);
         // - rows are locked and updated by key (= ANY of an array), never by a join the planner could get wrong;
         // - the partial users are found with a hashed NOT IN.
-        // One part stays at the planner's mercy: under statistics from a nearly empty outbox, the oldest-row check may
-        // walk the pending index from its start for each row the heads scan passes, and the dispatcher refreshes such
-        // statistics at the first full claim (the estimate below, AnalyzeSql).
+        // One part stays at the planner's mercy: under statistics from a nearly empty outbox, the two LIMIT 1 checks may
+        // walk the pending index from its start for each row they check (bounded by the rows the claim passes, not the
+        // backlog), and the dispatcher refreshes such statistics at the first full claim (the estimate below, AnalyzeSql).
         // A plain index scan also marks the index entries of rows deleted since as dead, which a bitmap scan never does,
         // so later scans skip them instead of visiting their heap pages until vacuum. JIT is off too: the planner cannot
         // know how many rows pass the oldest-row check, so it priced the statement above jit_above_cost and compiled it
