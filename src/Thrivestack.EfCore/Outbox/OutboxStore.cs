@@ -57,16 +57,28 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
             {
                 do
                 {
-                    if (reader.FieldCount > 0 && reader.GetName(0) == PlannerRowsColumn && await reader.ReadAsync(ct).ConfigureAwait(false)
-                        && !await reader.IsDBNullAsync(0, ct).ConfigureAwait(false))
-                    {
-                        estimate = reader.GetDouble(0);
-                    }
+                    estimate = await ReadPlannerRowsAsync(reader, ct).ConfigureAwait(false) ?? estimate;
                 }
                 while (await reader.NextResultAsync(ct).ConfigureAwait(false));
             },
             cancellationToken).ConfigureAwait(false);
         return estimate;
+    }
+
+    /// <summary>The <see cref="PlannerRowsColumn"/> of the reader's current result, if it has that column and a value.</summary>
+    private static async Task<double?> ReadPlannerRowsAsync(DbDataReader reader, CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < reader.FieldCount; i++)
+        {
+            if (reader.GetName(i) == PlannerRowsColumn)
+            {
+                return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) && !await reader.IsDBNullAsync(i, cancellationToken).ConfigureAwait(false)
+                    ? reader.GetDouble(i)
+                    : null;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>
@@ -285,11 +297,7 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
                 // A claim may begin with a statement of its own (PostgreSQL's planner settings and estimate): its rows come first.
                 while (reader.FieldCount == 0 || reader.GetName(0) != nameof(ClaimedRow.Id))
                 {
-                    var estimate = Enumerable.Range(0, reader.FieldCount).FirstOrDefault(i => reader.GetName(i) == PlannerRowsColumn, -1);
-                    if (estimate >= 0 && await reader.ReadAsync(ct).ConfigureAwait(false) && !await reader.IsDBNullAsync(estimate, ct).ConfigureAwait(false))
-                    {
-                        PlannerRowEstimate = reader.GetDouble(estimate);
-                    }
+                    PlannerRowEstimate = await ReadPlannerRowsAsync(reader, ct).ConfigureAwait(false) ?? PlannerRowEstimate;
 
                     if (!await reader.NextResultAsync(ct).ConfigureAwait(false))
                     {

@@ -62,7 +62,7 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
         // deleted), and the backlog then grew to thousands. Believing the table to hold a row or two, the planner walked the
         // pending index for each picked user and joined the picked rows by comparing each with every pending row: 0.4-3 s a
         // claim for 400 rows of 10,000, and delivery stalled for a minute, until the next ANALYZE.
-        await ExecuteAsync(
+        await database.ExecuteAsync(
             """
             ALTER TABLE "thrivestack_outbox" SET (autovacuum_enabled = false);
             INSERT INTO "thrivestack_outbox" ("user_id", "kind", "payload", "payload_bytes", "created_at", "state", "attempts", "next_attempt_at")
@@ -71,7 +71,7 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
             DELETE FROM "thrivestack_outbox" WHERE "id" > 1;
             """,
             ("due", Now - TimeSpan.FromMinutes(1)));
-        await ExecuteAsync("""VACUUM ANALYZE "thrivestack_outbox";""");
+        await database.ExecuteAsync("""VACUUM ANALYZE "thrivestack_outbox";""");
         await FillNeverAnalyzedBacklogAsync();
 
         var plan = (await ExplainClaimAsync()).GetProperty("Plan");
@@ -92,7 +92,7 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
     {
         // A user whose oldest row comes first and whose thousands of newer rows come after everyone else's: reading all of a
         // head user's rows to sort them would read them all on every claim while that user is a head.
-        await ExecuteAsync(
+        await database.ExecuteAsync(
             $$"""
             ALTER TABLE "thrivestack_outbox" SET (autovacuum_enabled = false);
             INSERT INTO "thrivestack_outbox" ("user_id", "kind", "payload", "payload_bytes", "created_at", "state", "attempts", "next_attempt_at")
@@ -103,7 +103,7 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
             ("due", Now - TimeSpan.FromMinutes(1)));
         if (analyzed)
         {
-            await ExecuteAsync("""ANALYZE "thrivestack_outbox";""");
+            await database.ExecuteAsync("""ANALYZE "thrivestack_outbox";""");
         }
 
         var plan = (await ExplainClaimAsync()).GetProperty("Plan");
@@ -142,7 +142,7 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
         if (claimFails)
         {
             // The claim's UPDATE fails after its planner setting was made, in the same implicit transaction.
-            await ExecuteAsync("""
+            await database.ExecuteAsync("""
                 CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
                 CREATE TRIGGER refuse_update BEFORE UPDATE ON "thrivestack_outbox" FOR EACH ROW EXECUTE FUNCTION refuse_update();
                 """);
@@ -188,26 +188,13 @@ public sealed class PostgresClaimPlanTests(PostgresServer server) : IAsyncLifeti
 
     /// <summary>Pending rows of two events per user, due; autovacuum (and so autoanalyze) is off for the table.</summary>
     private Task FillNeverAnalyzedBacklogAsync() =>
-        ExecuteAsync(
+        database.ExecuteAsync(
             $$"""
             ALTER TABLE "thrivestack_outbox" SET (autovacuum_enabled = false);
             INSERT INTO "thrivestack_outbox" ("user_id", "kind", "payload", "payload_bytes", "created_at", "state", "attempts", "next_attempt_at")
             SELECT 'user-' || (g % {{Users}}), 0, '{"user_id":"x"}', 15, @due, 0, 0, @due FROM generate_series(1, {{Users * RowsPerUser}}) AS g;
             """,
             ("due", Now - TimeSpan.FromMinutes(1)));
-
-    private async Task ExecuteAsync(string sql, params (string Name, object Value)[] parameters)
-    {
-        await using var connection = new NpgsqlConnection(database.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        foreach (var (name, value) in parameters)
-        {
-            command.Parameters.AddWithValue(name, value);
-        }
-
-        await command.ExecuteNonQueryAsync();
-    }
 
     /// <summary>
     /// The claim statement exactly as the store sends it, its query run under EXPLAIN ANALYZE in the same command, after

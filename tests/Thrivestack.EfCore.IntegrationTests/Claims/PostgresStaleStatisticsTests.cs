@@ -27,7 +27,7 @@ public sealed class PostgresStaleStatisticsTests(PostgresServer server) : Postgr
     public async Task Dispatcher_BacklogPastWhatTheStatisticsSay_RefreshesThemOnceAndDeliversEverything(int deliveredRowsKept)
     {
         // Delivered rows kept (DeliveredRetention) count in the table's statistics, not in its pending index's.
-        await ExecuteAsync(
+        await Database.ExecuteAsync(
             $$"""
             ALTER TABLE "thrivestack_outbox" SET (autovacuum_enabled = false);
             INSERT INTO "thrivestack_outbox" ("user_id", "kind", "payload", "payload_bytes", "created_at", "state", "attempts", "next_attempt_at", "delivered_at")
@@ -35,9 +35,9 @@ public sealed class PostgresStaleStatisticsTests(PostgresServer server) : Postgr
             INSERT INTO "thrivestack_outbox" ("user_id", "kind", "payload", "payload_bytes", "created_at", "state", "attempts", "next_attempt_at")
             VALUES ('first', 0, '{"user_id":"first","timestamp":"2026-12-01T09:30:00Z"}', 54, now(), 0, 0, now());
             """);
-        await ExecuteAsync("""VACUUM ANALYZE "thrivestack_outbox";""");
+        await Database.ExecuteAsync("""VACUUM ANALYZE "thrivestack_outbox";""");
         Assert.Equal(1, await PlannerRowsAsync());
-        await ExecuteAsync(
+        await Database.ExecuteAsync(
             $$"""
             INSERT INTO "thrivestack_outbox" ("user_id", "kind", "payload", "payload_bytes", "created_at", "state", "attempts", "next_attempt_at")
             SELECT 'user-' || g, 0, '{"user_id":"user-' || g || '","timestamp":"2026-12-01T09:30:00Z"}', 60, now(), 0, 0, now()
@@ -79,7 +79,7 @@ public sealed class PostgresStaleStatisticsTests(PostgresServer server) : Postgr
     {
         // Apps often run as a role that may read and write the tables but does not own them (migrations run as another).
         var role = $"thrivestack_app_{Guid.NewGuid():N}";
-        await ExecuteAsync(
+        await Database.ExecuteAsync(
             $$"""
             CREATE ROLE {{role}} LOGIN PASSWORD 'app';
             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {{role}};
@@ -99,7 +99,7 @@ public sealed class PostgresStaleStatisticsTests(PostgresServer server) : Postgr
         finally
         {
             NpgsqlConnection.ClearAllPools();
-            await ExecuteAsync($"DROP OWNED BY {role}; DROP ROLE {role};");
+            await Database.ExecuteAsync($"DROP OWNED BY {role}; DROP ROLE {role};");
         }
     }
 
@@ -110,13 +110,5 @@ public sealed class PostgresStaleStatisticsTests(PostgresServer server) : Postgr
         // The claims' estimate: the pending index's row count.
         await using var command = new NpgsqlCommand("SELECT reltuples::float8 FROM pg_class WHERE relname = 'ix_thrivestack_outbox_pending'", connection);
         return (double)(await command.ExecuteScalarAsync())!;
-    }
-
-    private async Task ExecuteAsync(string sql)
-    {
-        await using var connection = new NpgsqlConnection(Database.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
     }
 }

@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 using Thrivestack.EfCore.Tests.Infrastructure;
 
 namespace Thrivestack.EfCore.IntegrationTests.Infrastructure;
@@ -10,6 +11,20 @@ public sealed class PostgresTestDatabase(string connectionString) : TestDatabase
 
     public static async Task<PostgresTestDatabase> CreateAsync(PostgresServer server) =>
         new(await server.CreateDatabaseAsync("thrivestack"));
+
+    /// <summary>Runs SQL on a connection of its own (no EF, no <see cref="TestDatabase.Activity"/> signal).</summary>
+    public async Task ExecuteAsync(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        await command.ExecuteNonQueryAsync();
+    }
 
     protected override void ConfigureProvider(DbContextOptionsBuilder builder) => builder.UseNpgsql(ConnectionString);
 
