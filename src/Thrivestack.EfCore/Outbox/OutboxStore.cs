@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Globalization;
+using System.Linq.Expressions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
@@ -368,20 +369,26 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
     // Other relational providers: a conditional update that only one claimer can win per row, then a read by lease.
     private async Task<List<ClaimedRow>> ClaimPortablyAsync(Guid leaseId, string owner, DateTime now, DateTime leaseEnd, int limit, DateTime retryHorizon, DateTime leaseHorizon, CancellationToken cancellationToken)
     {
-        var claimable = Rows.Where(r => r.State == OutboxRowState.Pending
-            && (r.NextAttemptAt <= now || r.NextAttemptAt > retryHorizon)
-            && (r.LeaseExpiresAt == null || r.LeaseExpiresAt <= now || r.LeaseExpiresAt > leaseHorizon));
+        var due = Due(now, retryHorizon, leaseHorizon);
+        var pending = Rows.Where(r => r.State == OutboxRowState.Pending);
+        var claimable = pending.Where(due);
+        var waiting = pending.Where(Expression.Lambda<Func<OutboxMessage, bool>>(Expression.Not(due.Body), due.Parameters));
         var heads = claimable
-            .Where(h => !Rows.Any(o => o.State == OutboxRowState.Pending && o.UserId == h.UserId && o.Id < h.Id))
+            .Where(h => !pending.Any(o => o.UserId == h.UserId && o.Id < h.Id))
             .OrderBy(h => h.Id).Select(h => h.UserId).Take(limit);
-        var ids = await claimable.Where(r => heads.Contains(r.UserId)).OrderBy(r => r.Id).Select(r => r.Id).Take(limit)
+
+        // A user's rows up to the first one that is not due (waiting for its retry, or leased by another claimer since
+        // this read): a newer row never goes ahead of an older one of its user. The update checks again, so a row that
+        // another claimer leased between this read and the update holds the user's newer rows back too.
+        var ids = await claimable.Where(r => heads.Contains(r.UserId) && !waiting.Any(o => o.UserId == r.UserId && o.Id < r.Id))
+            .OrderBy(r => r.Id).Select(r => r.Id).Take(limit)
             .ToListAsync(cancellationToken).ConfigureAwait(false);
         if (ids.Count == 0)
         {
             return [];
         }
 
-        await claimable.Where(r => ids.Contains(r.Id)).ExecuteUpdateAsync(
+        await claimable.Where(r => ids.Contains(r.Id) && !waiting.Any(o => o.UserId == r.UserId && o.Id < r.Id)).ExecuteUpdateAsync(
             s => s.SetProperty(r => r.LeaseId, leaseId).SetProperty(r => r.LeaseOwner, owner).SetProperty(r => r.LeaseExpiresAt, leaseEnd),
             cancellationToken).ConfigureAwait(false);
         return await Rows.Where(r => r.LeaseId == leaseId).Select(r => new ClaimedRow
@@ -394,4 +401,12 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
             Attempts = r.Attempts,
         }).ToListAsync(cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// A pending row that may be claimed: its next attempt is due (or lies further ahead than any retry could, a clock
+    /// that stepped back) and it is not leased (or its lease ended, or lies further ahead than any lease could).
+    /// </summary>
+    private static Expression<Func<OutboxMessage, bool>> Due(DateTime now, DateTime retryHorizon, DateTime leaseHorizon) =>
+        r => (r.NextAttemptAt <= now || r.NextAttemptAt > retryHorizon)
+            && (r.LeaseExpiresAt == null || r.LeaseExpiresAt <= now || r.LeaseExpiresAt > leaseHorizon);
 }

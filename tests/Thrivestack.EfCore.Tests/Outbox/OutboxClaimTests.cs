@@ -7,7 +7,8 @@ namespace Thrivestack.EfCore.Tests.Outbox;
 /// <summary>
 /// The claim statement of each provider, driven directly: whole users in outbox order, a user whose older row is
 /// leased elsewhere or waiting for a retry is skipped, released and expired rows come back at once.
-/// Run on PostgreSQL; SQLite claims by reading under an outbox-wide lease (SqliteReadClaimTests).
+/// Run on PostgreSQL and on the portable claim (PortableOutboxClaimTests, SQLite told to use it); SQLite's own claim reads
+/// under an outbox-wide lease (SqliteReadClaimTests).
 /// </summary>
 public abstract class OutboxClaimTests : IAsyncLifetime
 {
