@@ -4,8 +4,9 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Thrivestack.EfCore.DrainProcess;
 
-// A separate OS process that runs one dispatcher against a PostgreSQL outbox, for the scale-out and
-// crash tests: arguments are the connection string, the endpoint, the token and the lease in seconds.
+// A separate OS process that runs one dispatcher against a PostgreSQL or SQLite outbox (a connection string that begins
+// with "Data Source=" is SQLite's), for the scale-out and crash tests: arguments are the connection string, the endpoint,
+// the token and the lease in seconds.
 // It runs until it is stopped (SIGTERM) or killed (SIGKILL).
 if (args.Length < 4)
 {
@@ -15,7 +16,17 @@ if (args.Length < 4)
 
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
 builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
-builder.Services.AddDbContext<DrainContext>(o => o.UseNpgsql(args[0]));
+builder.Services.AddDbContext<DrainContext>(o =>
+{
+    if (args[0].StartsWith("Data Source=", StringComparison.OrdinalIgnoreCase))
+    {
+        o.UseSqlite(args[0]);
+    }
+    else
+    {
+        o.UseNpgsql(args[0]);
+    }
+});
 builder.Services.AddThrivestackIdentify<DrainContext>(o =>
 {
     o.Endpoint = new Uri(args[1]);
