@@ -54,40 +54,16 @@ public sealed class ScaleOutTests(PostgresServer server, ITestOutputHelper outpu
     [Fact]
     public async Task DispatcherProcess_KilledMidDrainWithSeveralBatchesInFlight_LosesNothingAndRepeatsAtMostThoseBatches()
     {
-        const int Users = 1_000, EventsPerUser = 5, Total = Users * EventsPerUser, Batch = 100;
-        await Workload.EnqueueAsync(harness.Database, Users, EventsPerUser);
-        // Answers slow enough that the network, not the claim, is the wait even on a loaded machine: lanes open only then.
-        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(300);
-        var connection = ((PostgresTestDatabase)harness.Database).ConnectionString;
-        var lease = TimeSpan.FromSeconds(3);
-        int peakBeforeKill;
-        using (var doomed = await DispatcherProcess.StartAsync(connection, harness.StandIn.Endpoint, harness.StandIn.ApiToken, lease, Batch))
-        {
-            // Killed once several batches are in flight (lanes open when the round trip outweighs the claim and the
-            // acknowledgement, which a loaded machine can delay) and a fifth of the events arrived.
-            await harness.StandIn.WaitUntilAsync(s => s.AcceptedEventCount >= 1_000 && s.PeakConcurrentRequests > 1, TimeSpan.FromSeconds(120));
-            await doomed.KillAsync();
-            peakBeforeKill = harness.StandIn.PeakConcurrentRequests;
-        }
+        const int Batch = 100;
+        var outcome = await KillMidDrain.RunAsync(
+            harness, ((PostgresTestDatabase)harness.Database).ConnectionString, users: 1_000, eventsPerUser: 5, Batch, lease: TimeSpan.FromSeconds(3), killAfter: 1_000);
 
-        var killedAt = Stopwatch.StartNew();
-        var arrivedBeforeKill = harness.StandIn.AcceptedEventCount;
-        await harness.StartHostAsync(o =>
-        {
-            o.LeaseDuration = lease;
-            o.RequestTimeout = TimeSpan.FromSeconds(1.5);
-            o.MaxRequestRetries = 0;
-        });
-        await harness.StandIn.WaitUntilAsync(_ => Workload.Count(harness.StandIn).Distinct == Total, TimeSpan.FromSeconds(180));
-        await WaitUntilAsync(async () => await Workload.PendingAsync(harness.Database) == 0, TimeSpan.FromSeconds(60));
-
-        var (distinct, duplicates) = Workload.Count(harness.StandIn);
-        Assert.Equal(Total, distinct);
+        Assert.Equal(outcome.Total, outcome.Distinct);
         // The killed process had up to MaxConcurrentRequests (8 by default) batches in flight: at most those arrive twice.
-        Assert.InRange(duplicates, 0, Batch * new ThrivestackOptions().MaxConcurrentRequests);
-        Assert.True(peakBeforeKill > 1, $"the killed process had at most {peakBeforeKill} request in flight");
-        Assert.Empty(Workload.OutOfOrderUsers(harness.StandIn));
-        output.WriteLine($"{Total} events, SIGKILL after {arrivedBeforeKill} arrived; drained {killedAt.Elapsed.TotalSeconds:F1} s after the kill (lease {lease.TotalSeconds} s); duplicates {duplicates}, peak in flight before the kill {peakBeforeKill}");
+        Assert.InRange(outcome.Duplicates, 0, Batch * new ThrivestackOptions().MaxConcurrentRequests);
+        Assert.True(outcome.PeakBeforeKill > 1, $"the killed process had at most {outcome.PeakBeforeKill} request in flight");
+        Assert.Empty(outcome.OutOfOrderUsers);
+        output.WriteLine(outcome.ToString());
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)

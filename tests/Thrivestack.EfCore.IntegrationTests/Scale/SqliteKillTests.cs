@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using Thrivestack.EfCore.IntegrationTests.Infrastructure;
-using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -23,44 +21,20 @@ public sealed class SqliteKillTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task DispatcherProcess_KilledMidDrainWithSeveralBatchesInFlight_LosesNothingAndRepeatsAtMostItsLanesLastTwoPages()
     {
-        const int Users = 1_000, EventsPerUser = 5, Total = Users * EventsPerUser, Batch = 20;
-        await Workload.EnqueueAsync(harness.Database, Users, EventsPerUser);
-        // Answers slow enough that the network, not the database, is the wait even on a loaded machine: lanes open only then.
-        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(300);
-        var connection = ((SqliteTestDatabase)harness.Database).ConnectionString;
-        var lease = TimeSpan.FromSeconds(4);
-        int peakBeforeKill;
-        using (var doomed = await DispatcherProcess.StartAsync(connection, harness.StandIn.Endpoint, harness.StandIn.ApiToken, lease, Batch))
-        {
-            // Killed halfway, when a process that acknowledged nothing would re-send more than the bound below.
-            await harness.StandIn.WaitUntilAsync(s => s.AcceptedEventCount >= Total / 2 && s.PeakConcurrentRequests > 1, TimeSpan.FromSeconds(120));
-            await doomed.KillAsync();
-            peakBeforeKill = harness.StandIn.PeakConcurrentRequests;
-        }
+        const int Users = 1_000, EventsPerUser = 5, Batch = 20;
+        // Killed halfway, when a process that acknowledged nothing would re-send more than the bound below.
+        var outcome = await KillMidDrain.RunAsync(
+            harness, ((SqliteTestDatabase)harness.Database).ConnectionString, Users, EventsPerUser, Batch, lease: TimeSpan.FromSeconds(4), killAfter: Users * EventsPerUser / 2);
 
-        var killedAt = Stopwatch.StartNew();
-        var arrivedBeforeKill = harness.StandIn.AcceptedEventCount;
-        Assert.True(arrivedBeforeKill < Total, "the killed process delivered everything before it was killed");
-        await harness.StartHostAsync(o =>
-        {
-            o.LeaseDuration = lease;
-            o.RequestTimeout = TimeSpan.FromSeconds(1.5);
-            o.MaxRequestRetries = 0;
-            o.MaxEventsPerBatch = Batch;
-        });
-        await harness.StandIn.WaitUntilAsync(_ => Workload.Count(harness.StandIn).Distinct == Total, TimeSpan.FromSeconds(180));
-        // The killed process kept what it delivered (DeliveredRetention); the rest is delivered and deleted by this host.
-        await harness.WaitForOutboxAsync(rows => rows.All(r => r.State == OutboxRowState.Delivered), TimeSpan.FromSeconds(60));
-
+        Assert.True(outcome.ArrivedBeforeKill < outcome.Total, "the killed process delivered everything before it was killed");
         // The killed holder's lease was taken over (log 39), not given back: it never stopped.
         Assert.Contains(harness.Logs.Lines, l => l.Is(39));
-        var (distinct, duplicates) = Workload.Count(harness.StandIn);
-        Assert.Equal(Total, distinct);
-        // Each of the killed process's lanes (MaxConcurrentRequests, 8 by default) had at most its last two pages unacknowledged;
-        // a page is at most four batches.
-        Assert.InRange(duplicates, 0, new ThrivestackOptions().MaxConcurrentRequests * 2 * 4 * Batch);
-        Assert.True(peakBeforeKill > 1, $"the killed process had at most {peakBeforeKill} request in flight");
-        Assert.Empty(Workload.OutOfOrderUsers(harness.StandIn));
-        output.WriteLine($"{Total} events, SIGKILL after {arrivedBeforeKill} arrived; drained {killedAt.Elapsed.TotalSeconds:F1} s after the kill (lease {lease.TotalSeconds} s); duplicates {duplicates}, peak in flight before the kill {peakBeforeKill}");
+        Assert.Equal(outcome.Total, outcome.Distinct);
+        // Each of the killed process's lanes (MaxConcurrentRequests, 8 by default) had at most its last two pages
+        // unacknowledged; a page is at most four batches.
+        Assert.InRange(outcome.Duplicates, 0, new ThrivestackOptions().MaxConcurrentRequests * 2 * 4 * Batch);
+        Assert.True(outcome.PeakBeforeKill > 1, $"the killed process had at most {outcome.PeakBeforeKill} request in flight");
+        Assert.Empty(outcome.OutOfOrderUsers);
+        output.WriteLine(outcome.ToString());
     }
 }
