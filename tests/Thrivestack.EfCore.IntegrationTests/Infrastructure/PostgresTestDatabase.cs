@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using Thrivestack.EfCore.Tests.Infrastructure;
@@ -25,6 +26,8 @@ public sealed class PostgresTestDatabase(string connectionString) : TestDatabase
 
         await command.ExecuteNonQueryAsync();
     }
+
+    public override DbConnection CreateConnection() => new NpgsqlConnection(ConnectionString);
 
     protected override void ConfigureProvider(DbContextOptionsBuilder builder) => builder.UseNpgsql(ConnectionString);
 

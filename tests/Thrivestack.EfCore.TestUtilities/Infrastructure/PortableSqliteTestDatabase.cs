@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
@@ -24,6 +25,8 @@ public sealed class PortableSqliteTestDatabase : TestDatabase
         await using var context = CreateContext();
         await context.Database.ExecuteSqlRawAsync("PRAGMA journal_mode = WAL;");
     }
+
+    public override DbConnection CreateConnection() => file.CreateConnection();
 
     public override ValueTask DisposeAsync() => file.DisposeAsync();
 }

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 
@@ -14,6 +15,8 @@ public sealed class SqliteTestDatabase : TestDatabase
     }
 
     public string ConnectionString { get; }
+
+    public override DbConnection CreateConnection() => new SqliteConnection(ConnectionString);
 
     protected override void ConfigureProvider(DbContextOptionsBuilder builder) => builder.UseSqlite(ConnectionString);
 

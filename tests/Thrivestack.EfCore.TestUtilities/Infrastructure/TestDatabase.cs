@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -48,6 +49,13 @@ public abstract class TestDatabase : IAsyncDisposable
         await context.Database.EnsureDeletedAsync();
         await context.Database.EnsureCreatedAsync();
     }
+
+    /// <summary>
+    /// A new, closed connection to this database, of the provider's own type: for tests that open the connection and begin
+    /// the transaction themselves and hand them to a context (<c>SetDbConnection</c>, <c>UseTransaction</c>), as an app that
+    /// shares them with ADO.NET or Dapper code does.
+    /// </summary>
+    public abstract DbConnection CreateConnection();
 
     public abstract ValueTask DisposeAsync();
 
