@@ -335,6 +335,92 @@ public abstract class CaptureTests : IAsyncLifetime
         Assert.Contains(rows, r => r.UserId == numberedId.ToString(CultureInfo.InvariantCulture));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SaveChanges_InTransactionGivenWithUseTransactionThenCommitted_WritesOneRowInsideItBeforeTheCommit(bool storeGeneratedKey)
+    {
+        await using var connection = Database.CreateConnection();
+        await connection.OpenAsync();
+        string userId;
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await using var context = NewContext();
+            context.Database.SetDbConnection(connection);
+            await context.Database.UseTransactionAsync(transaction);
+            var savedId = AddNewUser(context, storeGeneratedKey);
+            await context.SaveChangesAsync();
+            userId = savedId();
+
+            // Right after the save, before the commit: the row is in the application's transaction, and only there.
+            Assert.Equal([userId], await context.Set<OutboxMessage>().Select(m => m.UserId).ToListAsync());
+            Assert.Empty(await OutboxReader.RowsAsync(Database));
+            await transaction.CommitAsync();
+        }
+
+        var row = Assert.Single(await OutboxReader.RowsAsync(Database));
+        Assert.Equal(userId, row.UserId);
+        Assert.Equal(userId, OutboxReader.Json(row).GetProperty("user_id").GetString());
+        Assert.Equal("use@example.com", OutboxReader.Traits(row).GetProperty("email").GetString());
+        Assert.Equal(1, await CountUsersAsync());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SaveChanges_InTransactionGivenWithUseTransactionThenRolledBack_LeavesNeitherTheUserNorARow(bool storeGeneratedKey)
+    {
+        await using var connection = Database.CreateConnection();
+        await connection.OpenAsync();
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await using var context = NewContext();
+            context.Database.SetDbConnection(connection);
+            await context.Database.UseTransactionAsync(transaction);
+            AddNewUser(context, storeGeneratedKey);
+            await context.SaveChangesAsync();
+            Assert.Equal(1, await context.Set<OutboxMessage>().CountAsync());
+            await transaction.RollbackAsync();
+        }
+
+        Assert.Empty(await OutboxReader.RowsAsync(Database));
+        Assert.Equal(0, await CountUsersAsync());
+    }
+
+    [Fact]
+    public async Task SaveChanges_SyncInTransactionGivenWithUseTransaction_WritesOneRowThatCommitsOrRollsBackWithIt()
+    {
+        using var connection = Database.CreateConnection();
+        connection.Open();
+        using (var transaction = connection.BeginTransaction())
+        {
+            using var context = NewContext();
+            context.Database.SetDbConnection(connection);
+            context.Database.UseTransaction(transaction);
+            AddNewUser(context, storeGeneratedKey: true);
+            context.SaveChanges();
+            Assert.Equal(1, context.Set<OutboxMessage>().Count());
+            transaction.Rollback();
+        }
+
+        Assert.Empty(await OutboxReader.RowsAsync(Database));
+        string userId;
+        using (var transaction = connection.BeginTransaction())
+        {
+            using var context = NewContext();
+            context.Database.SetDbConnection(connection);
+            context.Database.UseTransaction(transaction);
+            var savedId = AddNewUser(context, storeGeneratedKey: true);
+            context.SaveChanges();
+            userId = savedId();
+            Assert.Empty(await OutboxReader.RowsAsync(Database));
+            transaction.Commit();
+        }
+
+        Assert.Equal(userId, Assert.Single(await OutboxReader.RowsAsync(Database)).UserId);
+        Assert.Equal(1, await CountUsersAsync());
+    }
+
     [Fact]
     public async Task SaveChanges_UniqueIndexViolation_WritesNoRowAndRetryWritesOne()
     {
@@ -862,6 +948,31 @@ public abstract class CaptureTests : IAsyncLifetime
         context.Entry(user).Property("Plan").CurrentValue = "free";
         await context.SaveChangesAsync();
         return user;
+    }
+
+    /// <summary>
+    /// Adds a new user with a client-generated (Guid) or a store-generated (identity int) key and the email
+    /// <c>use@example.com</c>; returns how to read its id once saved (a store-generated key is known only then).
+    /// </summary>
+    private static Func<string> AddNewUser(TestDbContext context, bool storeGeneratedKey)
+    {
+        if (storeGeneratedKey)
+        {
+            var numbered = new NumberedUser { Email = "use@example.com", Name = "Ulla" };
+            context.NumberedUsers.Add(numbered);
+            return () => numbered.Id.ToString(CultureInfo.InvariantCulture);
+        }
+
+        var user = NewUser("use@example.com");
+        context.Users.Add(user);
+        return () => user.Id.ToString("D");
+    }
+
+    /// <summary>The committed users of both key kinds, read by a context of its own.</summary>
+    private async Task<int> CountUsersAsync()
+    {
+        await using var check = NewContext();
+        return await check.Users.CountAsync() + await check.NumberedUsers.CountAsync();
     }
 
     private async Task<(int UserId, long WorkspaceId)> SeedNumberedMembershipAsync()
