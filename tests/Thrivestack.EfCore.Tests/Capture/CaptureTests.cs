@@ -275,6 +275,68 @@ public abstract class CaptureTests : IAsyncLifetime
         Assert.Equal(workspaceId.ToString(CultureInfo.InvariantCulture), last.GroupId);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SaveChanges_MembershipMovedToAnotherExistingUser_WritesOneEventForThatUserWithTheGroup(bool newUserLoaded)
+    {
+        var (formerId, workspaceId) = await SeedNumberedMembershipAsync();
+        var otherId = await SeedNumberedUserAsync();
+        await using (var context = NewContext())
+        {
+            if (newUserLoaded)
+            {
+                await context.NumberedUsers.SingleAsync(u => u.Id == otherId);
+            }
+
+            var member = await context.Members.SingleAsync();
+            member.UserId = otherId;
+            await context.SaveChangesAsync();
+        }
+
+        // The seeds wrote one event each; the move one more, for the member's new user, nothing for the former one.
+        var rows = await OutboxReader.RowsAsync(Database);
+        Assert.Equal(3, rows.Count);
+        var moved = rows[^1];
+        var json = OutboxReader.Json(moved);
+        Assert.Equal(otherId.ToString(CultureInfo.InvariantCulture), json.GetProperty("user_id").GetString());
+        Assert.Equal(workspaceId.ToString(CultureInfo.InvariantCulture), json.GetProperty("context").GetProperty("group_id").GetString());
+        Assert.Equal(workspaceId.ToString(CultureInfo.InvariantCulture), moved.GroupId);
+        Assert.Equal(OutboxEventKind.Membership, moved.Kind);
+        Assert.DoesNotContain(rows.Skip(2), r => r.UserId == formerId.ToString(CultureInfo.InvariantCulture));
+        if (newUserLoaded)
+        {
+            Assert.Equal("c@example.com", json.GetProperty("traits").GetProperty("email").GetString());
+        }
+        else
+        {
+            Assert.False(json.TryGetProperty("traits", out _));
+        }
+    }
+
+    [Fact]
+    public async Task SaveChanges_MembershipMovedToAUserAddedInTheSameSave_WritesOneEventWithTheRealKeyTraitsAndGroup()
+    {
+        var (formerId, workspaceId) = await SeedNumberedMembershipAsync();
+        var newcomer = new NumberedUser { Email = "newcomer@example.com", Name = "Nadia" };
+        await using (var context = NewContext())
+        {
+            var member = await context.Members.SingleAsync();
+            member.User = newcomer;
+            await context.SaveChangesAsync();
+        }
+
+        // The newcomer registers and takes the membership over in one save: one event, with its traits and the group.
+        var rows = (await OutboxReader.RowsAsync(Database)).Skip(1).ToList();
+        var row = Assert.Single(rows);
+        var json = OutboxReader.Json(row);
+        Assert.NotEqual(formerId, newcomer.Id);
+        Assert.Equal(newcomer.Id.ToString(CultureInfo.InvariantCulture), json.GetProperty("user_id").GetString());
+        Assert.Equal(workspaceId.ToString(CultureInfo.InvariantCulture), json.GetProperty("context").GetProperty("group_id").GetString());
+        Assert.Equal("newcomer@example.com", json.GetProperty("traits").GetProperty("email").GetString());
+        Assert.Equal("Nadia", json.GetProperty("traits").GetProperty(ThrivestackTraits.FullName).GetString());
+    }
+
     [Fact]
     public async Task SaveChanges_RolledBackTransaction_WritesNoOutboxRow()
     {
