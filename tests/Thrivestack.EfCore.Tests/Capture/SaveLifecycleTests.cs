@@ -241,6 +241,46 @@ public sealed class SaveLifecycleTests : IAsyncLifetime
         Assert.True(signal.Version > before);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SaveChanges_InUseTransactionCommittedOnTheDbTransactionItself_NudgesWhenTheContextIsDisposedOrPooled(bool pooled)
+    {
+        // EF never sees a DbTransaction given with UseTransaction end when the app commits it on itself: the context's end
+        // (disposed, or returned to its pool) wakes the dispatcher instead of its next poll.
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddThrivestackIdentify<TestDbContext>(o => o.ApiToken = "unused");
+        if (pooled)
+        {
+            services.AddDbContextPool<TestDbContext>(o => database.Configure(o.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(clock))));
+        }
+        else
+        {
+            services.AddDbContext<TestDbContext>(o => database.Configure(o.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(clock))));
+        }
+
+        await using var provider = services.BuildServiceProvider();
+        var signal = provider.GetRequiredService<OutboxSignal>();
+        long before;
+        await using (var scope = provider.CreateAsyncScope())
+        {
+            var context = scope.ServiceProvider.GetRequiredService<TestDbContext>();
+            var connection = context.Database.GetDbConnection();
+            await connection.OpenAsync();
+            await using var transaction = await connection.BeginTransactionAsync();
+            await context.Database.UseTransactionAsync(transaction);
+            context.Users.Add(NewUser("use-transaction@example.com"));
+            await context.SaveChangesAsync();
+            before = signal.Version;
+            await transaction.CommitAsync();
+            Assert.Equal(before, signal.Version);
+        }
+
+        Assert.True(signal.Version > before, "the context ended without waking the dispatcher");
+        Assert.Single(await OutboxReader.RowsAsync(database));
+    }
+
     private TestDbContext NewContext(params IInterceptor[] interceptors)
     {
         var builder = new DbContextOptionsBuilder<TestDbContext>();
