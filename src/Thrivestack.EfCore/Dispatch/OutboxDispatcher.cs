@@ -6,6 +6,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Thrivestack.EfCore.Client;
+using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Telemetry;
 
@@ -58,6 +59,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private DateTimeOffset resumeAt = DateTimeOffset.MinValue;
     private long lastRowsClaimedTicks;
     private int sendFailures;
+
+    /// <summary>A request was delivered since this dispatcher started (guarded by <see cref="stateGate"/>): an outage is then not a wrong Endpoint.</summary>
+    private bool deliveredSinceStart;
     private int outboxFailures;
 
     /// <summary>Pages claimed and not yet finished (their users in flight, their rows leased), in all lanes.</summary>
@@ -138,7 +142,14 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             return;
         }
 
-        Log.DispatcherStarted(logger, contextName, owner);
+        if (!await HasOutboxAsync().ConfigureAwait(false))
+        {
+            // The start-up check said why (log 314 or 307): no claim could succeed, so none is tried.
+            Log.DispatcherIdle(logger, contextName);
+            return;
+        }
+
+        Log.DispatcherStarted(logger, contextName, owner, Endpoint);
         metrics.PublishLimit(contextName, () => limiter.Limit);
         var lanes = new Task[options.MaxConcurrentRequests];
         for (var i = 0; i < lanes.Length; i++)
@@ -149,6 +160,28 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         await Task.WhenAll(lanes).ConfigureAwait(false);
         await ReleaseOutboxLeaseAsync().ConfigureAwait(false);
         Log.DispatcherStopped(logger, contextName);
+    }
+
+    /// <summary>
+    /// False when the context runs on a provider without SQL (EF's InMemory, as in an app's tests) or its model maps no outbox:
+    /// there is nothing to ship. True when the context cannot be made here: the lanes then report that failure as they retry.
+    /// </summary>
+    private async Task<bool> HasOutboxAsync()
+    {
+        try
+        {
+            var scope = scopes.CreateAsyncScope();
+            await using (scope.ConfigureAwait(false))
+            {
+                var context = scope.ServiceProvider.GetRequiredService<TContext>();
+                return context.Database.IsRelational() && ModelMap.For(context.Model).Outbox is not null;
+            }
+        }
+        catch (Exception)
+        {
+            // Never let the check stop the host: the lanes meet the same failure, log it and retry.
+            return true;
+        }
     }
 
     private async Task RunLaneAsync(bool leader, CancellationToken stoppingToken)
@@ -652,6 +685,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     {
         var wasFailing = sendFailures > 0;
         sendFailures = 0;
+        deliveredSinceStart = true;
         if (status.AuthPausedSince is not null)
         {
             status.AuthPausedSince = null;
@@ -666,6 +700,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
         return TimeSpan.Zero;
     }
+
+    /// <summary>The endpoint as logs name it: scheme, host, port and path, without a query that could carry a secret.</summary>
+    private string Endpoint => options.Endpoint.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped);
 
     // ThriveStack looks down: no row spent an attempt (see DispatchCycle); the whole dispatcher backs off, capped by
     // RetryMaxDelay even when the server asks for longer. One warning per outage.
@@ -685,7 +722,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         var wait = RetrySchedule.Delay(sendFailures, options.RetryBaseDelay, options.RetryMaxDelay, failure.RetryAfter);
         if (sendFailures == 1)
         {
-            Log.SendingBackedOff(logger, contextName, failure.Describe(), HumanDuration.Format(wait));
+            // Never reached since the start, a connection that fails looks the same as a wrong host or port: say where it goes.
+            var hint = deliveredSinceStart ? "" : $" (no request has gone through since the start: if this lasts, check Thrivestack:Endpoint, {Endpoint})";
+            Log.SendingBackedOff(logger, contextName, failure.Describe(), hint, HumanDuration.Format(wait));
         }
 
         return HoldAllLanes(wait);
@@ -709,7 +748,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         {
             if (result == CycleResult.Misconfigured)
             {
-                var endpoint = options.Endpoint.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped);
+                var endpoint = Endpoint;
                 status.PauseMessage = $"Sending is paused: the endpoint {endpoint} answers as ThriveStack never does ({failure.Describe()}).";
                 Log.SendingMisconfigured(logger, endpoint, failure.Describe(), contextName, HumanDuration.Format(pause));
             }

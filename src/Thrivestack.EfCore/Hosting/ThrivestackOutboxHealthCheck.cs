@@ -2,6 +2,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Thrivestack.EfCore.Dispatch;
+using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Telemetry;
 
@@ -9,7 +10,8 @@ namespace Thrivestack.EfCore.Hosting;
 
 /// <summary>
 /// Healthy while events flow; Degraded when the oldest pending event is older than the threshold or sending is
-/// paused for a refused token; the registration's failure status when the outbox cannot be read.
+/// paused for a refused token; the registration's failure status when the outbox cannot be read. Healthy on a provider
+/// without SQL (EF's InMemory, as in tests), where nothing is captured.
 /// </summary>
 internal sealed class ThrivestackOutboxHealthCheck<TContext>(
     IServiceScopeFactory scopes,
@@ -25,6 +27,12 @@ internal sealed class ThrivestackOutboxHealthCheck<TContext>(
         {
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<TContext>();
+            if (!db.Database.IsRelational())
+            {
+                // EF's InMemory provider, as in an app's tests: nothing is captured, so nothing can be late.
+                return HealthCheckResult.Healthy($"{ProviderFacts.Name(db)} does not run SQL: no identify events are captured or sent.");
+            }
+
             statistics = await new OutboxStore(db).StatisticsAsync(time.GetUtcNow().UtcDateTime, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

@@ -102,9 +102,13 @@ internal sealed class ThrivestackStartupCheck(
             Log.StartupSendingDisabled(logger, name);
         }
 
-        if (ModelMap.For(context.Model).Outbox is null)
+        if (!ProviderFacts.IsRelational(contextOptions))
         {
-            Log.StartupOutboxNotMapped(logger, name, ProviderFacts.IsRelational(contextOptions));
+            Log.StartupProviderWithoutSql(logger, name, ProviderFacts.Name(context));
+        }
+        else if (ModelMap.For(context.Model).Outbox is null)
+        {
+            Log.StartupOutboxNotMapped(logger, name);
         }
     }
 

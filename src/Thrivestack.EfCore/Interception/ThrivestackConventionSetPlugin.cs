@@ -2,6 +2,7 @@ using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Metadata.Conventions;
 using Microsoft.EntityFrameworkCore.Metadata.Conventions.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Logging;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Telemetry;
@@ -13,7 +14,7 @@ namespace Thrivestack.EfCore.Interception;
 /// migration snapshots and checks it, so mistakes fail at start, not on the first save.
 /// On a provider without SQL (EF's InMemory) it warns once per model that nothing is captured, instead of failing.
 /// </summary>
-internal sealed class ThrivestackConventionSetPlugin(IDbContextOptions options, ILoggerFactory loggerFactory)
+internal sealed class ThrivestackConventionSetPlugin(IDbContextOptions options, IDatabaseProvider provider, ILoggerFactory loggerFactory)
     : IConventionSetPlugin, IModelFinalizedConvention
 {
     public ConventionSet ModifyConventions(ConventionSet conventionSet)
@@ -29,8 +30,7 @@ internal sealed class ThrivestackConventionSetPlugin(IDbContextOptions options, 
     {
         if (!ProviderFacts.IsRelational(options))
         {
-            var provider = options.Extensions.FirstOrDefault(e => e.Info.IsDatabaseProvider)?.GetType().Name ?? "none";
-            Log.CaptureUnsupportedProvider(loggerFactory.CreateLogger<ThrivestackIdentifyInterceptor>(), provider);
+            Log.CaptureUnsupportedProvider(loggerFactory.CreateLogger<ThrivestackIdentifyInterceptor>(), provider.Name);
         }
 
         return model;

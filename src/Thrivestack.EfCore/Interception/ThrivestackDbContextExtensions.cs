@@ -15,6 +15,7 @@ public static class ThrivestackDbContextExtensions
     /// Enqueues an identify event. Inside an open transaction (<c>Database.BeginTransaction</c>) the row is
     /// written into that transaction at once, so it commits or rolls back with it. Otherwise it joins the
     /// next <c>SaveChanges</c> of this context, in that save's transaction; a failed save keeps it for the retry.
+    /// On a provider without SQL (EF's InMemory, as in tests) it does nothing, as saves capture nothing there.
     /// </summary>
     /// <param name="context">The application's context; its model must include <c>AddThrivestackOutbox()</c>.</param>
     /// <param name="userId">The user id, as ThriveStack should see it.</param>
@@ -28,7 +29,11 @@ public static class ThrivestackDbContextExtensions
     /// <exception cref="InvalidOperationException">The context's model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model.</exception>
     public static void EnqueueThrivestackIdentify(this DbContext context, string userId, IReadOnlyDictionary<string, object?>? traits = null, string? groupId = null)
     {
-        var (message, table) = Prepare(context, userId, traits, groupId);
+        if (Prepare(context, userId, traits, groupId) is not ({ } message, { } table))
+        {
+            return;
+        }
+
         if (context.Database.CurrentTransaction is { } transaction)
         {
             OutboxRowWriter.Insert(context, table, transaction.GetDbTransaction(), [message]);
@@ -64,7 +69,11 @@ public static class ThrivestackDbContextExtensions
         string? groupId = null,
         CancellationToken cancellationToken = default)
     {
-        var (message, table) = Prepare(context, userId, traits, groupId);
+        if (Prepare(context, userId, traits, groupId) is not ({ } message, { } table))
+        {
+            return;
+        }
+
         if (context.Database.CurrentTransaction is { } transaction)
         {
             await OutboxRowWriter.InsertAsync(context, table, transaction.GetDbTransaction(), [message], cancellationToken).ConfigureAwait(false);
@@ -76,7 +85,8 @@ public static class ThrivestackDbContextExtensions
         }
     }
 
-    private static (OutboxMessage Message, OutboxTable Table) Prepare(DbContext context, string userId, IReadOnlyDictionary<string, object?>? traits, string? groupId)
+    /// <summary>The row to write and its table; null on a provider without SQL (EF's InMemory), where nothing is captured, as in saves.</summary>
+    private static (OutboxMessage Message, OutboxTable Table)? Prepare(DbContext context, string userId, IReadOnlyDictionary<string, object?>? traits, string? groupId)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentException.ThrowIfNullOrEmpty(userId);
@@ -85,6 +95,11 @@ public static class ThrivestackDbContextExtensions
             throw new ArgumentException(
                 $"Ids longer than {ThrivestackModelBuilderExtensions.MaxIdLength:N0} characters (or 2,000 UTF-8 bytes) cannot be enqueued: ThriveStack ids are keys, not text.",
                 OutboxIds.FitsIndex(userId) ? nameof(groupId) : nameof(userId));
+        }
+
+        if (!context.Database.IsRelational())
+        {
+            return null;
         }
 
         var table = ModelMap.For(context.Model).RequireOutbox();

@@ -17,17 +17,22 @@ public static class ThrivestackDatabaseFacadeExtensions
     /// <c>thrivestack_backfill</c> table beside it (backfill checkpoints; on SQLite also the dispatcher's outbox lease),
     /// each when it does not exist yet. For applications that create their schema with <c>Database.EnsureCreated()</c>, which does
     /// nothing on a database that already has tables. Applications that use migrations get the table from
-    /// <c>dotnet ef migrations add</c> instead. Safe to call at every start.
+    /// <c>dotnet ef migrations add</c> instead. Safe to call at every start. Does nothing on a provider without SQL (EF's
+    /// InMemory provider, as in tests), where no events are captured.
     /// </summary>
     /// <param name="database">The context's database facade, <c>context.Database</c>.</param>
-    /// <returns><see langword="true"/> when a table was created; <see langword="false"/> when both already existed.</returns>
+    /// <returns><see langword="true"/> when a table was created; <see langword="false"/> when both already existed or the provider does not run SQL.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="database"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">
-    /// The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model, or the provider does not run SQL.
+    /// The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model.
     /// </exception>
     public static bool EnsureThrivestackOutboxCreated(this DatabaseFacade database)
     {
-        var (context, tables) = Resolve(database);
+        if (Resolve(database) is not ({ } context, { } tables))
+        {
+            return false;
+        }
+
         var missing = tables.Where(t => !OutboxTableProbe.Exists(context, t.Name, t.Schema)).ToList();
         if (missing.Count == 0)
         {
@@ -51,14 +56,18 @@ public static class ThrivestackDatabaseFacadeExtensions
     /// </summary>
     /// <param name="database">The context's database facade, <c>context.Database</c>.</param>
     /// <param name="cancellationToken">Cancels the check and the creation.</param>
-    /// <returns><see langword="true"/> when a table was created; <see langword="false"/> when both already existed.</returns>
+    /// <returns><see langword="true"/> when a table was created; <see langword="false"/> when both already existed or the provider does not run SQL.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="database"/> is <see langword="null"/>.</exception>
     /// <exception cref="InvalidOperationException">
-    /// The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model, or the provider does not run SQL.
+    /// The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model.
     /// </exception>
     public static async Task<bool> EnsureThrivestackOutboxCreatedAsync(this DatabaseFacade database, CancellationToken cancellationToken = default)
     {
-        var (context, tables) = Resolve(database);
+        if (Resolve(database) is not ({ } context, { } tables))
+        {
+            return false;
+        }
+
         var missing = new List<(string Name, string? Schema)>();
         foreach (var table in tables)
         {
@@ -86,14 +95,14 @@ public static class ThrivestackDatabaseFacadeExtensions
         }
     }
 
-    // The outbox and the coordination table beside it (backfill checkpoints, SQLite's outbox lease).
-    private static (DbContext Context, List<(string Name, string? Schema)> Tables) Resolve(DatabaseFacade database)
+    // The outbox and the coordination table beside it (backfill checkpoints, SQLite's outbox lease); null on a provider
+    // without SQL (EF's InMemory, as in tests), which has no tables and on which nothing is captured, as EnsureCreated does nothing there.
+    private static (DbContext Context, List<(string Name, string? Schema)> Tables)? Resolve(DatabaseFacade database)
     {
         ArgumentNullException.ThrowIfNull(database);
         if (!database.IsRelational())
         {
-            throw new InvalidOperationException(
-                $"EnsureThrivestackOutboxCreated needs a SQL database provider; '{database.ProviderName}' has no tables, and the identify interceptor captures nothing on it.");
+            return null;
         }
 
         var context = ((IDatabaseFacadeDependenciesAccessor)database).Context;

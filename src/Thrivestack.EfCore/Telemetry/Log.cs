@@ -5,8 +5,8 @@ namespace Thrivestack.EfCore.Telemetry;
 /// <summary>Every log line of the library: ids and counts, never trait values or the token.</summary>
 internal static partial class Log
 {
-    [LoggerMessage(1, LogLevel.Information, "Identify dispatcher for {Context} started as {Owner}.")]
-    public static partial void DispatcherStarted(ILogger logger, string context, string owner);
+    [LoggerMessage(1, LogLevel.Information, "Identify dispatcher for {Context} started as {Owner}, sending to {Endpoint}.")]
+    public static partial void DispatcherStarted(ILogger logger, string context, string owner, string endpoint);
 
     [LoggerMessage(2, LogLevel.Information, "Identify dispatcher for {Context} stopped.")]
     public static partial void DispatcherStopped(ILogger logger, string context);
@@ -59,8 +59,11 @@ internal static partial class Log
     [LoggerMessage(306, LogLevel.Information, "Sending identify events of {Context} is disabled (ThrivestackOptions.SendingEnabled is false): events are kept in the outbox and nothing is sent. Set Thrivestack:SendingEnabled to true and an API token to send them.")]
     public static partial void StartupSendingDisabled(ILogger logger, string context);
 
-    [LoggerMessage(307, LogLevel.Error, "The model of {Context} has no identify outbox (relational provider: {Relational}), so its dispatcher has nothing to ship. Call modelBuilder.AddThrivestackOutbox() in OnModelCreating on a SQL provider (SQLite, PostgreSQL, ...) and add a migration.")]
-    public static partial void StartupOutboxNotMapped(ILogger logger, string context, bool relational);
+    [LoggerMessage(307, LogLevel.Error, "The model of {Context} has no identify outbox, so its dispatcher has nothing to ship. Call modelBuilder.AddThrivestackOutbox() in OnModelCreating and add a migration.")]
+    public static partial void StartupOutboxNotMapped(ILogger logger, string context);
+
+    [LoggerMessage(314, LogLevel.Information, "{Context} runs on {Provider}, which does not run SQL (EF's InMemory provider, as in tests): nothing is captured for it, and its identify dispatcher stays idle.")]
+    public static partial void StartupProviderWithoutSql(ILogger logger, string context, string provider);
 
     [LoggerMessage(308, LogLevel.Error, "The identify outbox table '{Table}' of {Context} does not exist, so events cannot be written or sent. With migrations: dotnet ef migrations add AddThrivestackOutbox, then dotnet ef database update (or Database.Migrate() at start). With Database.EnsureCreated(): call Database.EnsureThrivestackOutboxCreated() after it.")]
     public static partial void StartupOutboxTableMissing(ILogger logger, string context, string table);
@@ -104,14 +107,17 @@ internal static partial class Log
     // ---- end of Backfill ----
 
     // The dispatcher's loop (ids 30-39).
+    [LoggerMessage(44, LogLevel.Information, "The identify dispatcher for {Context} stays idle: its context does not run SQL or its model has no identify outbox (see the start-up check's message).")]
+    public static partial void DispatcherIdle(ILogger logger, string context);
+
     [LoggerMessage(30, LogLevel.Error, "The identify dispatcher for {Context} failed unexpectedly (a bug; please report it); it goes on in {Pause}.")]
     public static partial void DispatcherFailedUnexpectedly(ILogger logger, Exception exception, string context, string pause);
 
     [LoggerMessage(31, LogLevel.Error, "ThriveStack's answer at {Endpoint} means the configuration is wrong ({Reason}); sending for {Context} is paused for {Pause}. No event loses an attempt while paused. Check Thrivestack:Endpoint.")]
     public static partial void SendingMisconfigured(ILogger logger, string endpoint, string reason, string context, string pause);
 
-    [LoggerMessage(32, LogLevel.Warning, "Identify requests for {Context} fail ({Reason}) and none succeeds: ThriveStack looks unavailable. Sending backs off for {Pause}; no event spends an attempt.")]
-    public static partial void SendingBackedOff(ILogger logger, string context, string reason, string pause);
+    [LoggerMessage(32, LogLevel.Warning, "Identify requests for {Context} fail ({Reason}) and none succeeds: ThriveStack looks unavailable{Hint}. Sending backs off for {Pause}; no event spends an attempt.")]
+    public static partial void SendingBackedOff(ILogger logger, string context, string reason, string hint, string pause);
 
     [LoggerMessage(34, LogLevel.Debug, "Giving {Count} unsent identify rows of {Context} back failed; they return when their lease ends.")]
     public static partial void ReleaseFailed(ILogger logger, Exception exception, int count, string context);

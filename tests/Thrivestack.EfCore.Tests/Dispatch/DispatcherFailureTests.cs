@@ -47,6 +47,26 @@ public sealed class DispatcherFailureTests : IAsyncLifetime
     {
         var closed = ClosedLoopbackEndpoint();
         await AssertOutageSpendsNoAttemptAsync("network error", heal: null, o => o.Endpoint = closed);
+
+        // Nothing has ever gone through: a wrong host or port looks the same as an outage, so the warning says where it sends.
+        var backedOff = Assert.Single(harness.Logs.Lines, l => l.Is(32));
+        Assert.Contains($"check Thrivestack:Endpoint, {closed}", backedOff.Message, StringComparison.Ordinal);
+        Assert.Contains(closed.ToString(), Assert.Single(harness.Logs.Lines, l => l.Is(1)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Dispatcher_OutageAfterADelivery_WarnsWithoutPointingAtTheEndpoint()
+    {
+        await harness.StartHostAsync();
+        await harness.EnqueueAsync([("before", null)]);
+        await harness.StandIn.WaitForEventsAsync(1, Deadline);
+
+        harness.StandIn.Faults.FailNextRequests = 1_000;
+        await harness.EnqueueAsync([("during", null)]);
+        var backedOff = await harness.Logs.WaitForAsync(l => l.Is(32), Deadline);
+
+        Assert.Contains("HTTP 503", backedOff.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Thrivestack:Endpoint", backedOff.Message, StringComparison.Ordinal);
     }
 
     [Fact]

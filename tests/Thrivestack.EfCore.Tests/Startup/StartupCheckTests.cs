@@ -123,6 +123,29 @@ public sealed class StartupCheckTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Dispatcher_ModelWithoutOutbox_StaysIdleAfterTheStartupErrorInsteadOfFailingOverAndOver()
+    {
+        using var host = BuildHost(s =>
+        {
+            s.AddDbContext<PlainDbContext>(o => o.UseSqlite(database.ConnectionString).AddThrivestackIdentifyInterceptor());
+            s.AddThrivestackIdentify<PlainDbContext>(o =>
+            {
+                o.Endpoint = new Uri("https://127.0.0.1:1/api/identify");
+                o.ApiToken = "unused";
+            });
+        });
+
+        await host.StartAsync();
+        var idle = await logs.WaitForAsync(l => l.Is(44), TimeSpan.FromSeconds(30));
+        await host.StopAsync();
+
+        Assert.Equal(LogLevel.Information, idle.Level);
+        Assert.Single(logs.Lines, l => l.Is(307));
+        Assert.Equal(0, logs.Count(30));
+        Assert.Equal(0, logs.Count(1));
+    }
+
+    [Fact]
     public async Task StartingAsync_DatabaseUnreachable_WarnsAndStarts()
     {
         var missing = new SqliteConnectionStringBuilder
