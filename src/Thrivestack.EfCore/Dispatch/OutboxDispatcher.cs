@@ -350,6 +350,15 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
             cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage);
             await cycle.RunAsync(rows, leaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
+            if (cycle.Accepted > 0)
+            {
+                // Also a page that delivered and then stopped (a 429 after its first batch): the endpoint is right.
+                lock (stateGate)
+                {
+                    deliveredSinceStart = true;
+                }
+            }
+
             var wait = cycle.Result switch
             {
                 CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!),

@@ -12,7 +12,7 @@ namespace Thrivestack.EfCore.Interception;
 /// services (registered by the options extension), so each context instance has its own, pooled contexts keep theirs
 /// across leases and reset it through <see cref="IResettableService"/>, and the shared interceptor holds no state.
 /// </summary>
-internal sealed class SaveState(ICurrentDbContext current, IDbContextOptions options) : IResettableService, IDisposable
+internal sealed class SaveState(ICurrentDbContext current) : IResettableService, IDisposable
 {
     /// <summary>The context's save state; null for a context whose options do not have the interceptor.</summary>
     public static SaveState? Of(DbContext context) => context.GetInfrastructure().GetService<SaveState>();
@@ -95,15 +95,17 @@ internal sealed class SaveState(ICurrentDbContext current, IDbContextOptions opt
     /// <summary>
     /// Rows went into a transaction whose end EF never saw: a <c>DbTransaction</c> given with <c>UseTransaction</c> and then
     /// committed (or rolled back) on itself, not through <c>context.Database</c>. The dispatcher is woken once the context
-    /// is disposed or returned to its pool, by when such a transaction has ended in almost every app, instead of at its next
-    /// poll; after a rollback the wake-up finds nothing, which costs one claim.
+    /// is disposed or returned to its pool, instead of at its next poll: in the usual order (commit, then the context's end)
+    /// the rows are committed by then; a context that ends before its transaction commits wakes it too early, and the rows
+    /// wait for the poll, as before; after a rollback the wake-up finds nothing, which costs one claim. <see cref="Facts"/>
+    /// is known whenever rows were written (the save or the enqueue read them), so nothing is resolved during a dispose.
     /// </summary>
     private void NudgeLeftOver()
     {
         if (NudgeOnCommit)
         {
             NudgeOnCommit = false;
-            (Facts ?? OptionsFacts.For(options)).Signal?.Notify();
+            Facts?.Signal?.Notify();
         }
     }
 

@@ -373,13 +373,14 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
         var pending = Rows.Where(r => r.State == OutboxRowState.Pending);
         var claimable = pending.Where(due);
         var waiting = pending.Where(Expression.Lambda<Func<OutboxMessage, bool>>(Expression.Not(due.Body), due.Parameters));
+        // Users whose oldest pending row is due. No LIMIT in this subquery (MySQL refuses LIMIT in an IN subquery): the
+        // first rows of the read below in id order belong to the first such users anyway, since a user's rows follow its head.
         var heads = claimable
             .Where(h => !pending.Any(o => o.UserId == h.UserId && o.Id < h.Id))
-            .OrderBy(h => h.Id).Select(h => h.UserId).Take(limit);
+            .Select(h => h.UserId);
 
-        // A user's rows up to the first one that is not due (waiting for its retry, or leased by another claimer since
-        // this read): a newer row never goes ahead of an older one of its user. The update checks again, so a row that
-        // another claimer leased between this read and the update holds the user's newer rows back too.
+        // A user's rows up to the first one that is not due (waiting for its retry, or leased by another claimer): a newer
+        // row never goes ahead of an older one of its user.
         var ids = await claimable.Where(r => heads.Contains(r.UserId) && !waiting.Any(o => o.UserId == r.UserId && o.Id < r.Id))
             .OrderBy(r => r.Id).Select(r => r.Id).Take(limit)
             .ToListAsync(cancellationToken).ConfigureAwait(false);
@@ -388,9 +389,21 @@ internal sealed class OutboxStore(DbContext context, string? owner = null)
             return [];
         }
 
-        await claimable.Where(r => ids.Contains(r.Id) && !waiting.Any(o => o.UserId == r.UserId && o.Id < r.Id)).ExecuteUpdateAsync(
+        await claimable.Where(r => ids.Contains(r.Id)).ExecuteUpdateAsync(
             s => s.SetProperty(r => r.LeaseId, leaseId).SetProperty(r => r.LeaseOwner, owner).SetProperty(r => r.LeaseExpiresAt, leaseEnd),
             cancellationToken).ConfigureAwait(false);
+
+        // Another claimer may have leased a user's older row between the read and the update (under SQL Server's snapshot
+        // isolation or MySQL's, a check inside the update would read the rows as they were when it began). Once the lease is
+        // committed, a row with an older pending row of its user outside this lease is given back: a row stays pending
+        // until it is delivered, whoever holds it, so only the holder of a user's oldest pending row keeps it and sends.
+        var behind = await Rows.Where(r => r.LeaseId == leaseId && pending.Any(o => o.UserId == r.UserId && o.Id < r.Id && o.LeaseId != leaseId))
+            .Select(r => r.Id).ToListAsync(cancellationToken).ConfigureAwait(false);
+        if (behind.Count > 0)
+        {
+            await ReleaseAsync(behind, leaseId, cancellationToken).ConfigureAwait(false);
+        }
+
         return await Rows.Where(r => r.LeaseId == leaseId).Select(r => new ClaimedRow
         {
             Id = r.Id,

@@ -62,7 +62,7 @@ internal static partial class Log
     [LoggerMessage(307, LogLevel.Error, "The model of {Context} has no identify outbox, so its dispatcher has nothing to ship. Call modelBuilder.AddThrivestackOutbox() in OnModelCreating and add a migration.")]
     public static partial void StartupOutboxNotMapped(ILogger logger, string context);
 
-    [LoggerMessage(314, LogLevel.Information, "{Context} runs on {Provider}, which does not run SQL (EF's InMemory provider, as in tests): nothing is captured for it, and its identify dispatcher stays idle.")]
+    [LoggerMessage(314, LogLevel.Information, "{Context} runs on {Provider}, which does not run SQL (such as EF's InMemory provider in tests): nothing is captured for it, and its identify dispatcher stays idle.")]
     public static partial void StartupProviderWithoutSql(ILogger logger, string context, string provider);
 
     [LoggerMessage(308, LogLevel.Error, "The identify outbox table '{Table}' of {Context} does not exist, so events cannot be written or sent. With migrations: dotnet ef migrations add AddThrivestackOutbox, then dotnet ef database update (or Database.Migrate() at start). With Database.EnsureCreated(): call Database.EnsureThrivestackOutboxCreated() after it.")]

@@ -10,3 +10,10 @@ public sealed class PostgresOutboxClaimTests(PostgresServer server) : OutboxClai
 {
     protected override async Task<TestDatabase> CreateDatabaseAsync() => await PostgresTestDatabase.CreateAsync(server);
 }
+
+/// <summary>The claim suite on the portable claim (SQL Server, MySQL, ...), run on PostgreSQL told to use it.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PortablePostgresOutboxClaimTests(PostgresServer server) : OutboxClaimTests
+{
+    protected override async Task<TestDatabase> CreateDatabaseAsync() => await PostgresTestDatabase.CreateAsync(server, portable: true);
+}

@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Tests.Infrastructure;
 
@@ -172,6 +174,28 @@ public sealed class DispatcherFailureTests : IAsyncLifetime
         await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(8)), Deadline);
     }
 
+    [Fact]
+    public async Task Dispatcher_RateLimitedAfterTheFirstPagesFirstDelivery_WarnsWithoutPointingAtTheEndpoint()
+    {
+        // One page of three one-event batches, one request at a time: the first is delivered, every later one answered 429.
+        var limiter = new RefuseAfterFirst();
+        await harness.EnqueueAsync([("a", null), ("b", null), ("c", null)]);
+        await harness.BuildHost(
+            o =>
+            {
+                o.MaxEventsPerBatch = 1;
+                o.MaxConcurrentRequests = 1;
+                o.MaxRequestRetries = 0;
+            },
+            services: s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => limiter)).StartAsync();
+
+        var backedOff = await harness.Logs.WaitForAsync(l => l.Is(32), Deadline);
+
+        Assert.Single(harness.StandIn.Events);
+        Assert.Contains("HTTP 429", backedOff.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Thrivestack:Endpoint", backedOff.Message, StringComparison.Ordinal);
+    }
+
     private static Uri ClosedLoopbackEndpoint()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -179,5 +203,16 @@ public sealed class DispatcherFailureTests : IAsyncLifetime
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
         return new Uri($"http://127.0.0.1:{port}/api/identify");
+    }
+
+    /// <summary>Lets the first request through to the stand-in and answers every later one 429 itself, as a rate limit would.</summary>
+    private sealed class RefuseAfterFirst : DelegatingHandler
+    {
+        private int requests;
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            Interlocked.Increment(ref requests) == 1
+                ? base.SendAsync(request, cancellationToken)
+                : Task.FromResult(new HttpResponseMessage(HttpStatusCode.TooManyRequests) { RequestMessage = request });
     }
 }
