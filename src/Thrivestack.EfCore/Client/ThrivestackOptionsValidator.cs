@@ -9,6 +9,26 @@ namespace Thrivestack.EfCore.Client;
 /// </summary>
 internal sealed class ThrivestackOptionsValidator : IValidateOptions<ThrivestackOptions>
 {
+    /// <summary>
+    /// The endpoint, quoted, as a message may show it: without user info, query or fragment, where a secret could sit (an
+    /// endpoint copied with <c>?api_key=...</c>); the message says when something was left out.
+    /// </summary>
+    internal static string Shown(Uri? endpoint)
+    {
+        if (endpoint is null)
+        {
+            return "''";
+        }
+
+        var text = endpoint.IsAbsoluteUri
+            ? endpoint.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped)
+            : endpoint.OriginalString.Split('?', '#')[0];
+        var cut = endpoint.IsAbsoluteUri
+            ? endpoint.UserInfo.Length > 0 || endpoint.Query.Length > 0 || endpoint.Fragment.Length > 0
+            : text.Length < endpoint.OriginalString.Length;
+        return cut ? $"'{text}' (its user info, query and fragment not shown)" : $"'{text}'";
+    }
+
     public ValidateOptionsResult Validate(string? name, ThrivestackOptions options)
     {
         var errors = new List<string>();
@@ -19,15 +39,15 @@ internal sealed class ThrivestackOptionsValidator : IValidateOptions<Thrivestack
 
         if (options.Endpoint is null || !options.Endpoint.IsAbsoluteUri)
         {
-            Fail($"Endpoint '{options.Endpoint}' must be an absolute https URI, such as https://api.app.thrivestack.ai/api/identify");
+            Fail($"Endpoint {Shown(options.Endpoint)} must be an absolute https URI, such as https://api.app.thrivestack.ai/api/identify");
         }
         else if (options.Endpoint.Scheme == Uri.UriSchemeHttp && !options.Endpoint.IsLoopback)
         {
-            Fail($"Endpoint '{options.Endpoint}' uses plain http to a host that is not loopback, so the token would travel unencrypted: use https");
+            Fail($"Endpoint {Shown(options.Endpoint)} uses plain http to a host that is not loopback, so the token would travel unencrypted: use https");
         }
         else if (options.Endpoint.Scheme != Uri.UriSchemeHttps && options.Endpoint.Scheme != Uri.UriSchemeHttp)
         {
-            Fail($"Endpoint '{options.Endpoint}' must use https");
+            Fail($"Endpoint {Shown(options.Endpoint)} must use https");
         }
 
         if (options.SendingEnabled && options.TokenProvider is null && string.IsNullOrWhiteSpace(options.ApiToken))

@@ -55,6 +55,22 @@ public sealed class ThrivestackOptionsValidatorTests : IAsyncLifetime
         Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(1));
     }
 
+    [Theory]
+    [InlineData("http://user:" + Secret + "@api.example.com/api/identify", "Endpoint 'http://api.example.com/api/identify' (its user info, query and fragment not shown) uses plain http")]
+    [InlineData("http://api.example.com/api/identify?api_key=" + Secret, "Endpoint 'http://api.example.com/api/identify' (its user info, query and fragment not shown) uses plain http")]
+    [InlineData("ftp://api.example.com/api/identify#" + Secret, "Endpoint 'ftp://api.example.com/api/identify' (its user info, query and fragment not shown) must use https")]
+    [InlineData("/api/identify?api_key=" + Secret, "Endpoint '/api/identify' (its user info, query and fragment not shown) must be an absolute https URI")]
+    public async Task StartAsync_InvalidEndpointCarryingASecret_NamesTheEndpointWithoutIt(string endpoint, string expected)
+    {
+        // An endpoint copied with its credentials or a key in the query: the start-up error must not print them.
+        var host = harness.BuildHost(o => o.Endpoint = new Uri(endpoint, UriKind.RelativeOrAbsolute));
+
+        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains(expected, exception.Message);
+        Assert.DoesNotContain(Secret, exception.Message);
+    }
+
     [Fact]
     public async Task StartAsync_SeveralInvalidOptions_ReportsEachOne()
     {
