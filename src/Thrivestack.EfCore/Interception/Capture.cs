@@ -43,10 +43,11 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
         }
 
         var groupId = Membership is null ? null : MembershipMap!.GroupId.Format(Membership.Property(MembershipMap.GroupId.Property).CurrentValue);
-        if (!OutboxIds.FitsIndex(userId) || (groupId is not null && !OutboxIds.FitsIndex(groupId)))
+        var maxLength = ModelMap.For(Entry.Context.Model).Outbox?.MaxIdLength ?? ThrivestackModelBuilderExtensions.MaxIdLength;
+        if (!OutboxIds.Fits(userId, maxLength) || (groupId is not null && !OutboxIds.Fits(groupId, maxLength)))
         {
-            var longest = OutboxIds.FitsIndex(userId) ? groupId! : userId;
-            Log.IdTooLong(LoggerOf(Entry), Entry.Metadata.DisplayName(), OutboxIds.Shorten(userId), longest.Length);
+            var longest = OutboxIds.Fits(userId, maxLength) ? groupId! : userId;
+            Log.IdTooLong(LoggerOf(Entry), Entry.Metadata.DisplayName(), OutboxIds.Shorten(userId), longest.Length, maxLength);
             return null;
         }
 

@@ -90,19 +90,19 @@ public static class ThrivestackDbContextExtensions
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentException.ThrowIfNullOrEmpty(userId);
-        if (!OutboxIds.FitsIndex(userId) || (groupId is { } group && !OutboxIds.FitsIndex(group)))
-        {
-            throw new ArgumentException(
-                $"Ids longer than {ThrivestackModelBuilderExtensions.MaxIdLength:N0} characters (or 2,000 UTF-8 bytes) cannot be enqueued: ThriveStack ids are keys, not text.",
-                OutboxIds.FitsIndex(userId) ? nameof(groupId) : nameof(userId));
-        }
-
         if (!context.Database.IsRelational())
         {
             return null;
         }
 
         var table = ModelMap.For(context.Model).RequireOutbox();
+        if (!OutboxIds.Fits(userId, table.MaxIdLength) || (groupId is { } group && !OutboxIds.Fits(group, table.MaxIdLength)))
+        {
+            throw new ArgumentException(
+                $"Ids longer than {table.MaxIdLength:N0} characters (or 2,000 UTF-8 bytes) cannot be enqueued: the outbox's id columns hold no more, and ThriveStack ids are keys, not text.",
+                OutboxIds.Fits(userId, table.MaxIdLength) ? nameof(groupId) : nameof(userId));
+        }
+
         var now = OptionsFacts.Of(context).Clock.GetUtcNow().UtcDateTime;
         var writer = IdentifyEventWriter.Start(userId, now);
         foreach (var (key, value) in traits ?? new Dictionary<string, object?>())

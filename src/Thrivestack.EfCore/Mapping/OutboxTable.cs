@@ -17,7 +17,18 @@ internal sealed class OutboxTable
             .Where(p => !p.IsPrimaryKey())
             .Select(p => new OutboxColumn(p, p.GetColumnName(StoreObject)!, (RelationalTypeMapping)p.GetRelationalTypeMapping()))
             .ToArray();
+        MaxIdLength = new[] { nameof(Outbox.OutboxMessage.UserId), nameof(Outbox.OutboxMessage.GroupId) }
+            .Select(entityType.FindProperty)
+            .SelectMany(p => new[] { p?.GetMaxLength(), p?.GetRelationalTypeMapping().Size })
+            .Aggregate(ThrivestackModelBuilderExtensions.MaxIdLength, (max, size) => size is > 0 ? Math.Min(max, size.Value) : max);
     }
+
+    /// <summary>
+    /// The longest user or group id the outbox stores: <see cref="ThrivestackModelBuilderExtensions.MaxIdLength"/>, or less
+    /// where the provider sizes the id columns (SQL Server gives an indexed string <c>nvarchar(450)</c>, MySQL's providers
+    /// <c>varchar(255)</c>): a longer id would fail the application's save, so its event is left out instead.
+    /// </summary>
+    public int MaxIdLength { get; }
 
     public IEntityType EntityType { get; }
 

@@ -14,7 +14,8 @@ public static partial class ThrivestackModelBuilderExtensions
     /// <summary>
     /// The longest user or group id, in characters, that gets an identify event: 1,000 (and at most 2,000 UTF-8 bytes).
     /// A longer id never fails the application's save; its event is left out with a warning, because the outbox
-    /// indexes user ids and a database index entry is limited in size (PostgreSQL: about 2,700 bytes).
+    /// indexes user ids and a database index entry is limited in size (PostgreSQL: about 2,700 bytes). Where the provider
+    /// sizes the outbox's id columns (SQL Server: <c>nvarchar(450)</c> for an indexed string), that size is the limit.
     /// </summary>
     public static int MaxIdLength => 1000;
 

@@ -12,8 +12,9 @@ internal static class OutboxIds
     /// <summary>Ids of more UTF-8 bytes than this are left out; with at most 3 bytes per UTF-16 unit, short ids skip the count.</summary>
     public const int MaxUtf8Bytes = 2000;
 
-    public static bool FitsIndex(string id) =>
-        id.Length <= ThrivestackModelBuilderExtensions.MaxIdLength
+    /// <summary>Whether the outbox stores the id: at most <paramref name="maxLength"/> characters (<see cref="Mapping.OutboxTable.MaxIdLength"/>) and <see cref="MaxUtf8Bytes"/> bytes.</summary>
+    public static bool Fits(string id, int maxLength) =>
+        id.Length <= maxLength
         && (id.Length * 3 <= MaxUtf8Bytes || Encoding.UTF8.GetByteCount(id) <= MaxUtf8Bytes);
 
     /// <summary>An id short enough for a log line.</summary>

@@ -44,8 +44,8 @@ internal static partial class Log
     [LoggerMessage(301, LogLevel.Warning, "The ThriveStack identify interceptor is on a context whose database provider ({Provider}) does not run SQL, such as EF's InMemory provider: no identify events are captured for it. Saves work as usual. Use SQLite or another relational provider where events should be written.")]
     public static partial void CaptureUnsupportedProvider(ILogger logger, string provider);
 
-    [LoggerMessage(302, LogLevel.Warning, "The identify event of {Entity} for user {UserId} ({Length} characters) is left out: a user or group id of more than 1,000 characters (or 2,000 UTF-8 bytes) cannot be stored in the outbox's index. The save itself succeeded.")]
-    public static partial void IdTooLong(ILogger logger, string entity, string userId, int length);
+    [LoggerMessage(302, LogLevel.Warning, "The identify event of {Entity} for user {UserId} ({Length} characters) is left out: a user or group id of more than {MaxLength} characters (or 2,000 UTF-8 bytes) cannot be stored in the outbox's indexed id columns. The save itself succeeded.")]
+    public static partial void IdTooLong(ILogger logger, string entity, string userId, int length, int maxLength);
 
     [LoggerMessage(303, LogLevel.Warning, "A {Entity} was saved with an empty user id: no identify event is written, because ThriveStack cannot identify a user without an id.")]
     public static partial void EmptyUserId(ILogger logger, string entity);
