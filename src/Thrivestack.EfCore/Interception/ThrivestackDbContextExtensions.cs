@@ -24,7 +24,7 @@ public static class ThrivestackDbContextExtensions
     /// <exception cref="ArgumentNullException"><paramref name="context"/> or <paramref name="userId"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException">
     /// <paramref name="userId"/> is empty; <paramref name="userId"/> or <paramref name="groupId"/> is longer than
-    /// <see cref="ThrivestackModelBuilderExtensions.MaxIdLength"/>; or a trait value has a type without a JSON form.
+    /// <see cref="ThrivestackModelBuilderExtensions.MaxIdLength"/> or than the outbox's id columns hold; or a trait value has a type without a JSON form.
     /// </exception>
     /// <exception cref="InvalidOperationException">The context's model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model.</exception>
     public static void EnqueueThrivestackIdentify(this DbContext context, string userId, IReadOnlyDictionary<string, object?>? traits = null, string? groupId = null)
@@ -58,7 +58,7 @@ public static class ThrivestackDbContextExtensions
     /// <exception cref="ArgumentNullException"><paramref name="context"/> or <paramref name="userId"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentException">
     /// <paramref name="userId"/> is empty; <paramref name="userId"/> or <paramref name="groupId"/> is longer than
-    /// <see cref="ThrivestackModelBuilderExtensions.MaxIdLength"/>; or a trait value has a type without a JSON form.
+    /// <see cref="ThrivestackModelBuilderExtensions.MaxIdLength"/> or than the outbox's id columns hold; or a trait value has a type without a JSON form.
     /// </exception>
     /// <exception cref="InvalidOperationException">The context's model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing) or is a compiled model.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was canceled.</exception>
