@@ -166,7 +166,13 @@ public abstract class UntrackedWriteTests : IAsyncLifetime
             await context.Database.ExecuteSqlRawAsync("DROP TABLE thrivestack_outbox");
             var tracked = await context.Users.SingleAsync(u => u.Id == user.Id);
             tracked.Email = "edited@example.com";
-            await Assert.ThrowsAnyAsync<Exception>(() => Save(context, async));
+
+            // The first save of an app whose outbox was never created: the error says how to create it.
+            var error = await Assert.ThrowsAsync<InvalidOperationException>(() => Save(context, async));
+            Assert.Contains("'thrivestack_outbox' does not exist", error.Message, StringComparison.Ordinal);
+            Assert.Contains("dotnet ef migrations add AddThrivestackOutbox", error.Message, StringComparison.Ordinal);
+            Assert.Contains("EnsureThrivestackOutboxCreated()", error.Message, StringComparison.Ordinal);
+            Assert.IsAssignableFrom<System.Data.Common.DbException>(error.InnerException);
             Assert.Empty(context.ChangeTracker.Entries<OutboxMessage>());
             Assert.Equal(EntityState.Modified, context.Entry(tracked).State);
 
