@@ -1,8 +1,10 @@
+using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Interception;
+using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Telemetry;
 
@@ -23,6 +25,7 @@ internal sealed class ThrivestackOutboxHealthCheck<TContext>(
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         OutboxStatistics statistics;
+        OutboxTable? table = null;
         try
         {
             await using var scope = scopes.CreateAsyncScope();
@@ -33,11 +36,13 @@ internal sealed class ThrivestackOutboxHealthCheck<TContext>(
                 return HealthCheckResult.Healthy($"{ProviderFacts.Name(db)} does not run SQL: no identify events are captured or sent.");
             }
 
+            table = ModelMap.For(db.Model).Outbox;
             statistics = await new OutboxStore(db).StatisticsAsync(time.GetUtcNow().UtcDateTime, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            return new HealthCheckResult(context.Registration.FailureStatus, "The identify outbox cannot be read.", ex);
+            var missing = ex is DbException db && table is not null && MissingOutboxTable.Is(table, db);
+            return new HealthCheckResult(context.Registration.FailureStatus, missing ? MissingOutboxTable.Describe(table!) : "The identify outbox cannot be read.", ex);
         }
 
         var data = new Dictionary<string, object>

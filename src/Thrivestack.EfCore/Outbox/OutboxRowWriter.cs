@@ -87,9 +87,9 @@ internal static class OutboxRowWriter
                 {
                     await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
                 }
-                catch (DbException exception) when (IsMissing(table, exception))
+                catch (DbException exception) when (MissingOutboxTable.Is(table, exception))
                 {
-                    throw MissingTable(table, exception);
+                    throw MissingOutboxTable.Exception(table, exception);
                 }
             }
         }
@@ -101,28 +101,11 @@ internal static class OutboxRowWriter
         {
             command.ExecuteNonQuery();
         }
-        catch (DbException exception) when (IsMissing(table, exception))
+        catch (DbException exception) when (MissingOutboxTable.Is(table, exception))
         {
-            throw MissingTable(table, exception);
+            throw MissingOutboxTable.Exception(table, exception);
         }
     }
-
-    /// <summary>
-    /// Whether the database says the outbox table does not exist (PostgreSQL 42P01, MySQL 42S02, SQLite's "no such table",
-    /// SQL Server's "Invalid object name"), naming the table.
-    /// </summary>
-    private static bool IsMissing(OutboxTable table, DbException exception) =>
-        exception.Message.Contains(table.TableName, StringComparison.OrdinalIgnoreCase)
-        && (exception.SqlState is "42P01" or "42S02"
-            || exception.Message.Contains("no such table", StringComparison.OrdinalIgnoreCase)
-            || exception.Message.Contains("Invalid object name", StringComparison.OrdinalIgnoreCase));
-
-    /// <summary>The first save of an app whose outbox was never created: say how to create it, not only what the database said.</summary>
-    private static InvalidOperationException MissingTable(OutboxTable table, DbException exception) =>
-        new($"The identify outbox table '{(table.Schema is null ? table.TableName : $"{table.Schema}.{table.TableName}")}' does not exist in this database, so the "
-            + "identify events of this save (or enqueue) could not be written and it failed. Create the table: "
-            + "'dotnet ef migrations add AddThrivestackOutbox', then 'dotnet ef database update' (or Database.Migrate() at start); an app that "
-            + "creates its schema with EnsureCreated() calls Database.EnsureThrivestackOutboxCreated() once at start.", exception);
 
     private static InsertShape ShapeOf(DbContext context, OutboxTable table) =>
         Shapes.TryGetValue(table, out var shape) ? shape : Shapes.GetValue(table, t => new InsertShape(context, t));

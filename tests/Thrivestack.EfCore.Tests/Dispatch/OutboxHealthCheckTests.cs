@@ -71,7 +71,7 @@ public sealed class OutboxHealthCheckTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task CheckHealth_OutboxTableMissing_IsUnhealthy()
+    public async Task CheckHealth_OutboxTableMissing_IsUnhealthyNamingTheTableAndHowToCreateIt()
     {
         await using (var context = harness.Database.CreateContext())
         {
@@ -83,8 +83,24 @@ public sealed class OutboxHealthCheckTests : IAsyncLifetime
         var entry = await CheckAsync(host);
 
         Assert.Equal(HealthStatus.Unhealthy, entry.Status);
-        Assert.Contains("cannot be read", entry.Description);
-        Assert.NotNull(entry.Exception);
+        Assert.Contains("'thrivestack_outbox' does not exist", entry.Description);
+        Assert.Contains("dotnet ef migrations add AddThrivestackOutbox", entry.Description);
+        Assert.IsAssignableFrom<System.Data.Common.DbException>(entry.Exception);
+    }
+
+    [Fact]
+    public async Task CheckHealth_OutboxUnreadableForAnotherReason_IsUnhealthySayingSo()
+    {
+        // A column dropped by hand: the table is there, the statistics read fails.
+        await using (var context = harness.Database.CreateContext())
+        {
+            await context.Database.ExecuteSqlRawAsync("ALTER TABLE \"thrivestack_outbox\" DROP COLUMN \"created_at\"");
+        }
+
+        var entry = await CheckAsync(BuildHost());
+
+        Assert.Equal(HealthStatus.Unhealthy, entry.Status);
+        Assert.Equal("The identify outbox cannot be read.", entry.Description);
     }
 
     [Fact]
@@ -102,7 +118,7 @@ public sealed class OutboxHealthCheckTests : IAsyncLifetime
 
         var entry = Assert.Single(report.Entries, e => e.Key == "identify-outbox").Value;
         Assert.Equal(HealthStatus.Degraded, entry.Status);
-        Assert.Contains("cannot be read", entry.Description);
+        Assert.Contains("does not exist", entry.Description);
         Assert.Equal(["outbox", "ready"], entry.Tags.Order());
         var onlyReady = await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(r => r.Tags.Contains("ready"));
         Assert.Single(onlyReady.Entries);
