@@ -1,3 +1,4 @@
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -91,11 +92,13 @@ public sealed class OutboxHealthCheckTests : IAsyncLifetime
     [Fact]
     public async Task CheckHealth_OutboxUnreadableForAnotherReason_IsUnhealthySayingSo()
     {
-        // A column dropped by hand: the table is there, the statistics read fails.
-        await using (var context = harness.Database.CreateContext())
-        {
-            await context.Database.ExecuteSqlRawAsync("ALTER TABLE \"thrivestack_outbox\" DROP COLUMN \"created_at\"");
-        }
+        // The database file overwritten with something that is not a database: no table is missing, nothing can be read.
+        // (Not a dropped column: SQLite reads an unknown double-quoted name as a string literal, and the read succeeds.)
+        var file = new SqliteConnectionStringBuilder(((SqliteTestDatabase)harness.Database).ConnectionString).DataSource;
+        SqliteConnection.ClearAllPools();
+        File.Delete(file + "-wal");
+        File.Delete(file + "-shm");
+        await File.WriteAllBytesAsync(file, Enumerable.Repeat((byte)'x', 8192).ToArray());
 
         var entry = await CheckAsync(BuildHost());
 
