@@ -20,9 +20,7 @@ internal sealed class ThrivestackOptionsValidator : IValidateOptions<Thrivestack
             return "''";
         }
 
-        var text = endpoint.IsAbsoluteUri
-            ? endpoint.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped)
-            : endpoint.OriginalString.Split('?', '#')[0];
+        var text = EndpointText.Of(endpoint);
         var cut = endpoint.IsAbsoluteUri
             ? endpoint.UserInfo.Length > 0 || endpoint.Query.Length > 0 || endpoint.Fragment.Length > 0
             : text.Length < endpoint.OriginalString.Length;

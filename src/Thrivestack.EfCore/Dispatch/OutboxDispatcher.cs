@@ -711,7 +711,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     }
 
     /// <summary>The endpoint as logs name it: scheme, host, port and path, without a query that could carry a secret.</summary>
-    private string Endpoint => options.Endpoint.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped);
+    private string Endpoint => EndpointText.Of(options.Endpoint);
 
     // ThriveStack looks down: no row spent an attempt (see DispatchCycle); the whole dispatcher backs off, capped by
     // RetryMaxDelay even when the server asks for longer. One warning per outage.

@@ -31,7 +31,8 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
         var rawUserId = Membership is not null
             ? Membership.Property(MembershipMap!.UserId.Property).CurrentValue
             : userValues![UserMap!.UserId.Property];
-        var userId = (Membership is not null ? MembershipMap!.UserId : UserMap!.UserId).Format(rawUserId);
+        var userIdMap = Membership is not null ? MembershipMap!.UserId : UserMap!.UserId;
+        var userId = userIdMap.Format(rawUserId);
         if (userId is null)
         {
             if (rawUserId is not null)
@@ -43,7 +44,7 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
         }
 
         var groupId = Membership is null ? null : MembershipMap!.GroupId.Format(Membership.Property(MembershipMap.GroupId.Property).CurrentValue);
-        var maxLength = ModelMap.For(Entry.Context.Model).Outbox?.MaxIdLength ?? ThrivestackModelBuilderExtensions.MaxIdLength;
+        var maxLength = userIdMap.MaxLength;
         if (!OutboxIds.Fits(userId, maxLength) || (groupId is not null && !OutboxIds.Fits(groupId, maxLength)))
         {
             var longest = OutboxIds.Fits(userId, maxLength) ? groupId! : userId;

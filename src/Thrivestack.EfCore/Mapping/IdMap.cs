@@ -4,8 +4,11 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
 namespace Thrivestack.EfCore.Mapping;
 
-/// <summary>A property that holds an id (user id or group id) and how to write it as a string.</summary>
-internal sealed record IdMap(IProperty Property, ValueConverter? Converter)
+/// <summary>
+/// A property that holds an id (user id or group id), how to write it as a string, and the longest id the model's outbox
+/// stores (<see cref="OutboxTable.MaxIdLength"/>, known when the model is built, so a save does not look it up).
+/// </summary>
+internal sealed record IdMap(IProperty Property, ValueConverter? Converter, int MaxLength)
 {
     /// <summary>Formats an id value in invariant culture; <see langword="null"/> or empty ids yield <see langword="null"/>.</summary>
     public string? Format(object? value)

@@ -24,6 +24,7 @@ internal static class MappingResolver
             return outbox is null ? ModelMap.Empty : throw CompiledModel(outbox);
         }
 
+        var maxIdLength = outbox is null ? ThrivestackModelBuilderExtensions.MaxIdLength : OutboxTable.MaxIdLengthOf(outbox);
         var users = new Dictionary<IEntityType, UserMap>();
         var ownedTraits = new Dictionary<IEntityType, OwnedTraitMap>();
         var memberships = new Dictionary<IEntityType, MembershipMap>();
@@ -36,7 +37,7 @@ internal static class MappingResolver
                 var traits = Inherited(entityType, t => configuration.FindUser(t.Name) is { Traits.Count: > 0 } u ? u.Traits : null) ?? [];
                 var map = new UserMap(
                     entityType,
-                    Id(entityType, user.UserIdProperty, "ToThrivestackUser", "user id"),
+                    Id(entityType, user.UserIdProperty, "ToThrivestackUser", "user id", maxIdLength),
                     traits.Select(t => Trait(entityType, t)).ToArray());
                 users[entityType] = map;
                 foreach (var group in map.Traits.Where(t => t.IsOwned).GroupBy(t => t.Property.DeclaringType))
@@ -50,8 +51,8 @@ internal static class MappingResolver
             {
                 memberships[entityType] = new MembershipMap(
                     entityType,
-                    Id(entityType, membership.UserIdProperty, "ToThrivestackMembership", "user id"),
-                    Id(entityType, membership.GroupIdProperty, "ToThrivestackMembership", "group id"));
+                    Id(entityType, membership.UserIdProperty, "ToThrivestackMembership", "user id", maxIdLength),
+                    Id(entityType, membership.GroupIdProperty, "ToThrivestackMembership", "group id", maxIdLength));
             }
         }
 
@@ -102,7 +103,7 @@ internal static class MappingResolver
         return null;
     }
 
-    private static IdMap Id(IEntityType entityType, string name, string method, string role)
+    private static IdMap Id(IEntityType entityType, string name, string method, string role, int maxLength)
     {
         var property = entityType.FindProperty(name)
             ?? throw new InvalidOperationException(
@@ -114,7 +115,7 @@ internal static class MappingResolver
                 $"{method} maps the {role} of '{entityType.DisplayName()}' to '{name}' of type {property.ClrType.Name}. Ids must be string, Guid, int or long (or have a value converter to one of them).");
         }
 
-        return new IdMap(property, property.GetValueConverter());
+        return new IdMap(property, property.GetValueConverter(), maxLength);
     }
 
     private static TraitMap Trait(IEntityType userType, TraitConfiguration trait)

@@ -17,11 +17,15 @@ internal sealed class OutboxTable
             .Where(p => !p.IsPrimaryKey())
             .Select(p => new OutboxColumn(p, p.GetColumnName(StoreObject)!, (RelationalTypeMapping)p.GetRelationalTypeMapping()))
             .ToArray();
-        MaxIdLength = new[] { nameof(Outbox.OutboxMessage.UserId), nameof(Outbox.OutboxMessage.GroupId) }
-            .Select(entityType.FindProperty)
-            .SelectMany(p => new[] { p?.GetMaxLength(), p?.GetRelationalTypeMapping().Size })
-            .Aggregate(ThrivestackModelBuilderExtensions.MaxIdLength, (max, size) => size is > 0 ? Math.Min(max, size.Value) : max);
+        MaxIdLength = MaxIdLengthOf(entityType);
     }
+
+    /// <summary>The <see cref="MaxIdLength"/> of an outbox entity type (a provider without SQL sizes nothing: the constant).</summary>
+    public static int MaxIdLengthOf(IEntityType outbox) =>
+        new[] { nameof(Outbox.OutboxMessage.UserId), nameof(Outbox.OutboxMessage.GroupId) }
+            .Select(outbox.FindProperty)
+            .SelectMany(p => new[] { p?.GetMaxLength(), (p?.FindTypeMapping() as RelationalTypeMapping)?.Size })
+            .Aggregate(ThrivestackModelBuilderExtensions.MaxIdLength, (max, size) => size is > 0 ? Math.Min(max, size.Value) : max);
 
     /// <summary>
     /// The longest user or group id the outbox stores: <see cref="ThrivestackModelBuilderExtensions.MaxIdLength"/>, or less

@@ -44,6 +44,17 @@ internal static class Workload
         return await context.Set<Outbox.OutboxMessage>().LongCountAsync(r => r.State == Outbox.OutboxRowState.Pending);
     }
 
+    /// <summary>Waits, polling every 100 ms, until no row is pending; fails once <paramref name="timeout"/> has passed.</summary>
+    public static async Task WaitUntilNothingPendingAsync(TestDatabase database, TimeSpan timeout)
+    {
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (await PendingAsync(database) > 0)
+        {
+            Assert.True(deadline.Elapsed < timeout, $"rows were still pending after {timeout.TotalSeconds:N0} s");
+            await Task.Delay(100);
+        }
+    }
+
     /// <summary>The distinct (user, seq) pairs that arrived, and how many arrived more than once.</summary>
     public static (int Distinct, int Duplicates) Count(ThrivestackStandIn standIn)
     {

@@ -37,7 +37,7 @@ public sealed class ScaleOutTests(PostgresServer server, ITestOutputHelper outpu
         });
 
         await harness.StandIn.WaitForEventsAsync(Total, TimeSpan.FromSeconds(180));
-        await WaitUntilAsync(async () => await Workload.PendingAsync(harness.Database) == 0, TimeSpan.FromSeconds(60));
+        await Workload.WaitUntilNothingPendingAsync(harness.Database, TimeSpan.FromSeconds(60));
         clock.Stop();
 
         var (distinct, duplicates) = Workload.Count(harness.StandIn);
@@ -64,15 +64,5 @@ public sealed class ScaleOutTests(PostgresServer server, ITestOutputHelper outpu
         Assert.True(outcome.PeakBeforeKill > 1, $"the killed process had at most {outcome.PeakBeforeKill} request in flight");
         Assert.Empty(outcome.OutOfOrderUsers);
         output.WriteLine(outcome.ToString());
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(deadline.Elapsed < timeout, "the condition was not met in time");
-            await Task.Delay(100);
-        }
     }
 }

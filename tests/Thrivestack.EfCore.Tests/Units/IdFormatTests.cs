@@ -10,7 +10,7 @@ namespace Thrivestack.EfCore.Tests.Units;
 /// <summary>user_id and group_id are written in invariant culture, whatever the thread's culture.</summary>
 public sealed class IdFormatTests
 {
-    private static readonly IdMap Plain = new(IdProperty(), null);
+    private static readonly IdMap Plain = new(IdProperty(), null, ThrivestackModelBuilderExtensions.MaxIdLength);
 
     [Theory]
     [InlineData(42, "42")]
@@ -49,7 +49,7 @@ public sealed class IdFormatTests
     [Fact]
     public void Format_ValueConverter_FormatsTheProviderValue()
     {
-        var map = new IdMap(IdProperty(), new ValueConverter<UserKey, long>(k => k.Value, v => new UserKey(v)));
+        var map = new IdMap(IdProperty(), new ValueConverter<UserKey, long>(k => k.Value, v => new UserKey(v)), ThrivestackModelBuilderExtensions.MaxIdLength);
 
         InOddCulture(() => Assert.Equal("-5000", map.Format(new UserKey(-5000))));
     }
