@@ -51,7 +51,8 @@ internal sealed class DispatchCycle(
     ConcurrencyLimiter limiter,
     SendPermit permit,
     Func<bool> allLanesHeld,
-    Task previousPage)
+    Task previousPage,
+    Action? beforeLastSend = null)
 {
     private readonly HashSet<string> blockedUsers = [];
     private readonly HashSet<long> settled = [];
@@ -128,6 +129,12 @@ internal sealed class DispatchCycle(
                 catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
                 {
                     break;
+                }
+
+                if (!moreBatchesFollow)
+                {
+                    // The lane's next claim runs while this request is in flight.
+                    beforeLastSend?.Invoke();
                 }
 
                 await SendAsync(batch, null, stoppingToken, sendToken).ConfigureAwait(false);

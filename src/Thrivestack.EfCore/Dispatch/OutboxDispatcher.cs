@@ -22,8 +22,9 @@ namespace Thrivestack.EfCore.Dispatch;
 /// <see cref="ConcurrencyLimiter"/> decides how many of them hold a slot at once. Claims take whole users under a lease,
 /// so the pages in flight hold disjoint users and each user's events stay in order. The first lane polls and answers
 /// nudges; the others sleep until a lane claims a full page (a backlog), so an idle app sees one lane's statements.
-/// While one lane claims, the others' requests are in flight: the pipe does not run dry between claims.
-/// A backoff, a pause or a Retry-After holds every lane.
+/// While one lane claims, the others' requests are in flight, and on a backlog a lane claims its next page while its
+/// page's last request is in flight: the pipe does not run dry between claims. A backoff, a pause or a Retry-After holds
+/// every lane, and a page claimed ahead is given back rather than held through it.
 /// </remarks>
 internal sealed class OutboxDispatcher<TContext> : BackgroundService
     where TContext : DbContext
@@ -194,6 +195,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         // page's before it. Both complete with the backoff a failed write asks for (zero when written); neither throws.
         var previousPage = NoPage;
         var olderPage = NoPage;
+
+        // The next page, claimed while this lane's last request was in flight (a backlog): the lane owns its rows until it
+        // sends them or gives them back (AbandonAsync).
+        Task<ClaimedPage>? ahead = null;
         while (!stoppingToken.IsCancellationRequested)
         {
             // Only the stopping token ends this loop: a failure of one cycle is logged and waited out, never rethrown,
@@ -206,6 +211,13 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 }
 
                 var seen = signal.Version;
+                if (ahead is not null && HeldFor() > TimeSpan.Zero)
+                {
+                    // Another lane's backoff, pause or Retry-After: rows claimed ahead are not held through it.
+                    await AbandonAsync(ahead).ConfigureAwait(false);
+                    ahead = null;
+                }
+
                 await WaitForResumeAsync(stoppingToken).ConfigureAwait(false);
 
                 // At most one page's acknowledgements are still being written behind the page this lane sends next, so they
@@ -221,9 +233,20 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 }
 
                 var pageInFlight = !previousPage.IsCompleted;
-                var step = failedWrite > TimeSpan.Zero
-                    ? new LaneStep(failedWrite, false)
-                    : await RunOnceAsync(leader, previousPage, stoppingToken).ConfigureAwait(false);
+                var handed = ahead;
+                ahead = null;
+                LaneStep step;
+                if (failedWrite > TimeSpan.Zero)
+                {
+                    await AbandonAsync(handed).ConfigureAwait(false);
+                    step = new LaneStep(failedWrite, false);
+                }
+                else
+                {
+                    step = await RunOnceAsync(leader, previousPage, handed, stoppingToken).ConfigureAwait(false);
+                    ahead = step.Ahead;
+                }
+
                 if (step.Acknowledged is { } page)
                 {
                     olderPage = previousPage;
@@ -244,7 +267,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 }
 
                 unexpectedFailures = 0;
-                backlog = step.FullClaim && step.Wait == TimeSpan.Zero && limiter.NetworkIsTheWait;
+                backlog = (step.FullClaim && step.Wait == TimeSpan.Zero && limiter.NetworkIsTheWait) || ahead is not null;
 
                 if (leader && step.Wait > TimeSpan.Zero)
                 {
@@ -271,6 +294,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             }
         }
 
+        // Rows claimed ahead go back at once (PostgreSQL: released, not left leased until their lease ends).
+        await AbandonAsync(ahead).ConfigureAwait(false);
+
         // What ThriveStack accepted is recorded before the dispatcher stops: the last page's writes come after all earlier ones.
         await previousPage.ConfigureAwait(false);
     }
@@ -279,67 +305,46 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private static readonly Task<TimeSpan> NoPage = Task.FromResult(TimeSpan.Zero);
 
     /// <summary>
-    /// Claims and ships one page; says how long to wait before the next (zero: go on at once), whether the claim was full,
-    /// and what completes once the page's acknowledgements are written (they go on while the lane claims its next page).
+    /// Claims and ships one page (or ships <paramref name="ahead"/>, claimed during the lane's last page); says how long to
+    /// wait before the next (zero: go on at once), whether the claim was full, what completes once the page's
+    /// acknowledgements are written (they go on while the lane claims its next page), and the next page when it was
+    /// claimed while this one's last request was in flight.
     /// </summary>
-    private async Task<LaneStep> RunOnceAsync(bool leader, Task<TimeSpan> previousPage, CancellationToken stoppingToken)
+    private async Task<LaneStep> RunOnceAsync(bool leader, Task<TimeSpan> previousPage, Task<ClaimedPage>? ahead, CancellationToken stoppingToken)
     {
-        // The slot comes before the claim: a lane waiting for its turn holds no rows.
+        // The slot comes before the claim: a lane waiting for its turn holds no rows (rows claimed ahead are held only while
+        // the lane's own slot is: given up at once, they were claimed a moment before).
         using var permit = new SendPermit(limiter);
-        await permit.AcquireAsync(stoppingToken).ConfigureAwait(false);
+        try
+        {
+            await permit.AcquireAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await AbandonAsync(ahead).ConfigureAwait(false);
+            throw;
+        }
+
         if (HeldFor() is var held && held > TimeSpan.Zero)
         {
             // Another lane's backoff, pause or Retry-After began while this one waited for its slot.
+            await AbandonAsync(ahead).ConfigureAwait(false);
             return new LaneStep(held, false);
         }
 
-        var scope = scopes.CreateAsyncScope();
+        ClaimedPage? page = null;
+        Task<ClaimedPage>? next = null;
         Task<TimeSpan>? finishing = null;
         DispatchCycle? cycle = null;
-        List<ClaimedRow>? readClaim = null;
-        var outstanding = false;
         try
         {
-            var context = scope.ServiceProvider.GetRequiredService<TContext>();
-            var store = new OutboxStore(context, owner);
-            await store.SetUpConnectionAsync(stoppingToken).ConfigureAwait(false);
-
-            if (leader)
-            {
-                await HousekeepingAsync(store, stoppingToken).ConfigureAwait(false);
-            }
-
-            var leaseId = Guid.NewGuid();
-            var claimStarted = time.GetTimestamp();
-            var claimSize = ClaimSize;
-            var (rows, leaseEnd) = store.ClaimsByReading
-                ? await ClaimByReadingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false)
-                : await ClaimByLeasingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false);
-            readClaim = store.ClaimsByReading ? rows : null;
-            if (rows.Count < claimSize && Volatile.Read(ref pagesOutstanding) > 0)
-            {
-                Volatile.Write(ref skippedBehindPages, 1);
-            }
-
-            if (rows.Count > 0)
-            {
-                Interlocked.Increment(ref pagesOutstanding);
-                outstanding = true;
-            }
-
-            limiter.RecordClaim(claimStarted);
-
-            // A claim by reading proves reads work, not that an earlier failed write would now go through (a full disk, a
-            // lock held past busy_timeout): that outage ends with a successful write, so it is reported once, not per page.
-            OutboxReachable(wrote: !store.ClaimsByReading);
-            if (rows.Count == 0)
+            page = await (ahead ?? ClaimPageAsync(leader, stoppingToken)).ConfigureAwait(false);
+            if (page.Rows.Count == 0)
             {
                 return new LaneStep(options.PollInterval, false) { EmptyClaim = true };
             }
 
-            Interlocked.Exchange(ref lastRowsClaimedTicks, time.GetUtcNow().UtcTicks);
-
-            var fullClaim = rows.Count >= claimSize;
+            var fullClaim = page.Full;
             if (fullClaim && moreWork.CurrentCount == 0 && limiter.NetworkIsTheWait)
             {
                 // A full page suggests more: wake one more lane now, before this page's sends, which wakes the next if its
@@ -348,8 +353,13 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 moreWork.Release();
             }
 
-            cycle = new DispatchCycle(store, client, options, time, metrics, logger, contextName, leaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage);
-            await cycle.RunAsync(rows, leaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
+            // A full page suggests more: the next page is claimed while this one's last request is in flight, so the claim
+            // costs the lane no time of its own (the pipe does not run dry between a lane's pages). The claim skips this
+            // page's users, which are still in flight, as another lane's claim would. On the thread pool: the send must not wait
+            // for a claim that completes synchronously.
+            Action? claimAhead = fullClaim ? () => next ??= Task.Run(() => ClaimPageAsync(leader, stoppingToken), CancellationToken.None) : null;
+            cycle = new DispatchCycle(page.Store, client, options, time, metrics, logger, contextName, page.LeaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage, claimAhead);
+            await cycle.RunAsync(page.Rows, page.LeaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
             if (cycle.Accepted > 0)
             {
                 // Also a page that delivered and then stopped (a 429 after its first batch): the endpoint is right.
@@ -368,8 +378,16 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             };
 
             // The page's context and its users' places in flight are held until its acknowledgements are written.
-            finishing = FinishPageAsync(cycle.Acknowledged, cycle.Accepted > 0, scope, readClaim ?? []);
-            return new LaneStep(wait, fullClaim, finishing);
+            finishing = FinishPageAsync(cycle.Acknowledged, cycle.Accepted > 0, page.Scope, page.ReadClaim);
+            var step = new LaneStep(wait, fullClaim, finishing);
+            if (wait == TimeSpan.Zero)
+            {
+                // The next page goes on to the lane; after a failure or a pause it is given back (below).
+                step = step with { Ahead = next };
+                next = null;
+            }
+
+            return step;
         }
         catch (Exception ex) when (IsDatabaseFailure(ex) && !stoppingToken.IsCancellationRequested)
         {
@@ -377,7 +395,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
         finally
         {
-            if (finishing is null)
+            await AbandonAsync(next).ConfigureAwait(false);
+            if (finishing is null && page is not null)
             {
                 // A failure left acknowledgements running on this context: they end before it is disposed, and before the
                 // page's users may be claimed again (every row is acknowledged, released or left pending by then).
@@ -386,13 +405,107 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                     await cycle.Acknowledged.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 }
 
-                if (outstanding)
+                if (page.Rows.Count > 0)
                 {
-                    PageDone(readClaim ?? []);
+                    PageDone(page.ReadClaim);
                 }
 
-                await scope.DisposeAsync().ConfigureAwait(false);
+                await page.Scope.DisposeAsync().ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>
+    /// Claims a page on a context of its own (held until the page's acknowledgements are written). Throws what the
+    /// database throws; the context is disposed then.
+    /// </summary>
+    private async Task<ClaimedPage> ClaimPageAsync(bool leader, CancellationToken stoppingToken)
+    {
+        var scope = scopes.CreateAsyncScope();
+        try
+        {
+            var context = scope.ServiceProvider.GetRequiredService<TContext>();
+            var store = new OutboxStore(context, owner);
+            await store.SetUpConnectionAsync(stoppingToken).ConfigureAwait(false);
+
+            if (leader)
+            {
+                await HousekeepingAsync(store, stoppingToken).ConfigureAwait(false);
+            }
+
+            var leaseId = Guid.NewGuid();
+            var claimSize = ClaimSize;
+            var (rows, leaseEnd, claimStarted) = store.ClaimsByReading
+                ? await ClaimByReadingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false)
+                : await ClaimByLeasingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false);
+            if (rows.Count < claimSize && Volatile.Read(ref pagesOutstanding) > 0)
+            {
+                Volatile.Write(ref skippedBehindPages, 1);
+            }
+
+            if (rows.Count > 0)
+            {
+                Interlocked.Increment(ref pagesOutstanding);
+                Interlocked.Exchange(ref lastRowsClaimedTicks, time.GetUtcNow().UtcTicks);
+            }
+
+            limiter.RecordClaim(claimStarted);
+
+            // A claim by reading proves reads work, not that an earlier failed write would now go through (a full disk, a
+            // lock held past busy_timeout): that outage ends with a successful write, so it is reported once, not per page.
+            OutboxReachable(wrote: !store.ClaimsByReading);
+            return new ClaimedPage(scope, store, leaseId, rows, leaseEnd, rows.Count >= claimSize);
+        }
+        catch
+        {
+            await scope.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Gives back a page claimed ahead and not sent (the lane waits, fails or stops): its rows are released (PostgreSQL and
+    /// others; SQLite's read claim holds nothing in the database), its users leave flight, its context is disposed. Never
+    /// throws: a claim that failed held nothing, and the lane's next claim meets and reports the same failure.
+    /// </summary>
+    private async Task AbandonAsync(Task<ClaimedPage>? ahead)
+    {
+        if (ahead is null)
+        {
+            return;
+        }
+
+        ClaimedPage page;
+        try
+        {
+            page = await ahead.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            return;
+        }
+
+        try
+        {
+            if (page.Rows.Count > 0)
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10), time);
+                await page.Store.ReleaseAsync([.. page.Rows.Select(r => r.Id)], page.LeaseId, timeout.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The lease then ends by itself, and the rows are claimed again after it.
+            Log.ReleaseFailed(logger, ex, page.Rows.Count, contextName);
+        }
+        finally
+        {
+            if (page.Rows.Count > 0)
+            {
+                PageDone(page.ReadClaim);
+            }
+
+            await page.Scope.DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -462,13 +575,15 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
     }
 
-    private async Task<(List<ClaimedRow> Rows, DateTime LeaseEnd)> ClaimByLeasingAsync(OutboxStore store, Guid leaseId, int claimSize, CancellationToken stoppingToken)
+    /// <summary>Claims by leasing each row (PostgreSQL and others); Started: when its statement began.</summary>
+    private async Task<(List<ClaimedRow> Rows, DateTime LeaseEnd, long Started)> ClaimByLeasingAsync(OutboxStore store, Guid leaseId, int claimSize, CancellationToken stoppingToken)
     {
+        var started = time.GetTimestamp();
         var now = time.GetUtcNow().UtcDateTime;
         var leaseEnd = now + options.LeaseDuration;
         var rows = await store.ClaimAsync(leaseId, owner, now, leaseEnd, claimSize, stoppingToken, options.RetryMaxDelay).ConfigureAwait(false);
         RefreshStaleStatistics(store, rows.Count, claimSize);
-        return (rows, leaseEnd);
+        return (rows, leaseEnd, started);
     }
 
     /// <summary>How often at most this dispatcher refreshes the planner's statistics for the outbox: autovacuum's own pace.</summary>
@@ -534,9 +649,12 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     // SQLite: the outbox-wide lease (renewed once a quarter of it has passed, so most claims write nothing), then a read of
     // rows whose users have no page in flight here. One lane claims at a time: a read claims nothing in the database.
-    private async Task<(List<ClaimedRow> Rows, DateTime LeaseEnd)> ClaimByReadingAsync(OutboxStore store, Guid leaseId, int claimSize, CancellationToken stoppingToken)
+    // Started: when the lane's turn came. The wait for it is the lanes' own queue, not the database's: counted, it read as
+    // a database growing slow and lowered the limit whenever several lanes' claims met (their pages end together).
+    private async Task<(List<ClaimedRow> Rows, DateTime LeaseEnd, long Started)> ClaimByReadingAsync(OutboxStore store, Guid leaseId, int claimSize, CancellationToken stoppingToken)
     {
         await claimGate.WaitAsync(stoppingToken).ConfigureAwait(false);
+        var started = time.GetTimestamp();
         try
         {
             var now = time.GetUtcNow().UtcDateTime;
@@ -545,7 +663,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             {
                 if (now < outboxLeaseRetryAt)
                 {
-                    return ([], now);
+                    return ([], now, started);
                 }
 
                 var end = now + options.LeaseDuration;
@@ -559,7 +677,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                         Log.StandingBy(logger, contextName);
                     }
 
-                    return ([], now);
+                    return ([], now, started);
                 }
 
                 if (standingBy)
@@ -586,7 +704,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 }
             }
 
-            return (rows, outboxLeaseEnd);
+            return (rows, outboxLeaseEnd, started);
         }
         finally
         {
@@ -859,5 +977,15 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     {
         /// <summary>The claim found no row it could take.</summary>
         public bool EmptyClaim { get; init; }
+
+        /// <summary>The lane's next page, claimed while this one's last request was in flight; the lane sends or abandons it.</summary>
+        public Task<ClaimedPage>? Ahead { get; init; }
+    }
+
+    /// <summary>A lane's claimed page: its own context (<paramref name="Scope"/>), rows and lease.</summary>
+    private sealed record ClaimedPage(AsyncServiceScope Scope, OutboxStore Store, Guid LeaseId, List<ClaimedRow> Rows, DateTime LeaseEnd, bool Full)
+    {
+        /// <summary>The users this dispatcher holds in flight for the page (SQLite's read claim); none when rows are leased.</summary>
+        public List<ClaimedRow> ReadClaim => Store.ClaimsByReading ? Rows : [];
     }
 }
