@@ -196,9 +196,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         var previousPage = NoPage;
         var olderPage = NoPage;
 
-        // The next page, claimed while this lane's last request was in flight (a backlog): the lane owns its rows until it
-        // sends them or gives them back (AbandonAsync).
-        Task<ClaimedPage>? ahead = null;
+        // The next page, claimed while this lane's last request was in flight (a backlog), with the lane's slot: the lane owns
+        // both until it sends the page or gives it back (AbandonAsync).
+        ClaimedAhead? ahead = null;
         while (!stoppingToken.IsCancellationRequested)
         {
             // Only the stopping token ends this loop: a failure of one cycle is logged and waited out, never rethrown,
@@ -218,7 +218,12 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                     ahead = null;
                 }
 
-                await WaitForResumeAsync(stoppingToken).ConfigureAwait(false);
+                if (await WaitForResumeAsync(stoppingToken).ConfigureAwait(false) && ahead is not null)
+                {
+                    // The hold began between the look above and the wait: the page was held through it after all.
+                    await AbandonAsync(ahead).ConfigureAwait(false);
+                    ahead = null;
+                }
 
                 // At most one page's acknowledgements are still being written behind the page this lane sends next, so they
                 // never fall further behind the sends (and their leases). A failed write backs the lane off, as a failed
@@ -305,33 +310,59 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private static readonly Task<TimeSpan> NoPage = Task.FromResult(TimeSpan.Zero);
 
     /// <summary>
-    /// Claims and ships one page (or ships <paramref name="ahead"/>, claimed during the lane's last page); says how long to
-    /// wait before the next (zero: go on at once), whether the claim was full, what completes once the page's
-    /// acknowledgements are written (they go on while the lane claims its next page), and the next page when it was
-    /// claimed while this one's last request was in flight.
+    /// Claims and ships one page (or ships <paramref name="ahead"/>, claimed during the lane's last page with the slot it
+    /// keeps); says how long to wait before the next (zero: go on at once), whether the claim was full, what completes once
+    /// the page's acknowledgements are written (they go on while the lane claims its next page), and the next page with
+    /// the lane's slot when it was claimed while this one's last request was in flight.
     /// </summary>
-    private async Task<LaneStep> RunOnceAsync(bool leader, Task<TimeSpan> previousPage, Task<ClaimedPage>? ahead, CancellationToken stoppingToken)
+    private async Task<LaneStep> RunOnceAsync(bool leader, Task<TimeSpan> previousPage, ClaimedAhead? ahead, CancellationToken stoppingToken)
     {
-        // The slot comes before the claim: a lane waiting for its turn holds no rows (rows claimed ahead are held only while
-        // the lane's own slot is: given up at once, they were claimed a moment before).
-        using var permit = new SendPermit(limiter);
+        // The slot comes before the claim: a lane waiting for its turn holds no rows. A page claimed ahead comes with the
+        // slot its lane kept, so it never waits for one; when the limit has dropped below the slots held, the page goes
+        // back with the slot and this lane waits its turn like the others.
+        var permit = ahead?.Permit ?? new SendPermit(limiter);
+        var keepPermit = false;
         try
         {
-            await permit.AcquireAsync(stoppingToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            await AbandonAsync(ahead).ConfigureAwait(false);
-            throw;
-        }
+            if (ahead is not null && limiter.OverLimit)
+            {
+                await AbandonAsync(ahead).ConfigureAwait(false);
+                ahead = null;
+            }
 
-        if (HeldFor() is var held && held > TimeSpan.Zero)
-        {
-            // Another lane's backoff, pause or Retry-After began while this one waited for its slot.
-            await AbandonAsync(ahead).ConfigureAwait(false);
-            return new LaneStep(held, false);
-        }
+            try
+            {
+                await permit.AcquireAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await AbandonAsync(ahead).ConfigureAwait(false);
+                throw;
+            }
 
+            if (HeldFor() is var held && held > TimeSpan.Zero)
+            {
+                // Another lane's backoff, pause or Retry-After began while this one waited for its slot.
+                await AbandonAsync(ahead).ConfigureAwait(false);
+                return new LaneStep(held, false);
+            }
+
+            var step = await ShipAsync(leader, previousPage, ahead?.Page, permit, stoppingToken).ConfigureAwait(false);
+            keepPermit = step.Ahead is not null;
+            return step;
+        }
+        finally
+        {
+            if (!keepPermit)
+            {
+                permit.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Ships the page (claimed now, or ahead) on the lane's slot; see <see cref="RunOnceAsync"/>.</summary>
+    private async Task<LaneStep> ShipAsync(bool leader, Task<TimeSpan> previousPage, Task<ClaimedPage>? ahead, SendPermit permit, CancellationToken stoppingToken)
+    {
         ClaimedPage? page = null;
         Task<ClaimedPage>? next = null;
         Task<TimeSpan>? finishing = null;
@@ -380,10 +411,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             // The page's context and its users' places in flight are held until its acknowledgements are written.
             finishing = FinishPageAsync(cycle.Acknowledged, cycle.Accepted > 0, page.Scope, page.ReadClaim);
             var step = new LaneStep(wait, fullClaim, finishing);
-            if (wait == TimeSpan.Zero)
+            if (wait == TimeSpan.Zero && next is not null)
             {
-                // The next page goes on to the lane; after a failure or a pause it is given back (below).
-                step = step with { Ahead = next };
+                // The next page goes on to the lane with its slot; after a failure or a pause it is given back (below).
+                step = step with { Ahead = new ClaimedAhead(next, permit) };
                 next = null;
             }
 
@@ -395,7 +426,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
         finally
         {
-            await AbandonAsync(next).ConfigureAwait(false);
+            await AbandonPageAsync(next).ConfigureAwait(false);
             if (finishing is null && page is not null)
             {
                 // A failure left acknowledgements running on this context: they end before it is disposed, and before the
@@ -468,7 +499,25 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     /// others; SQLite's read claim holds nothing in the database), its users leave flight, its context is disposed. Never
     /// throws: a claim that failed held nothing, and the lane's next claim meets and reports the same failure.
     /// </summary>
-    private async Task AbandonAsync(Task<ClaimedPage>? ahead)
+    private async Task AbandonAsync(ClaimedAhead? ahead)
+    {
+        if (ahead is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await AbandonPageAsync(ahead.Page).ConfigureAwait(false);
+        }
+        finally
+        {
+            ahead.Permit.Dispose();
+        }
+    }
+
+    /// <summary>Gives back a page claimed ahead (see <see cref="AbandonAsync"/>), without its slot.</summary>
+    private async Task AbandonPageAsync(Task<ClaimedPage>? ahead)
     {
         if (ahead is null)
         {
@@ -743,13 +792,17 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
     }
 
-    private async Task WaitForResumeAsync(CancellationToken stoppingToken)
+    /// <summary>Waits while every lane is held; true when it waited.</summary>
+    private async Task<bool> WaitForResumeAsync(CancellationToken stoppingToken)
     {
         var wait = HeldFor();
         if (wait > TimeSpan.Zero)
         {
             await Task.Delay(wait, time, stoppingToken).ConfigureAwait(false);
+            return true;
         }
+
+        return false;
     }
 
     // Holds every lane until then; a later resume time set by another lane wins.
@@ -978,9 +1031,12 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         /// <summary>The claim found no row it could take.</summary>
         public bool EmptyClaim { get; init; }
 
-        /// <summary>The lane's next page, claimed while this one's last request was in flight; the lane sends or abandons it.</summary>
-        public Task<ClaimedPage>? Ahead { get; init; }
+        /// <summary>The lane's next page, claimed while this one's last request was in flight, and its slot; the lane sends or abandons it.</summary>
+        public ClaimedAhead? Ahead { get; init; }
     }
+
+    /// <summary>A page claimed ahead and the slot its lane keeps for it (given back with the page).</summary>
+    private sealed record ClaimedAhead(Task<ClaimedPage> Page, SendPermit Permit);
 
     /// <summary>A lane's claimed page: its own context (<paramref name="Scope"/>), rows and lease.</summary>
     private sealed record ClaimedPage(AsyncServiceScope Scope, OutboxStore Store, Guid LeaseId, List<ClaimedRow> Rows, DateTime LeaseEnd, bool Full)

@@ -2,7 +2,8 @@ namespace Thrivestack.EfCore.Dispatch;
 
 /// <summary>
 /// One lane's hold on a <see cref="ConcurrencyLimiter"/> slot for a whole claim: taken before the claim, so a lane that
-/// waits for its turn holds no rows, and given up for a while when the limit drops below the slots held.
+/// waits for its turn holds no rows, kept for the page the lane claims ahead (which therefore never waits for a slot), and
+/// given up for a while when the limit drops below the slots held.
 /// </summary>
 internal sealed class SendPermit(ConcurrencyLimiter limiter) : IDisposable
 {

@@ -69,6 +69,9 @@ public sealed class ClaimAheadTests : IAsyncLifetime
                 o.MaxConcurrentRequests = 1;
                 o.MaxEventsPerBatch = 5;
                 o.LeaseDuration = TimeSpan.FromMinutes(30);
+
+                // The held request waits for the test, not for the client's timeout.
+                o.RequestTimeout = TimeSpan.FromMinutes(5);
                 o.RetryBaseDelay = TimeSpan.FromHours(1);
                 o.RetryMaxDelay = TimeSpan.FromHours(1);
             },
