@@ -15,13 +15,13 @@ namespace Thrivestack.EfCore.Bench.Capture;
 internal static partial class PairedCapture
 {
     /// <summary>
-    /// Arguments: [scale of the round counts, default 1] [cases: insert1,insert100,insert1000,update; default all] [pg: on a
+    /// Arguments: [scale of the round counts, default 1] [cases: insert1,insert100,insert1000,update,edit1; default all] [pg: on a
     /// throwaway PostgreSQL server (or THRIVESTACK_TEST_POSTGRES) instead of SQLite].
     /// </summary>
     public static void Run(string[] args)
     {
         var scale = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1.0;
-        var cases = args.Length > 2 ? args[2].Split(',') : ["insert1", "insert100", "insert1000", "update"];
+        var cases = args.Length > 2 ? args[2].Split(',') : ["insert1", "insert100", "insert1000", "update", "edit1"];
         if (args.Length > 3 && args[3] == "pg")
         {
             var cluster = PgCluster.StartAsync().GetAwaiter().GetResult();
@@ -59,6 +59,11 @@ internal static partial class PairedCapture
         if (cases.Contains("update"))
         {
             Update((int)(60 * scale), 2);
+        }
+
+        if (cases.Contains("edit1"))
+        {
+            EditOne((int)(60 * scale), 25);
         }
     }
 
@@ -123,6 +128,40 @@ internal static partial class PairedCapture
 
         // Nothing is captured: the save without the interceptor is the NoOutbox save.
         Report("update 1000, no trait", ["NoOutbox", "Interceptor"], 0, rounds, block, Measure);
+    }
+
+    /// <summary>
+    /// A profile edit: one loaded user's trait changed and saved (an event whose traits are read back from the row inside
+    /// the save's transaction, <c>TraitReadBack</c>).
+    /// </summary>
+    private static void EditOne(int rounds, int block)
+    {
+        using var database = new BenchDatabase();
+        var users = BenchUsers.New(100, 0);
+        using (var seed = database.Create(interceptor: false))
+        {
+            seed.Users.AddRange(users);
+            seed.SaveChanges();
+        }
+
+        var edit = 0;
+        Sample Measure(string variant)
+        {
+            using var context = database.Create(interceptor: variant == "Interceptor");
+            var id = users[edit % users.Count].Id;
+            var user = context.Users.Single(u => u.Id == id);
+            user.FirstName = $"First {edit++}";
+            var sample = Sample.Time(() => context.SaveChanges());
+            if (edit % 100 == 0)
+            {
+                using var cleanup = database.Create(interceptor: false);
+                cleanup.Database.ExecuteSqlRaw("DELETE FROM \"thrivestack_outbox\";");
+            }
+
+            return sample;
+        }
+
+        Report("edit 1 (a trait)", ["NoOutbox", "Interceptor"], 1, rounds, block, Measure);
     }
 
     /// <summary>Runs the variants in shuffled blocks; <paramref name="rows"/> outbox rows per save (0: none) for the allocation per row.</summary>

@@ -22,9 +22,16 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
         || (Membership is not null
             && (Membership.Property(MembershipMap!.UserId.Property).IsTemporary || Membership.Property(MembershipMap.GroupId.Property).IsTemporary));
 
+    /// <summary>The event's traits are read back from the user's row when it is written (<see cref="TraitReadBack"/>).</summary>
+    public bool ReadBack { get; init; }
+
     private EntityEntry Entry => (Membership ?? User)!;
 
-    public OutboxMessage? ToMessage(DateTime timestampUtc)
+    /// <summary>
+    /// The event, or null when it cannot be sent (no usable id). <paramref name="saved"/>: the traits read back from the
+    /// user's row, by trait (<see cref="TraitReadBack.NotRead"/> where the context's value is taken).
+    /// </summary>
+    public OutboxMessage? ToMessage(DateTime timestampUtc, object?[]? saved = null)
     {
         // One PropertyValues per entry instead of one PropertyEntry per value read.
         var userValues = User?.CurrentValues;
@@ -55,9 +62,13 @@ internal sealed record Capture(EntityEntry? User, UserMap? UserMap, EntityEntry?
         var writer = IdentifyEventWriter.Start(userId, timestampUtc);
         if (User is not null)
         {
-            foreach (var trait in UserMap!.Traits)
+            var traits = UserMap!.Traits;
+            for (var i = 0; i < traits.Count; i++)
             {
-                var value = trait.IsOwned ? TraitReader.CurrentValue(User, trait) : userValues![trait.Property];
+                var trait = traits[i];
+                var value = saved is not null && !ReferenceEquals(saved[i], TraitReadBack.NotRead) ? saved[i]
+                    : trait.IsOwned ? TraitReader.CurrentValue(User, trait)
+                    : userValues![trait.Property];
                 if (value is not null && trait.Converter is not null)
                 {
                     value = trait.Converter.ConvertToProvider(value);

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.ChangeTracking;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 using Thrivestack.EfCore.Mapping;
@@ -33,6 +34,8 @@ internal static class CapturedRowWriter
         var ambient = System.Transactions.Transaction.Current is not null;
         if (ambient || database.AutoTransactionBehavior == AutoTransactionBehavior.Never)
         {
+            // No transaction of EF's follows its commands to read the users' rows back in: the context's traits are sent.
+            BuildReadBacksFromContext(state);
             if (state.Deferred is null)
             {
                 TrackInSaveBatch(context, state);
@@ -68,7 +71,8 @@ internal static class CapturedRowWriter
     /// </summary>
     public static void IntoSaveCommand(DbContext context, DbCommand command, SaveState state)
     {
-        OutboxRowWriter.AppendTo(context, OutboxOf(context), command, RowsToWrite(state));
+        // Only saves that insert new rows take this path: no user of theirs is read back (nothing is deferred).
+        OutboxRowWriter.AppendTo(context, OutboxOf(context), command, RowsToWrite(state, saved: null));
         state.Written = true;
     }
 
@@ -80,9 +84,10 @@ internal static class CapturedRowWriter
     public static bool AtCommit(DbContext context, DbTransaction transaction, SaveState state, bool commit)
     {
         // Every attempt of a retrying execution strategy commits its own transaction: each one writes the rows.
+        var rows = RowsToWrite(state, ReadBack(context, transaction, state));
         var committed = commit
-            ? OutboxRowWriter.InsertAndCommit(context, OutboxOf(context), transaction, RowsToWrite(state))
-            : Insert(context, OutboxOf(context), transaction, RowsToWrite(state));
+            ? OutboxRowWriter.InsertAndCommit(context, OutboxOf(context), transaction, rows)
+            : Insert(context, OutboxOf(context), transaction, rows);
         state.Written = true;
         return committed;
     }
@@ -90,13 +95,14 @@ internal static class CapturedRowWriter
     public static async Task<bool> AtCommitAsync(DbContext context, DbTransaction transaction, SaveState state, bool commit, CancellationToken cancellationToken)
     {
         var committed = false;
+        var rows = RowsToWrite(state, await ReadBackAsync(context, transaction, state, cancellationToken).ConfigureAwait(false));
         if (commit)
         {
-            committed = await OutboxRowWriter.InsertAndCommitAsync(context, OutboxOf(context), transaction, RowsToWrite(state), cancellationToken).ConfigureAwait(false);
+            committed = await OutboxRowWriter.InsertAndCommitAsync(context, OutboxOf(context), transaction, rows, cancellationToken).ConfigureAwait(false);
         }
         else
         {
-            await OutboxRowWriter.InsertAsync(context, OutboxOf(context), transaction, RowsToWrite(state), cancellationToken).ConfigureAwait(false);
+            await OutboxRowWriter.InsertAsync(context, OutboxOf(context), transaction, rows, cancellationToken).ConfigureAwait(false);
         }
 
         state.Written = true;
@@ -108,7 +114,8 @@ internal static class CapturedRowWriter
     {
         if (state.Mode == DeferredWrite.AfterSave)
         {
-            OutboxRowWriter.Insert(context, OutboxOf(context), context.Database.CurrentTransaction!.GetDbTransaction(), RowsToWrite(state));
+            var transaction = context.Database.CurrentTransaction!.GetDbTransaction();
+            OutboxRowWriter.Insert(context, OutboxOf(context), transaction, RowsToWrite(state, ReadBack(context, transaction, state)));
         }
         else if (state.Mode == DeferredWrite.AtCommit && !state.Written)
         {
@@ -116,16 +123,18 @@ internal static class CapturedRowWriter
         }
     }
 
-    public static Task AfterSaveAsync(DbContext context, SaveState state, CancellationToken cancellationToken)
+    public static async Task AfterSaveAsync(DbContext context, SaveState state, CancellationToken cancellationToken)
     {
         if (state.Mode == DeferredWrite.AfterSave)
         {
-            return OutboxRowWriter.InsertAsync(context, OutboxOf(context), context.Database.CurrentTransaction!.GetDbTransaction(), RowsToWrite(state), cancellationToken);
+            var transaction = context.Database.CurrentTransaction!.GetDbTransaction();
+            var saved = await ReadBackAsync(context, transaction, state, cancellationToken).ConfigureAwait(false);
+            await OutboxRowWriter.InsertAsync(context, OutboxOf(context), transaction, RowsToWrite(state, saved), cancellationToken).ConfigureAwait(false);
         }
-
-        return state.Mode == DeferredWrite.AtCommit && !state.Written
-            ? WriteAloneAsync(context, state, cancellationToken)
-            : Task.CompletedTask;
+        else if (state.Mode == DeferredWrite.AtCommit && !state.Written)
+        {
+            await WriteAloneAsync(context, state, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Forgets this save's rows and where they were going, and gives the application back its transaction behaviour.</summary>
@@ -162,8 +171,46 @@ internal static class CapturedRowWriter
 
     private static OutboxTable OutboxOf(DbContext context) => ModelMap.For(context.Model).RequireOutbox();
 
-    /// <summary>The save's rows: those of client-generated keys, built at capture, then those whose keys the database just assigned.</summary>
-    private static List<OutboxMessage> RowsToWrite(SaveState state)
+    /// <summary>The traits of the save's users read back from their rows (<see cref="TraitReadBack"/>); null when none is to be read.</summary>
+    private static Dictionary<EntityEntry, object?[]>? ReadBack(DbContext context, DbTransaction transaction, SaveState state) =>
+        state.Deferred?.Exists(c => c.ReadBack) == true ? TraitReadBack.Read(context, transaction, state.Deferred) : null;
+
+    private static async Task<Dictionary<EntityEntry, object?[]>?> ReadBackAsync(DbContext context, DbTransaction transaction, SaveState state, CancellationToken cancellationToken) =>
+        state.Deferred?.Exists(c => c.ReadBack) == true
+            ? await TraitReadBack.ReadAsync(context, transaction, state.Deferred, cancellationToken).ConfigureAwait(false)
+            : null;
+
+    /// <summary>
+    /// Where no transaction follows EF's commands (rows in EF's own batch), users to read back get their events from the
+    /// context's values, built now like those of new users.
+    /// </summary>
+    private static void BuildReadBacksFromContext(SaveState state)
+    {
+        if (state.Deferred is null)
+        {
+            return;
+        }
+
+        foreach (var capture in state.Deferred.Where(c => c.ReadBack && !c.HasTemporaryId).ToList())
+        {
+            state.Deferred.Remove(capture);
+            if (capture.ToMessage(state.Timestamp) is { } message)
+            {
+                (state.Rows ??= []).Add(message);
+            }
+        }
+
+        if (state.Deferred.Count == 0)
+        {
+            state.Deferred = null;
+        }
+    }
+
+    /// <summary>
+    /// The save's rows: those built at capture, then the deferred ones: those whose keys the database just assigned and
+    /// those whose traits were read back (<paramref name="saved"/>).
+    /// </summary>
+    private static List<OutboxMessage> RowsToWrite(SaveState state, Dictionary<EntityEntry, object?[]>? saved)
     {
         if (state.Deferred is null)
         {
@@ -180,7 +227,8 @@ internal static class CapturedRowWriter
                     $"The key of '{(capture.User ?? capture.Membership)!.Metadata.DisplayName()}' was still temporary when its identify event was written. Please report this with the model that produced it.");
             }
 
-            if (capture.ToMessage(state.Timestamp) is { } message)
+            var traits = capture.ReadBack && saved is not null && saved.TryGetValue(capture.User!, out var read) ? read : null;
+            if (capture.ToMessage(state.Timestamp, traits) is { } message)
             {
                 rows.Add(message);
             }
@@ -197,7 +245,8 @@ internal static class CapturedRowWriter
     {
         state.Mode = DeferredWrite.None;
         using var transaction = context.Database.BeginTransaction();
-        OutboxRowWriter.Insert(context, OutboxOf(context), transaction.GetDbTransaction(), RowsToWrite(state));
+        var dbTransaction = transaction.GetDbTransaction();
+        OutboxRowWriter.Insert(context, OutboxOf(context), dbTransaction, RowsToWrite(state, ReadBack(context, dbTransaction, state)));
         transaction.Commit();
     }
 
@@ -207,7 +256,9 @@ internal static class CapturedRowWriter
         var transaction = await context.Database.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using (transaction.ConfigureAwait(false))
         {
-            await OutboxRowWriter.InsertAsync(context, OutboxOf(context), transaction.GetDbTransaction(), RowsToWrite(state), cancellationToken).ConfigureAwait(false);
+            var dbTransaction = transaction.GetDbTransaction();
+            var saved = await ReadBackAsync(context, dbTransaction, state, cancellationToken).ConfigureAwait(false);
+            await OutboxRowWriter.InsertAsync(context, OutboxOf(context), dbTransaction, RowsToWrite(state, saved), cancellationToken).ConfigureAwait(false);
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
     }

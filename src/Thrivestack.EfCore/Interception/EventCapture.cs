@@ -6,7 +6,8 @@ namespace Thrivestack.EfCore.Interception;
 
 /// <summary>
 /// Turns a save's tracked changes into identify events: one scan of the entries (changes already detected), the rows
-/// of client-generated keys built at once, those of store-generated keys kept for <see cref="CapturedRowWriter"/>.
+/// of new users with client-generated keys built at once; those of store-generated keys, and those of users the context
+/// loaded (their traits are read back from the row, <see cref="TraitReadBack"/>), kept for <see cref="CapturedRowWriter"/>.
 /// </summary>
 internal static class EventCapture
 {
@@ -36,7 +37,13 @@ internal static class EventCapture
         state.Tracked.AddRange(scanner.ManualRows);
         foreach (var capture in captures)
         {
-            if (capture.HasTemporaryId)
+            if (TraitReadBack.Applies(capture.User, capture.UserMap))
+            {
+                // A user this context loaded: its traits are read back from the row inside the transaction, once EF's
+                // commands ran, as another context may have changed the ones this one did not.
+                (state.Deferred ??= []).Add(capture with { ReadBack = true });
+            }
+            else if (capture.HasTemporaryId)
             {
                 (state.Deferred ??= []).Add(capture);
             }

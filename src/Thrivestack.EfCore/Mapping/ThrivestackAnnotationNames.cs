@@ -16,4 +16,7 @@ internal static class ThrivestackAnnotationNames
 
     /// <summary>The provider's dialect, chosen once per model.</summary>
     public const string Dialect = Prefix + "Dialect";
+
+    /// <summary>Runtime annotation on a user entity type: how its traits are read back from its table (<c>TraitReadBack</c>).</summary>
+    public const string TraitReadBack = Prefix + "TraitReadBack";
 }

@@ -275,6 +275,88 @@ public abstract class CaptureTests : IAsyncLifetime
         Assert.Equal(workspaceId.ToString(CultureInfo.InvariantCulture), last.GroupId);
     }
 
+    /// <summary>
+    /// Two contexts load the same user and each changes a different trait; EF writes only the columns a context changed,
+    /// so the row holds both changes. The last event must say what the row holds, not the second context's stale copy of
+    /// the trait it did not change (that event is the newest and wins at ThriveStack).
+    /// </summary>
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public async Task SaveChanges_UserChangedElsewhereSinceThisContextLoadedIt_EventCarriesTheTraitsAsSaved(bool async, bool inAppTransaction)
+    {
+        var user = NewUser();
+        await using (var seed = NewContext())
+        {
+            seed.Users.Add(user);
+            seed.Entry(user).Property("Plan").CurrentValue = "free";
+            await seed.SaveChangesAsync();
+        }
+
+        await using var stale = NewContext();
+        var loaded = await stale.Users.SingleAsync(u => u.Id == user.Id);
+        await using (var other = NewContext())
+        {
+            var edited = await other.Users.SingleAsync(u => u.Id == user.Id);
+            edited.LastName = "Lovelace";
+            edited.Phones = ["+4400000000"];
+            edited.Age = 37;
+            edited.Address!.City = "Paris";
+            other.Entry(edited).Property("Plan").CurrentValue = "team";
+            await other.SaveChangesAsync();
+        }
+
+        loaded.FirstName = "Augusta";
+        if (inAppTransaction)
+        {
+            await using var transaction = await stale.Database.BeginTransactionAsync();
+            await Save(stale, async);
+            await transaction.CommitAsync();
+        }
+        else
+        {
+            await Save(stale, async);
+        }
+
+        var last = (await OutboxReader.RowsAsync(Database)).OrderBy(r => r.Id).Last();
+        var traits = OutboxReader.Traits(last);
+        Assert.Equal("Augusta", traits.GetProperty(ThrivestackTraits.FirstName).GetString());
+        Assert.Equal("Lovelace", traits.GetProperty(ThrivestackTraits.LastName).GetString());
+        Assert.Equal(["+4400000000"], traits.GetProperty(ThrivestackTraits.Phone).EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(37, traits.GetProperty("age").GetInt32());
+        Assert.Equal("Paris", traits.GetProperty(ThrivestackTraits.City).GetString());
+        Assert.Equal("team", traits.GetProperty("plan").GetString());
+        Assert.Equal("ada@example.com", traits.GetProperty("email").GetString());
+        Assert.Equal(JsonValueKind.True, traits.GetProperty("verified").ValueKind);
+        Assert.Equal("2026-01-02T03:04:05.0000000Z", traits.GetProperty(ThrivestackTraits.ActiveAt).GetString());
+
+        // The context itself is left as the app left it: its copy of the other traits is not refreshed.
+        Assert.Null(loaded.LastName);
+    }
+
+    [Fact]
+    public async Task SaveChanges_MembershipOfAUserRenamedElsewhereSinceLoaded_CarriesTheUsersTraitsAsSaved()
+    {
+        var userId = await SeedNumberedUserAsync();
+        await using var stale = NewContext();
+        await stale.NumberedUsers.SingleAsync(u => u.Id == userId);
+        await using (var other = NewContext())
+        {
+            (await other.NumberedUsers.SingleAsync(u => u.Id == userId)).Name = "After";
+            await other.SaveChangesAsync();
+        }
+
+        var workspace = new Workspace { Name = "Analytical Engines" };
+        stale.Workspaces.Add(workspace);
+        stale.Members.Add(new WorkspaceMember { UserId = userId, Workspace = workspace });
+        await stale.SaveChangesAsync();
+
+        var last = (await OutboxReader.RowsAsync(Database)).OrderBy(r => r.Id).Last();
+        Assert.Equal(OutboxEventKind.Membership, last.Kind);
+        Assert.Equal("After", OutboxReader.Traits(last).GetProperty(ThrivestackTraits.FullName).GetString());
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

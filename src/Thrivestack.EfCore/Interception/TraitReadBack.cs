@@ -1,0 +1,275 @@
+using System.Data.Common;
+using System.Reflection;
+using System.Text;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Metadata;
+using Microsoft.EntityFrameworkCore.Storage;
+using Thrivestack.EfCore.Mapping;
+using Thrivestack.EfCore.Outbox;
+
+namespace Thrivestack.EfCore.Interception;
+
+/// <summary>
+/// Reads the traits of users this save changed back from their rows, inside the save's transaction and after EF's
+/// commands, so an event carries what the database holds at commit, not the context's copy. EF updates only the columns
+/// a context changed: two contexts that loaded the same user and each changed a different trait both save, and the
+/// second one's copy of the other trait is stale. Built from its copy, its event (the newest, which wins) would tell
+/// ThriveStack the stale value for good.
+/// </summary>
+/// <remarks>
+/// The save's UPDATE locks the user's row until commit (PostgreSQL; SQLite has one writer at a time), so no other
+/// transaction changes it between this read and the commit, and a concurrent save of the same user reads after this one
+/// commits: each event equals the row as its transaction committed it, in commit order. Where this save did not update
+/// the user's row (a membership carrying a tracked user's traits, an owned trait in a table of its own), PostgreSQL's
+/// read takes the row lock (<c>FOR UPDATE</c>). Traits that are not columns of the user's table (owned types in tables of
+/// their own or in JSON) keep the context's values.
+/// </remarks>
+internal static class TraitReadBack
+{
+    /// <summary>A trait whose value was not read back: the event takes the context's value.</summary>
+    public static readonly object NotRead = new();
+
+    /// <summary>Users per statement: few parameters, well inside every provider's limit.</summary>
+    private const int UsersPerStatement = 200;
+
+    private static readonly MethodInfo ReadAsMethod = typeof(TraitReadBack).GetMethod(nameof(ReadAs), BindingFlags.NonPublic | BindingFlags.Static)!;
+
+    /// <summary>Whether the capture's event should carry traits read back from the user's row.</summary>
+    public static bool Applies(EntityEntry? user, UserMap? map) =>
+        user is not null && user.State != EntityState.Added && map is not null && PlanOf(map).Readable;
+
+    public static Dictionary<EntityEntry, object?[]> Read(DbContext context, DbTransaction transaction, IEnumerable<Capture> captures)
+    {
+        var values = new Dictionary<EntityEntry, object?[]>(ReferenceEqualityComparer.Instance);
+        foreach (var (plan, users) in Batches(captures))
+        {
+            using var command = plan.Command(context, transaction, users);
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                plan.Take(reader, users, values);
+            }
+        }
+
+        return values;
+    }
+
+    public static async Task<Dictionary<EntityEntry, object?[]>> ReadAsync(DbContext context, DbTransaction transaction, IEnumerable<Capture> captures, CancellationToken cancellationToken)
+    {
+        var values = new Dictionary<EntityEntry, object?[]>(ReferenceEqualityComparer.Instance);
+        foreach (var (plan, users) in Batches(captures))
+        {
+            var command = plan.Command(context, transaction, users);
+            await using (command.ConfigureAwait(false))
+            {
+                var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        plan.Take(reader, users, values);
+                    }
+                }
+            }
+        }
+
+        return values;
+    }
+
+    /// <summary>The users to read, by user type, a statement's worth at a time.</summary>
+    private static IEnumerable<(Plan Plan, List<EntityEntry> Users)> Batches(IEnumerable<Capture> captures)
+    {
+        foreach (var group in captures.Where(c => c.ReadBack).GroupBy(c => c.UserMap!))
+        {
+            var plan = PlanOf(group.Key);
+            var users = group.Select(c => c.User!).Distinct(ReferenceEqualityComparer.Instance).Cast<EntityEntry>().ToList();
+            for (var start = 0; start < users.Count; start += UsersPerStatement)
+            {
+                yield return (plan, users.GetRange(start, Math.Min(UsersPerStatement, users.Count - start)));
+            }
+        }
+    }
+
+    private static Plan PlanOf(UserMap map) => map.EntityType.GetOrAddRuntimeAnnotationValue(
+        ThrivestackAnnotationNames.TraitReadBack,
+        static m => new Plan(m!),
+        map);
+
+    private static object? ReadAs<T>(DbDataReader reader, int ordinal) => reader.GetFieldValue<T>(ordinal);
+
+    /// <summary>How one user type's traits are read from its table: its key columns, then each trait that is a column of it.</summary>
+    private sealed class Plan
+    {
+        private readonly UserMap map;
+        private readonly IProperty[] keys = [];
+        private readonly RelationalTypeMapping[] keyMappings = [];
+        private readonly Func<DbDataReader, int, object?>[] keyReads = [];
+        private readonly (int Trait, RelationalTypeMapping Mapping, Func<DbDataReader, int, object?> Read)[] columns = [];
+        private readonly string? select;
+
+        public Plan(UserMap map)
+        {
+            this.map = map;
+            var entityType = map.EntityType;
+            if (entityType.GetTableName() is not { } table || entityType.FindPrimaryKey() is not { } key)
+            {
+                return;
+            }
+
+            var store = StoreObjectIdentifier.Table(table, entityType.GetSchema());
+            var keyColumns = new List<string>();
+            var keyMappingList = new List<RelationalTypeMapping>();
+            var keyReadList = new List<Func<DbDataReader, int, object?>>();
+            foreach (var property in key.Properties)
+            {
+                if (property.GetColumnName(store) is not { } column || property.FindRelationalTypeMapping(store) is not { } mapping)
+                {
+                    return;
+                }
+
+                keyColumns.Add(column);
+                keyMappingList.Add(mapping);
+                keyReadList.Add(ReaderOf(mapping));
+            }
+
+            var traitColumns = new List<string>();
+            var columnList = new List<(int, RelationalTypeMapping, Func<DbDataReader, int, object?>)>();
+            for (var i = 0; i < map.Traits.Count; i++)
+            {
+                var property = map.Traits[i].Property;
+                if (property.DeclaringType is IEntityType { } declaring && declaring.IsMappedToJson())
+                {
+                    continue;
+                }
+
+                if (property.GetColumnName(store) is not { } column || property.FindRelationalTypeMapping(store) is not { } mapping)
+                {
+                    continue;
+                }
+
+                traitColumns.Add(column);
+                columnList.Add((i, mapping, ReaderOf(mapping)));
+            }
+
+            if (columnList.Count == 0)
+            {
+                return;
+            }
+
+            keys = [.. key.Properties];
+            keyMappings = [.. keyMappingList];
+            keyReads = [.. keyReadList];
+            columns = [.. columnList];
+            KeyColumns = [.. keyColumns];
+            TraitColumns = [.. traitColumns];
+            Table = table;
+            Schema = entityType.GetSchema();
+            select = "";
+        }
+
+        /// <summary>Whether any trait of this user type is a column of its table.</summary>
+        public bool Readable => select is not null;
+
+        private string[] KeyColumns { get; } = [];
+
+        private string[] TraitColumns { get; } = [];
+
+        private string Table { get; } = "";
+
+        private string? Schema { get; }
+
+        public DbCommand Command(DbContext context, DbTransaction transaction, List<EntityEntry> users)
+        {
+            var sql = context.GetService<ISqlGenerationHelper>();
+            var text = new StringBuilder("SELECT ");
+            text.AppendJoin(", ", KeyColumns.Concat(TraitColumns).Select(c => sql.DelimitIdentifier(c)));
+            text.Append(" FROM ").Append(sql.DelimitIdentifier(Table, Schema)).Append(" WHERE ");
+            var command = transaction.Connection!.CreateCommand();
+            command.Transaction = transaction;
+            var parameter = 0;
+            for (var u = 0; u < users.Count; u++)
+            {
+                text.Append(u == 0 ? "(" : " OR (");
+                for (var k = 0; k < keys.Length; k++)
+                {
+                    var name = $"rb{parameter++}";
+                    text.Append(k == 0 ? "" : " AND ").Append(sql.DelimitIdentifier(KeyColumns[k])).Append(" = ").Append(sql.GenerateParameterNamePlaceholder(name));
+                    command.Parameters.Add(keyMappings[k].CreateParameter(command, sql.GenerateParameterName(name), users[u].Property(keys[k]).CurrentValue, nullable: false));
+                }
+
+                text.Append(')');
+            }
+
+            if (OutboxDialect.For(context).LocksReadRows)
+            {
+                text.Append(" FOR UPDATE");
+            }
+
+            command.CommandText = text.ToString();
+            return command;
+        }
+
+        /// <summary>Matches a row to its user by key and keeps the traits it holds.</summary>
+        public void Take(DbDataReader reader, List<EntityEntry> users, Dictionary<EntityEntry, object?[]> values)
+        {
+            var rowKey = new object?[keys.Length];
+            for (var k = 0; k < keys.Length; k++)
+            {
+                rowKey[k] = reader.IsDBNull(k) ? null : FromProvider(keyMappings[k], keyReads[k](reader, k));
+            }
+
+            foreach (var user in users)
+            {
+                if (!Matches(user, rowKey))
+                {
+                    continue;
+                }
+
+                var traits = new object?[map.Traits.Count];
+                Array.Fill(traits, NotRead);
+                for (var c = 0; c < columns.Length; c++)
+                {
+                    var (trait, mapping, read) = columns[c];
+                    try
+                    {
+                        traits[trait] = reader.IsDBNull(keys.Length + c) ? null : FromProvider(mapping, read(reader, keys.Length + c));
+                    }
+                    catch (Exception ex) when (ex is InvalidCastException or FormatException or NotSupportedException or InvalidOperationException or OverflowException)
+                    {
+                        // A column this reader cannot give back as its model type: the context's value, as before.
+                        traits[trait] = NotRead;
+                    }
+                }
+
+                values[user] = traits;
+                return;
+            }
+        }
+
+        private bool Matches(EntityEntry user, object?[] rowKey)
+        {
+            for (var k = 0; k < keys.Length; k++)
+            {
+                if (!keys[k].GetKeyValueComparer().Equals(user.Property(keys[k]).CurrentValue, rowKey[k]))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        /// <summary>Reads a column as the provider's type of the mapping (the type EF's own reads ask for).</summary>
+        private static Func<DbDataReader, int, object?> ReaderOf(RelationalTypeMapping mapping)
+        {
+            var providerType = mapping.Converter?.ProviderClrType ?? mapping.ClrType;
+            providerType = Nullable.GetUnderlyingType(providerType) ?? providerType;
+            return ReadAsMethod.MakeGenericMethod(providerType).CreateDelegate<Func<DbDataReader, int, object?>>();
+        }
+
+        private static object? FromProvider(RelationalTypeMapping mapping, object? value) =>
+            value is not null && mapping.Converter is { } converter ? converter.ConvertFromProvider(value) : value;
+    }
+}
