@@ -79,17 +79,38 @@ internal static class TraitReadBack
     }
 
     /// <summary>The users to read, by user type, a statement's worth at a time.</summary>
-    private static IEnumerable<(Plan Plan, List<EntityEntry> Users)> Batches(IEnumerable<Capture> captures)
+    private static List<(Plan Plan, List<EntityEntry> Users)> Batches(IEnumerable<Capture> captures)
     {
-        foreach (var group in captures.Where(c => c.ReadBack).GroupBy(c => c.UserMap!))
+        var byType = new List<(UserMap Map, List<EntityEntry> Users)>(1);
+        var seen = new HashSet<EntityEntry>(ReferenceEqualityComparer.Instance);
+        foreach (var capture in captures)
         {
-            var plan = PlanOf(group.Key);
-            var users = group.Select(c => c.User!).Distinct(ReferenceEqualityComparer.Instance).Cast<EntityEntry>().ToList();
+            if (!capture.ReadBack || !seen.Add(capture.User!))
+            {
+                continue;
+            }
+
+            var index = byType.FindIndex(t => ReferenceEquals(t.Map, capture.UserMap));
+            if (index < 0)
+            {
+                byType.Add((capture.UserMap!, []));
+                index = byType.Count - 1;
+            }
+
+            byType[index].Users.Add(capture.User!);
+        }
+
+        var batches = new List<(Plan, List<EntityEntry>)>(byType.Count);
+        foreach (var (map, users) in byType)
+        {
+            var plan = PlanOf(map);
             for (var start = 0; start < users.Count; start += UsersPerStatement)
             {
-                yield return (plan, users.GetRange(start, Math.Min(UsersPerStatement, users.Count - start)));
+                batches.Add((plan, start == 0 && users.Count <= UsersPerStatement ? users : users.GetRange(start, Math.Min(UsersPerStatement, users.Count - start))));
             }
         }
+
+        return batches;
     }
 
     private static Plan PlanOf(UserMap map) => map.EntityType.GetOrAddRuntimeAnnotationValue(
@@ -108,6 +129,9 @@ internal static class TraitReadBack
         private readonly Func<DbDataReader, int, object?>[] keyReads = [];
         private readonly (int Trait, RelationalTypeMapping Mapping, Func<DbDataReader, int, object?> Read)[] columns = [];
         private readonly string? select;
+
+        /// <summary>The statement's text by number of users (a save reads the same few counts over and over).</summary>
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<int, (string Text, string[] Names)> texts = new();
 
         public Plan(UserMap map)
         {
@@ -182,21 +206,39 @@ internal static class TraitReadBack
 
         public DbCommand Command(DbContext context, DbTransaction transaction, List<EntityEntry> users)
         {
+            var (text, names) = texts.GetOrAdd(users.Count, static (count, state) => state.Plan.Text(state.Context, count), (Plan: this, Context: context));
+            var command = transaction.Connection!.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = text;
+            var parameter = 0;
+            foreach (var user in users)
+            {
+                for (var k = 0; k < keys.Length; k++)
+                {
+                    command.Parameters.Add(keyMappings[k].CreateParameter(command, names[parameter++], user.Property(keys[k]).CurrentValue, nullable: false));
+                }
+            }
+
+            return command;
+        }
+
+        /// <summary>The SELECT of <paramref name="count"/> users by key, and its parameters' names.</summary>
+        private (string Text, string[] Names) Text(DbContext context, int count)
+        {
             var sql = context.GetService<ISqlGenerationHelper>();
             var text = new StringBuilder("SELECT ");
             text.AppendJoin(", ", KeyColumns.Concat(TraitColumns).Select(c => sql.DelimitIdentifier(c)));
             text.Append(" FROM ").Append(sql.DelimitIdentifier(Table, Schema)).Append(" WHERE ");
-            var command = transaction.Connection!.CreateCommand();
-            command.Transaction = transaction;
-            var parameter = 0;
-            for (var u = 0; u < users.Count; u++)
+            var names = new string[count * keys.Length];
+            for (var u = 0; u < count; u++)
             {
                 text.Append(u == 0 ? "(" : " OR (");
                 for (var k = 0; k < keys.Length; k++)
                 {
-                    var name = $"rb{parameter++}";
+                    var parameter = (u * keys.Length) + k;
+                    var name = $"rb{parameter}";
+                    names[parameter] = sql.GenerateParameterName(name);
                     text.Append(k == 0 ? "" : " AND ").Append(sql.DelimitIdentifier(KeyColumns[k])).Append(" = ").Append(sql.GenerateParameterNamePlaceholder(name));
-                    command.Parameters.Add(keyMappings[k].CreateParameter(command, sql.GenerateParameterName(name), users[u].Property(keys[k]).CurrentValue, nullable: false));
                 }
 
                 text.Append(')');
@@ -207,8 +249,7 @@ internal static class TraitReadBack
                 text.Append(" FOR UPDATE");
             }
 
-            command.CommandText = text.ToString();
-            return command;
+            return (text.ToString(), names);
         }
 
         /// <summary>Matches a row to its user by key and keeps the traits it holds.</summary>
