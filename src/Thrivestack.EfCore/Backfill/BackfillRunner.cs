@@ -104,6 +104,11 @@ internal sealed class BackfillRunner
         {
             await store.AcquireAsync(now, now + LockDuration, cancellationToken).ConfigureAwait(false);
         }
+        catch (DbException exception) when (MissingTable(exception) is { } missing)
+        {
+            await context.Database.CloseConnectionAsync().ConfigureAwait(false);
+            throw missing;
+        }
         catch
         {
             await context.Database.CloseConnectionAsync().ConfigureAwait(false);
@@ -180,6 +185,11 @@ internal sealed class BackfillRunner
             Log.BackfillCanceled(logger, options.Name, usersEnqueued, membershipsEnqueued);
             throw;
         }
+        catch (DbException exception) when (MissingTable(exception) is { } missing)
+        {
+            Log.BackfillFailed(logger, missing, options.Name, usersEnqueued, membershipsEnqueued);
+            throw missing;
+        }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
             Log.BackfillFailed(logger, exception, options.Name, usersEnqueued, membershipsEnqueued);
@@ -200,6 +210,10 @@ internal sealed class BackfillRunner
             await context.Database.CloseConnectionAsync().ConfigureAwait(false);
         }
     }
+
+    /// <summary>The outbox or the checkpoint table was never created: say which, and how to create it.</summary>
+    private InvalidOperationException? MissingTable(DbException exception) =>
+        MissingOutboxTable.Explain(context.Model, exception, $"The backfill named '{options.Name}' cannot run until it exists.");
 
     /// <summary>
     /// Waits while the outbox holds more pending events than the limit, keeping the lock alive meanwhile. The count

@@ -25,7 +25,8 @@ public static class ThrivestackBackfillExtensions
     /// <exception cref="ArgumentOutOfRangeException">Another option of <paramref name="options"/> is out of its range.</exception>
     /// <exception cref="InvalidOperationException">
     /// The context has an open transaction or tracks entities; its model has no outbox, or a mapped entity type has no
-    /// primary key, a key of an unsupported type or no table; another run of the same name holds the lock, or this run
+    /// primary key, a key of an unsupported type or no table; the outbox table or the <c>thrivestack_backfill</c> table was
+    /// never created in the database (the message says how to create it); another run of the same name holds the lock, or this run
     /// lost it; or the checkpoint no longer fits the entity type's key (run with <see cref="ThrivestackBackfillOptions.Restart"/>).
     /// </exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was canceled.</exception>

@@ -415,6 +415,28 @@ public abstract class BackfillTests : IAsyncLifetime
         Assert.Contains("tracks no entities", tracked.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("thrivestack_backfill", "AddThrivestackBackfill")]
+    [InlineData("thrivestack_outbox", "AddThrivestackOutbox")]
+    public async Task BackfillThrivestackAsync_TableNotCreated_ThrowsNamingTheTableAndHowToCreateIt(string table, string migration)
+    {
+        // A database migrated before the library's tables were added to the model: the database's own error names the table only.
+        await SeedAsync(appUsers: 0, numberedUsers: 3, guests: 0, teamMembers: 0);
+        await using (var context = PlainContext())
+        {
+            await context.Database.ExecuteSqlRawAsync(table == "thrivestack_outbox" ? "DROP TABLE thrivestack_outbox" : "DROP TABLE thrivestack_backfill");
+        }
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => RunAsync(new ThrivestackBackfillOptions()));
+
+        Assert.IsAssignableFrom<DbException>(error.InnerException);
+        Assert.Contains($"'{table}'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("does not exist in this database", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"'dotnet ef migrations add {migration}', then 'dotnet ef database update'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Database.EnsureThrivestackOutboxCreated()", error.Message, StringComparison.Ordinal);
+        Assert.Contains("The backfill named 'default' cannot run until it exists.", error.Message, StringComparison.Ordinal);
+    }
+
     protected abstract Task<TestDatabase> CreateDatabaseAsync();
 
     private static void AssertOutboxHoldsEachOnce(Seeded seed, List<OutboxMessage> rows)
