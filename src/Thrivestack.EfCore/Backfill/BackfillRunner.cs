@@ -220,7 +220,8 @@ internal sealed class BackfillRunner
     /// is skipped while the backfill's own rows since the last count cannot have crossed the limit. Waiting, it checks
     /// again after a few milliseconds and doubles the wait up to <see cref="ThrivestackBackfillOptions.PollInterval"/>:
     /// the dispatcher drains a full backlog in well under a second, so a whole interval would leave it idle. The run's
-    /// lock is renewed every quarter of its duration.
+    /// lock is renewed every quarter of its duration. A wait that lasts says so every few seconds (<see cref="BackfillWaitLog"/>):
+    /// with no dispatcher draining the outbox it would last for ever.
     /// </summary>
     private async Task WaitForRoomAsync(CancellationToken cancellationToken)
     {
@@ -229,8 +230,9 @@ internal sealed class BackfillRunner
             return;
         }
 
-        var pendingRows = context.Set<OutboxMessage>().Where(m => m.State == OutboxRowState.Pending).OrderBy(m => m.Id);
-        var logged = false;
+        var pending = context.Set<OutboxMessage>().Where(m => m.State == OutboxRowState.Pending);
+        var pendingRows = pending.OrderBy(m => m.Id);
+        BackfillWaitLog? waiting = null;
         var longest = options.PollInterval < RenewInterval ? options.PollInterval : RenewInterval;
         var wait = FirstRoomWait < longest ? FirstRoomWait : longest;
         var renewed = clock.GetTimestamp();
@@ -243,10 +245,10 @@ internal sealed class BackfillRunner
                 return;
             }
 
-            if (!logged)
+            waiting ??= BackfillWaitLog.Begin(logger, clock, options.Name, context.GetType().Name, options.MaxPendingEvents);
+            if (waiting.Due)
             {
-                Log.BackfillWaiting(logger, options.Name, options.MaxPendingEvents);
-                logged = true;
+                waiting.Still(await pending.LongCountAsync(cancellationToken).ConfigureAwait(false));
             }
 
             if (clock.GetElapsedTime(renewed) >= RenewInterval)

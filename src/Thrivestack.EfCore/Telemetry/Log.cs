@@ -104,6 +104,12 @@ internal static partial class Log
 
     [LoggerMessage(907, LogLevel.Debug, "Backfill {Name}: {Chunks} chunks, {Rereads} of them read again under the write lock because an event was written after their first read; last chunk size {ChunkSize}.")]
     public static partial void BackfillChunksCompleted(ILogger logger, string name, long chunks, long rereads, int chunkSize);
+    [LoggerMessage(908, LogLevel.Information, "Backfill {Name} has waited {Waited} for delivery: {Pending} identify events are pending in the outbox of {Context}, more than MaxPendingEvents ({Limit}). It goes on once a dispatcher has delivered them; one must run for {Context}, in this process or another (services.AddThrivestackIdentify<{Context}>(...)). Or raise ThrivestackBackfillOptions.MaxPendingEvents.")]
+    public static partial void BackfillStillWaiting(ILogger logger, string name, string waited, long pending, string context, int limit);
+
+    [LoggerMessage(909, LogLevel.Warning, "Backfill {Name} has waited {Waited} for delivery, and the backlog has not gone down for {Flat}: {Pending} identify events are pending in the outbox of {Context}, more than MaxPendingEvents ({Limit}). Is a dispatcher for {Context} running, in this process or another (services.AddThrivestackIdentify<{Context}>(...)), and is it sending (see its logs)? Or raise ThrivestackBackfillOptions.MaxPendingEvents.")]
+    public static partial void BackfillStalled(ILogger logger, string name, string waited, string flat, long pending, string context, int limit);
+
     // ---- end of Backfill ----
 
     // The dispatcher's loop (ids 30-39).
