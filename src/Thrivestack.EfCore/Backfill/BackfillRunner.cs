@@ -143,6 +143,11 @@ internal sealed class BackfillRunner
 
             Log.BackfillStarted(
                 logger, options.Name, context.GetType().Name, owner, Math.Max(0, total - processedUsers - processedMemberships), total, resumed ? " (resumed from its checkpoint)" : "");
+            if (BackfillDispatcherCheck.IsUndispatched(context))
+            {
+                Log.BackfillNotDispatched(logger, options.Name, context.GetType().Name, options.MaxPendingEvents);
+            }
+
             lastLog = Now;
             foreach (var phase in phases)
             {

@@ -110,6 +110,8 @@ internal static partial class Log
     [LoggerMessage(909, LogLevel.Warning, "Backfill {Name} has waited {Waited} for delivery, and the backlog has not gone down for {Flat}: {Pending} identify events are pending in the outbox of {Context}, more than MaxPendingEvents ({Limit}). Is a dispatcher for {Context} running, in this process or another (services.AddThrivestackIdentify<{Context}>(...)), and is it sending (see its logs)? Or raise ThrivestackBackfillOptions.MaxPendingEvents.")]
     public static partial void BackfillStalled(ILogger logger, string name, string waited, string flat, long pending, string context, int limit);
 
+    [LoggerMessage(910, LogLevel.Warning, "Backfill {Name} enqueues identify events into the outbox of {Context}, but this process registered no dispatcher for it: only a dispatcher in another process (the app) sends them, and while more than MaxPendingEvents ({Limit}) are pending the backfill waits for one. Add services.AddThrivestackIdentify<{Context}>(...) in this process, or, when another process ships this outbox, say so with AddThrivestackIdentifyInterceptor(o => o.DispatchedElsewhere()).")]
+    public static partial void BackfillNotDispatched(ILogger logger, string name, string context, int limit);
     // ---- end of Backfill ----
 
     // The dispatcher's loop (ids 30-39).
