@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Thrivestack.EfCore;
 using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Outbox;
@@ -13,14 +14,17 @@ public static class ThrivestackDeadLetterExtensions
     /// <param name="cancellationToken">Cancels the query.</param>
     /// <returns>The outbox's state now.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing), or its table was never created in the database (the message says how to create it).</exception>
     public static async Task<ThrivestackOutboxState> GetThrivestackOutboxStateAsync(this DbContext context, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var groups = await context.Set<OutboxMessage>().AsNoTracking()
-            .GroupBy(r => r.State)
-            .Select(g => new { State = g.Key, Count = g.LongCount(), Oldest = g.Min(r => r.CreatedAt) })
-            .ToListAsync(cancellationToken).ConfigureAwait(false);
+        var groups = await NamingAMissingTableAsync(
+            context,
+            nameof(GetThrivestackOutboxStateAsync),
+            () => context.Set<OutboxMessage>().AsNoTracking()
+                .GroupBy(r => r.State)
+                .Select(g => new { State = g.Key, Count = g.LongCount(), Oldest = g.Min(r => r.CreatedAt) })
+                .ToListAsync(cancellationToken)).ConfigureAwait(false);
         var pending = groups.Find(g => g.State == OutboxRowState.Pending);
         var now = OptionsFacts.Of(context).Clock.GetUtcNow().UtcDateTime;
         return new ThrivestackOutboxState
@@ -40,7 +44,7 @@ public static class ThrivestackDeadLetterExtensions
     /// <returns>The dead letters.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="take"/> is zero or negative.</exception>
-    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing), or its table was never created in the database (the message says how to create it).</exception>
     public static async Task<IReadOnlyList<ThrivestackDeadLetter>> GetThrivestackDeadLettersAsync(
         this DbContext context,
         int take = 100,
@@ -49,8 +53,10 @@ public static class ThrivestackDeadLetterExtensions
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(take);
-        var rows = await DeadLetters(context).Where(r => r.Id > afterId).OrderBy(r => r.Id).Take(take)
-            .ToListAsync(cancellationToken).ConfigureAwait(false);
+        var rows = await NamingAMissingTableAsync(
+            context,
+            nameof(GetThrivestackDeadLettersAsync),
+            () => DeadLetters(context).Where(r => r.Id > afterId).OrderBy(r => r.Id).Take(take).ToListAsync(cancellationToken)).ConfigureAwait(false);
         return rows.Select(r => new ThrivestackDeadLetter
         {
             Id = r.Id,
@@ -75,12 +81,12 @@ public static class ThrivestackDeadLetterExtensions
     /// <param name="cancellationToken">Cancels the update.</param>
     /// <returns>How many events were requeued.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="context"/> or <paramref name="ids"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing), or its table was never created in the database (the message says how to create it).</exception>
     public static Task<int> RequeueThrivestackDeadLettersAsync(this DbContext context, IReadOnlyCollection<long> ids, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(ids);
-        return RequeueAsync(context, ByIds(context, ids), cancellationToken);
+        return RequeueAsync(context, nameof(RequeueThrivestackDeadLettersAsync), ByIds(context, ids), cancellationToken);
     }
 
     /// <summary>Puts every dead-lettered event back in line with fresh attempts, in their original order.</summary>
@@ -88,11 +94,11 @@ public static class ThrivestackDeadLetterExtensions
     /// <param name="cancellationToken">Cancels the update.</param>
     /// <returns>How many events were requeued.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing), or its table was never created in the database (the message says how to create it).</exception>
     public static Task<int> RequeueAllThrivestackDeadLettersAsync(this DbContext context, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return RequeueAsync(context, DeadLetters(context), cancellationToken);
+        return RequeueAsync(context, nameof(RequeueAllThrivestackDeadLettersAsync), DeadLetters(context), cancellationToken);
     }
 
     /// <summary>Deletes the given dead-lettered events for good.</summary>
@@ -101,12 +107,12 @@ public static class ThrivestackDeadLetterExtensions
     /// <param name="cancellationToken">Cancels the delete.</param>
     /// <returns>How many events were deleted.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="context"/> or <paramref name="ids"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing), or its table was never created in the database (the message says how to create it).</exception>
     public static Task<int> PurgeThrivestackDeadLettersAsync(this DbContext context, IReadOnlyCollection<long> ids, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(ids);
-        return ByIds(context, ids).ExecuteDeleteAsync(cancellationToken);
+        return NamingAMissingTableAsync(context, nameof(PurgeThrivestackDeadLettersAsync), () => ByIds(context, ids).ExecuteDeleteAsync(cancellationToken));
     }
 
     /// <summary>Deletes every dead-lettered event for good.</summary>
@@ -114,30 +120,46 @@ public static class ThrivestackDeadLetterExtensions
     /// <param name="cancellationToken">Cancels the delete.</param>
     /// <returns>How many events were deleted.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="context"/> is <see langword="null"/>.</exception>
-    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing).</exception>
+    /// <exception cref="InvalidOperationException">The model has no outbox (<c>modelBuilder.AddThrivestackOutbox()</c> is missing), or its table was never created in the database (the message says how to create it).</exception>
     public static Task<int> PurgeAllThrivestackDeadLettersAsync(this DbContext context, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return DeadLetters(context).ExecuteDeleteAsync(cancellationToken);
+        return NamingAMissingTableAsync(context, nameof(PurgeAllThrivestackDeadLettersAsync), () => DeadLetters(context).ExecuteDeleteAsync(cancellationToken));
     }
 
-    private static async Task<int> RequeueAsync(DbContext context, IQueryable<OutboxMessage> letters, CancellationToken cancellationToken)
+    private static async Task<int> RequeueAsync(DbContext context, string operation, IQueryable<OutboxMessage> letters, CancellationToken cancellationToken)
     {
         var now = OptionsFacts.Of(context).Clock.GetUtcNow().UtcDateTime;
-        var count = await letters.ExecuteUpdateAsync(
-            s => s.SetProperty(r => r.State, OutboxRowState.Pending)
-                .SetProperty(r => r.Attempts, 0)
-                .SetProperty(r => r.NextAttemptAt, now)
-                .SetProperty(r => r.DeadLetteredAt, (DateTime?)null)
-                .SetProperty(r => r.LeaseId, (Guid?)null)
-                .SetProperty(r => r.LeaseExpiresAt, (DateTime?)null),
-            cancellationToken).ConfigureAwait(false);
+        var count = await NamingAMissingTableAsync(
+            context,
+            operation,
+            () => letters.ExecuteUpdateAsync(
+                s => s.SetProperty(r => r.State, OutboxRowState.Pending)
+                    .SetProperty(r => r.Attempts, 0)
+                    .SetProperty(r => r.NextAttemptAt, now)
+                    .SetProperty(r => r.DeadLetteredAt, (DateTime?)null)
+                    .SetProperty(r => r.LeaseId, (Guid?)null)
+                    .SetProperty(r => r.LeaseExpiresAt, (DateTime?)null),
+                cancellationToken)).ConfigureAwait(false);
         if (count > 0)
         {
             CommitNudge.Now(context);
         }
 
         return count;
+    }
+
+    /// <summary>An outbox table that was never created is named, with the commands that create it, not only as the database's "no such table".</summary>
+    private static async Task<T> NamingAMissingTableAsync<T>(DbContext context, string operation, Func<Task<T>> query)
+    {
+        try
+        {
+            return await query().ConfigureAwait(false);
+        }
+        catch (DbException exception) when (MissingOutboxTable.Explain(context.Model, exception, $"{operation} needs it.") is { } missing)
+        {
+            throw missing;
+        }
     }
 
     private static IQueryable<OutboxMessage> DeadLetters(DbContext context) =>

@@ -115,6 +115,30 @@ public sealed class OutboxStateTests : IAsyncLifetime
         await Assert.ThrowsAsync<ArgumentNullException>(() => ((DbContext)null!).RequeueAllThrivestackDeadLettersAsync());
     }
 
+    [Fact]
+    public async Task OutboxStateAndDeadLetterMethods_OutboxTableNotCreated_ThrowNamingTheTableAndHowToCreateIt()
+    {
+        await using var context = database.CreateContext(clock);
+        await context.Database.ExecuteSqlRawAsync("DROP TABLE thrivestack_outbox");
+
+        var errors = new Dictionary<string, InvalidOperationException>
+        {
+            ["GetThrivestackOutboxStateAsync"] = await Assert.ThrowsAsync<InvalidOperationException>(() => context.GetThrivestackOutboxStateAsync()),
+            ["GetThrivestackDeadLettersAsync"] = await Assert.ThrowsAsync<InvalidOperationException>(() => context.GetThrivestackDeadLettersAsync()),
+            ["RequeueThrivestackDeadLettersAsync"] = await Assert.ThrowsAsync<InvalidOperationException>(() => context.RequeueThrivestackDeadLettersAsync([1])),
+            ["RequeueAllThrivestackDeadLettersAsync"] = await Assert.ThrowsAsync<InvalidOperationException>(() => context.RequeueAllThrivestackDeadLettersAsync()),
+            ["PurgeThrivestackDeadLettersAsync"] = await Assert.ThrowsAsync<InvalidOperationException>(() => context.PurgeThrivestackDeadLettersAsync([1])),
+            ["PurgeAllThrivestackDeadLettersAsync"] = await Assert.ThrowsAsync<InvalidOperationException>(() => context.PurgeAllThrivestackDeadLettersAsync()),
+        };
+
+        Assert.All(errors, e =>
+        {
+            Assert.IsAssignableFrom<System.Data.Common.DbException>(e.Value.InnerException);
+            Assert.StartsWith("The identify outbox table 'thrivestack_outbox' does not exist in this database. Create it: 'dotnet ef migrations add AddThrivestackOutbox', then 'dotnet ef database update'", e.Value.Message, StringComparison.Ordinal);
+            Assert.EndsWith($"Database.EnsureThrivestackOutboxCreated() once at start. {e.Key} needs it.", e.Value.Message, StringComparison.Ordinal);
+        });
+    }
+
     private async Task EnqueueAsync(params string[] userIds)
     {
         await using var context = database.CreateContext(clock);
