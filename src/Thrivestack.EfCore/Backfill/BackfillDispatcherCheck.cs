@@ -1,7 +1,5 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
-using Microsoft.Extensions.DependencyInjection;
-using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Interception;
 
 namespace Thrivestack.EfCore.Backfill;
@@ -16,14 +14,8 @@ internal static class BackfillDispatcherCheck
     public static bool IsUndispatched(DbContext context)
     {
         var options = context.GetService<IDbContextOptions>();
-        if (options.FindExtension<CoreOptionsExtension>()?.ApplicationServiceProvider is not { } application
-            || options.FindExtension<ThrivestackIdentifyOptionsExtension>() is { DispatchedElsewhere: true }
-            || application.GetService<IServiceProviderIsService>() is not { } isService)
-        {
-            return false;
-        }
-
-        // AddThrivestackIdentify<TContext> registers a status per dispatched context type.
-        return !isService.IsService(typeof(DispatcherStatus<>).MakeGenericType(context.GetType()));
+        return options.FindExtension<CoreOptionsExtension>()?.ApplicationServiceProvider is { } application
+            && options.FindExtension<ThrivestackIdentifyOptionsExtension>() is not { DispatchedElsewhere: true }
+            && !OptionsFacts.IsDispatched(application, context.GetType());
     }
 }

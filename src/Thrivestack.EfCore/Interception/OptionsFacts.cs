@@ -120,16 +120,17 @@ internal sealed class OptionsFacts
     /// AddThrivestackIdentify registers a status per dispatched context type. Only the application's own container is
     /// asked (<see cref="IServiceProviderIsService"/>); without one nothing is known, and nothing is claimed.
     /// </summary>
-    private static bool IsDispatched(IServiceProvider application, IDbContextOptions options)
-    {
-        if (options is not DbContextOptions { ContextType: var contextType } || contextType == typeof(DbContext)
-            || application.GetService<IServiceProviderIsService>() is not { } isService)
-        {
-            return true;
-        }
+    private static bool IsDispatched(IServiceProvider application, IDbContextOptions options) =>
+        options is not DbContextOptions { ContextType: var contextType } || IsDispatched(application, contextType);
 
-        return isService.IsService(StatusTypes.GetOrAdd(contextType, static t => typeof(DispatcherStatus<>).MakeGenericType(t)));
-    }
+    /// <summary>
+    /// Whether <paramref name="application"/> registered a dispatcher for <paramref name="contextType"/> (true when that cannot
+    /// be known: then nothing is claimed). Also the backfill's check (<c>BackfillDispatcherCheck</c>).
+    /// </summary>
+    internal static bool IsDispatched(IServiceProvider application, Type contextType) =>
+        contextType == typeof(DbContext)
+        || application.GetService<IServiceProviderIsService>() is not { } isService
+        || isService.IsService(StatusTypes.GetOrAdd(contextType, static t => typeof(DispatcherStatus<>).MakeGenericType(t)));
 
     /// <summary><c>AddDbContext</c> builds options per scope: the generic type is made once per context type, not per request.</summary>
     private static readonly ConcurrentDictionary<Type, Type> StatusTypes = new();
