@@ -36,9 +36,31 @@ internal static class TraitReadBack
 
     private static readonly MethodInfo ReadAsMethod = typeof(TraitReadBack).GetMethod(nameof(ReadAs), BindingFlags.NonPublic | BindingFlags.Static)!;
 
-    /// <summary>Whether the capture's event should carry traits read back from the user's row.</summary>
+    /// <summary>
+    /// Whether the capture's event should carry traits read back from the user's row: a user the context loaded, unless
+    /// its save writes every trait (an <c>Update()</c> of a detached user marks all of them modified: the row then holds
+    /// the context's values).
+    /// </summary>
     public static bool Applies(EntityEntry? user, UserMap? map) =>
-        user is not null && user.State != EntityState.Added && map is not null && PlanOf(map).Readable;
+        user is not null && user.State != EntityState.Added && map is not null && PlanOf(map).Readable && !WritesEveryTrait(user, map);
+
+    private static bool WritesEveryTrait(EntityEntry user, UserMap map)
+    {
+        if (user.State != EntityState.Modified || map.DirectTraits.Count != map.Traits.Count)
+        {
+            return false;
+        }
+
+        foreach (var trait in map.Traits)
+        {
+            if (!user.Property(trait.Property).IsModified)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     public static Dictionary<EntityEntry, object?[]> Read(DbContext context, DbTransaction transaction, IEnumerable<Capture> captures)
     {

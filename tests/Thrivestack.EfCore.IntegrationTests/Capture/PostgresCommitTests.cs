@@ -61,6 +61,33 @@ public sealed class PostgresCommitTests(PostgresServer server) : PostgresSchemaT
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
+    public async Task SaveChanges_DetachedUserUpdatedWhole_ReadsNothingBackAsItsSaveWritesEveryTrait(bool async)
+    {
+        int id;
+        await using (var seed = Database.CreateContext())
+        {
+            var user = new NumberedUser { Email = "n@example.com", Name = "Nia" };
+            seed.NumberedUsers.Add(user);
+            await seed.SaveChangesAsync();
+            id = user.Id;
+        }
+
+        await using var counter = RoundTripCounter(out var relayed);
+        var withoutOutbox = new DbContextOptionsBuilder<TestDbContext>().UseNpgsql(relayed).Options;
+        var withOutbox = new DbContextOptionsBuilder<TestDbContext>().UseNpgsql(relayed).AddThrivestackIdentifyInterceptor().Options;
+        void UpdateWhole(TestDbContext context) => context.NumberedUsers.Update(new NumberedUser { Id = id, Email = "n@example.com", Name = $"Grace {Guid.NewGuid():N}" });
+        var baseline = await RoundTripsOfSave(counter, withoutOutbox, async, inTransaction: true, UpdateWhole);
+        var captured = await RoundTripsOfSave(counter, withOutbox, async, inTransaction: false, UpdateWhole);
+
+        // Update() marks every trait modified: the row then holds the context's values, and no read is needed.
+        Assert.Equal(baseline, captured);
+        var last = (await OutboxReader.RowsAsync(Database)).OrderBy(r => r.Id).Last();
+        Assert.StartsWith("Grace ", OutboxReader.Traits(last).GetProperty(ThrivestackTraits.FullName).GetString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
     public async Task SaveChanges_AppInterceptorActsBeforeCommit_FindsTheTransactionOpenAndTheRowsInIt(bool async)
     {
         await SeedUserAsync();
