@@ -219,6 +219,10 @@ internal static class CapturedRowWriter
 
         var rows = new List<OutboxMessage>((state.Rows?.Count ?? 0) + state.Deferred.Count);
         rows.AddRange(state.Rows ?? []);
+
+        // Events read back now are stamped now: a save that waited for another's lock on the row commits after it, and its
+        // event, which carries the row as both left it, must not carry the older time.
+        var readAt = saved is not null && state.Facts?.Clock is { } clock ? clock.GetUtcNow().UtcDateTime : state.Timestamp;
         foreach (var capture in state.Deferred)
         {
             if (capture.HasTemporaryId)
@@ -228,7 +232,7 @@ internal static class CapturedRowWriter
             }
 
             var traits = capture.ReadBack && saved is not null && saved.TryGetValue(capture.User!, out var read) ? read : null;
-            if (capture.ToMessage(state.Timestamp, traits) is { } message)
+            if (capture.ToMessage(traits is null ? state.Timestamp : readAt, traits) is { } message)
             {
                 rows.Add(message);
             }

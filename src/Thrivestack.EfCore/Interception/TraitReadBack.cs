@@ -7,7 +7,6 @@ using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage;
 using Thrivestack.EfCore.Mapping;
-using Thrivestack.EfCore.Outbox;
 
 namespace Thrivestack.EfCore.Interception;
 
@@ -19,12 +18,16 @@ namespace Thrivestack.EfCore.Interception;
 /// ThriveStack the stale value for good.
 /// </summary>
 /// <remarks>
-/// The save's UPDATE locks the user's row until commit (PostgreSQL; SQLite has one writer at a time), so no other
-/// transaction changes it between this read and the commit, and a concurrent save of the same user reads after this one
-/// commits: each event equals the row as its transaction committed it, in commit order. Where this save did not update
-/// the user's row (a membership carrying a tracked user's traits, an owned trait in a table of its own), PostgreSQL's
-/// read takes the row lock (<c>FOR UPDATE</c>). Traits that are not columns of the user's table (owned types in tables of
-/// their own or in JSON) keep the context's values.
+/// The save's UPDATE locks the user's row until commit (SQLite has one writer at a time), so no other transaction changes
+/// it between this read and the commit, and a concurrent save of the same user reads after this one commits: each event
+/// equals the row as its transaction committed it, in commit order. Where this save did not update the user's row (a
+/// membership carrying a tracked user's traits) the read takes no lock: a lock there (PostgreSQL's <c>FOR UPDATE</c>) met
+/// foreign-key checks' share locks in deadlocks, needs the UPDATE privilege and fails under REPEATABLE READ, for a race
+/// of the few microseconds between this read and the outbox INSERT. Traits that are not columns of the user's own
+/// table (owned types in tables of their own or in JSON, TPT base tables, entity splitting) keep the context's values,
+/// and so does a value the context holds that equals the row's under the trait's comparer (a local DateTime read back
+/// as unspecified, a decimal read back with the column's scale). A value that cannot be read back is the context's too:
+/// the read never fails a save that would otherwise succeed.
 /// </remarks>
 internal static class TraitReadBack
 {
@@ -67,11 +70,12 @@ internal static class TraitReadBack
         var values = new Dictionary<EntityEntry, object?[]>(ReferenceEqualityComparer.Instance);
         foreach (var (plan, users) in Batches(captures))
         {
+            var byKey = plan.ByKey(users);
             using var command = plan.Command(context, transaction, users);
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
-                plan.Take(reader, users, values);
+                plan.Take(reader, byKey, values);
             }
         }
 
@@ -83,6 +87,7 @@ internal static class TraitReadBack
         var values = new Dictionary<EntityEntry, object?[]>(ReferenceEqualityComparer.Instance);
         foreach (var (plan, users) in Batches(captures))
         {
+            var byKey = plan.ByKey(users);
             var command = plan.Command(context, transaction, users);
             await using (command.ConfigureAwait(false))
             {
@@ -91,7 +96,7 @@ internal static class TraitReadBack
                 {
                     while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                     {
-                        plan.Take(reader, users, values);
+                        plan.Take(reader, byKey, values);
                     }
                 }
             }
@@ -149,6 +154,7 @@ internal static class TraitReadBack
         private readonly IProperty[] keys = [];
         private readonly RelationalTypeMapping[] keyMappings = [];
         private readonly Func<DbDataReader, int, object?>[] keyReads = [];
+        private readonly KeyComparer keyComparer = new([]);
         private readonly (int Trait, RelationalTypeMapping Mapping, Func<DbDataReader, int, object?> Read)[] columns = [];
         private readonly string? select;
 
@@ -207,6 +213,7 @@ internal static class TraitReadBack
             keys = [.. key.Properties];
             keyMappings = [.. keyMappingList];
             keyReads = [.. keyReadList];
+            keyComparer = new KeyComparer([.. key.Properties.Select(p => p.GetKeyValueComparer())]);
             columns = [.. columnList];
             KeyColumns = [.. keyColumns];
             TraitColumns = [.. traitColumns];
@@ -266,62 +273,75 @@ internal static class TraitReadBack
                 text.Append(')');
             }
 
-            if (OutboxDialect.For(context).LocksReadRows)
-            {
-                text.Append(" FOR UPDATE");
-            }
-
             return (text.ToString(), names);
         }
 
-        /// <summary>Matches a row to its user by key and keeps the traits it holds.</summary>
-        public void Take(DbDataReader reader, List<EntityEntry> users, Dictionary<EntityEntry, object?[]> values)
+        /// <summary>The batch's users by key, to match the rows read to them.</summary>
+        public Dictionary<object?[], EntityEntry> ByKey(List<EntityEntry> users)
         {
-            var rowKey = new object?[keys.Length];
-            for (var k = 0; k < keys.Length; k++)
-            {
-                rowKey[k] = reader.IsDBNull(k) ? null : FromProvider(keyMappings[k], keyReads[k](reader, k));
-            }
-
+            var byKey = new Dictionary<object?[], EntityEntry>(users.Count, keyComparer);
             foreach (var user in users)
             {
-                if (!Matches(user, rowKey))
+                var key = new object?[keys.Length];
+                var values = user.CurrentValues;
+                for (var k = 0; k < keys.Length; k++)
                 {
-                    continue;
+                    key[k] = values[keys[k]];
                 }
 
-                var traits = new object?[map.Traits.Count];
-                Array.Fill(traits, NotRead);
-                for (var c = 0; c < columns.Length; c++)
-                {
-                    var (trait, mapping, read) = columns[c];
-                    try
-                    {
-                        traits[trait] = reader.IsDBNull(keys.Length + c) ? null : FromProvider(mapping, read(reader, keys.Length + c));
-                    }
-                    catch (Exception ex) when (ex is InvalidCastException or FormatException or NotSupportedException or InvalidOperationException or OverflowException)
-                    {
-                        // A column this reader cannot give back as its model type: the context's value, as before.
-                        traits[trait] = NotRead;
-                    }
-                }
-
-                values[user] = traits;
-                return;
+                byKey.TryAdd(key, user);
             }
+
+            return byKey;
         }
 
-        private bool Matches(EntityEntry user, object?[] rowKey)
+        /// <summary>Matches a row to its user by key and keeps the traits it holds.</summary>
+        public void Take(DbDataReader reader, Dictionary<object?[], EntityEntry> users, Dictionary<EntityEntry, object?[]> values)
         {
-            for (var k = 0; k < keys.Length; k++)
+            var rowKey = new object?[keys.Length];
+            try
             {
-                if (!keys[k].GetKeyValueComparer().Equals(user.Property(keys[k]).CurrentValue, rowKey[k]))
+                for (var k = 0; k < keys.Length; k++)
                 {
-                    return false;
+                    rowKey[k] = reader.IsDBNull(k) ? null : FromProvider(keyMappings[k], keyReads[k](reader, k));
+                }
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // A key this reader cannot give back as its model type: the users of the row keep the context's values.
+                return;
+            }
+
+            if (!users.TryGetValue(rowKey, out var user))
+            {
+                return;
+            }
+
+            var current = user.CurrentValues;
+            var traits = new object?[map.Traits.Count];
+            Array.Fill(traits, NotRead);
+            for (var c = 0; c < columns.Length; c++)
+            {
+                var (index, mapping, read) = columns[c];
+                try
+                {
+                    var saved = reader.IsDBNull(keys.Length + c) ? null : FromProvider(mapping, read(reader, keys.Length + c));
+                    var trait = map.Traits[index];
+
+                    // Equal under the trait's comparer: the context's value, which keeps what the row's type drops (a
+                    // DateTime's Kind, a decimal's scale) and formats as it always did.
+                    var held = trait.IsOwned ? TraitReader.CurrentValue(user, trait) : current[trait.Property];
+                    traits[index] = trait.Comparer.Equals(held, saved) ? NotRead : saved;
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // A column this reader cannot give back as its model type (an unknown enum name, a malformed JSON
+                    // collection): the context's value, as before, rather than a failed save.
+                    traits[index] = NotRead;
                 }
             }
 
-            return true;
+            values[user] = traits;
         }
 
         /// <summary>Reads a column as the provider's type of the mapping (the type EF's own reads ask for).</summary>
@@ -334,5 +354,33 @@ internal static class TraitReadBack
 
         private static object? FromProvider(RelationalTypeMapping mapping, object? value) =>
             value is not null && mapping.Converter is { } converter ? converter.ConvertFromProvider(value) : value;
+    }
+
+    /// <summary>Compares keys (one value per key property) with the key properties' own comparers.</summary>
+    private sealed class KeyComparer(ValueComparer[] comparers) : IEqualityComparer<object?[]>
+    {
+        public bool Equals(object?[]? x, object?[]? y)
+        {
+            for (var k = 0; k < comparers.Length; k++)
+            {
+                if (!comparers[k].Equals(x![k], y![k]))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        public int GetHashCode(object?[] key)
+        {
+            var hash = default(HashCode);
+            for (var k = 0; k < comparers.Length; k++)
+            {
+                hash.Add(key[k] is null ? 0 : comparers[k].GetHashCode(key[k]));
+            }
+
+            return hash.ToHashCode();
+        }
     }
 }

@@ -32,9 +32,6 @@ internal sealed class NpgsqlDialect : OutboxDialect
     /// <summary>The statements of one command before its Sync run in an implicit transaction: an error rolls back all of them.</summary>
     public override bool AppendsToSaveCommand => true;
 
-    /// <inheritdoc/>
-    public override bool LocksReadRows => true;
-
     public override string? ClaimSql(OutboxTable table, ISqlGenerationHelper sql)
     {
         var t = sql.DelimitIdentifier(table.TableName, table.Schema);

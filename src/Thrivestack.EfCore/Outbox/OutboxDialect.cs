@@ -49,12 +49,6 @@ internal abstract class OutboxDialect
     /// </summary>
     public virtual bool AppendsToSaveCommand => false;
 
-    /// <summary>
-    /// Whether a save's read of its users' traits takes their row locks (<c>FOR UPDATE</c>), so no other transaction changes
-    /// them before the save commits. SQLite needs none: one writer at a time.
-    /// </summary>
-    public virtual bool LocksReadRows => false;
-
     /// <summary>A statement the dispatcher runs on its connection before a cycle (the connection then stays open); null for none.</summary>
     public virtual string? ConnectionSetUp => null;
 

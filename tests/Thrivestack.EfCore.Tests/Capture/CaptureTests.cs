@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
@@ -333,6 +334,35 @@ public abstract class CaptureTests : IAsyncLifetime
 
         // The context itself is left as the app left it: its copy of the other traits is not refreshed.
         Assert.Null(loaded.LastName);
+    }
+
+    /// <summary>
+    /// An edit's event is read back from the row after EF's UPDATE, which may have waited for another save's lock on it: it
+    /// is stamped when it is read, not when the save began, so the event that carries the row as both saves left it is
+    /// also the one with the later time.
+    /// </summary>
+    [Fact]
+    public async Task SaveChanges_UserEditWhoseUpdateTakesTime_EventIsStampedWhenItsTraitsAreRead()
+    {
+        var user = NewUser();
+        await using (var seed = NewContext())
+        {
+            seed.Users.Add(user);
+            await seed.SaveChangesAsync();
+        }
+
+        var builder = new DbContextOptionsBuilder<TestDbContext>();
+        Database.Configure(builder);
+        builder.AddThrivestackIdentifyInterceptor(i => i.UseTimeProvider(Clock)).AddInterceptors(new ClockAdvancingCommand(Clock, TimeSpan.FromSeconds(2)));
+        await using (var context = new TestDbContext(builder.Options))
+        {
+            (await context.Users.SingleAsync(u => u.Id == user.Id)).FirstName = "Augusta";
+            await context.SaveChangesAsync();
+        }
+
+        var last = (await OutboxReader.RowsAsync(Database)).OrderBy(r => r.Id).Last();
+        Assert.Equal(Clock.GetUtcNow().UtcDateTime, last.CreatedAt);
+        Assert.Equal(Clock.GetUtcNow().UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.ffffffZ", CultureInfo.InvariantCulture), OutboxReader.Json(last).GetProperty("timestamp").GetString());
     }
 
     [Fact]
@@ -1197,6 +1227,42 @@ public abstract class CaptureTests : IAsyncLifetime
         {
             Target?.LoginCount = Value;
             return ValueTask.FromResult(result);
+        }
+    }
+
+    /// <summary>Moves the clock on when a save's UPDATE has run, as if the UPDATE had waited for another transaction's lock.</summary>
+    private sealed class ClockAdvancingCommand(FakeTimeProvider clock, TimeSpan by) : DbCommandInterceptor
+    {
+        public override DbDataReader ReaderExecuted(DbCommand command, CommandExecutedEventData eventData, DbDataReader result)
+        {
+            Advance(command);
+            return result;
+        }
+
+        public override ValueTask<DbDataReader> ReaderExecutedAsync(DbCommand command, CommandExecutedEventData eventData, DbDataReader result, CancellationToken cancellationToken = default)
+        {
+            Advance(command);
+            return ValueTask.FromResult(result);
+        }
+
+        public override int NonQueryExecuted(DbCommand command, CommandExecutedEventData eventData, int result)
+        {
+            Advance(command);
+            return result;
+        }
+
+        public override ValueTask<int> NonQueryExecutedAsync(DbCommand command, CommandExecutedEventData eventData, int result, CancellationToken cancellationToken = default)
+        {
+            Advance(command);
+            return ValueTask.FromResult(result);
+        }
+
+        private void Advance(DbCommand command)
+        {
+            if (command.CommandText.Contains("UPDATE", StringComparison.Ordinal))
+            {
+                clock.Advance(by);
+            }
         }
     }
 
