@@ -125,6 +125,7 @@ internal sealed class BackfillRunner
 
             var checkpoints = (await store.ReadAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(c => c.Entity, StringComparer.Ordinal);
             var resumed = checkpoints.Values.Any(c => c.Entity != BackfillCheckpoint.RunEntity && (c.Processed > 0 || c.CompletedAt is not null));
+            var completedBefore = phases.Count > 0 && phases.All(p => checkpoints.TryGetValue(p.Name, out var c) && c.CompletedAt is not null);
             foreach (var phase in phases)
             {
                 total += await phase.CountAsync(context, cancellationToken).ConfigureAwait(false);
@@ -141,8 +142,15 @@ internal sealed class BackfillRunner
                 }
             }
 
+            // Users saved since a completed run make the count larger than what it processed: nothing is left all the same.
             Log.BackfillStarted(
-                logger, options.Name, context.GetType().Name, owner, Math.Max(0, total - processedUsers - processedMemberships), total, resumed ? " (resumed from its checkpoint)" : "");
+                logger,
+                options.Name,
+                context.GetType().Name,
+                owner,
+                completedBefore ? 0 : Math.Max(0, total - processedUsers - processedMemberships),
+                total,
+                completedBefore ? " (completed before: run it with Restart to enqueue everyone again)" : resumed ? " (resumed from its checkpoint)" : "");
             if (BackfillDispatcherCheck.IsUndispatched(context))
             {
                 Log.BackfillNotDispatched(logger, options.Name, context.GetType().Name, options.MaxPendingEvents);
@@ -412,14 +420,17 @@ internal sealed class BackfillRunner
     {
         var elapsed = clock.GetElapsedTime(started);
         var rate = elapsed > TimeSpan.Zero ? processedThisRun / elapsed.TotalSeconds : 0;
-        var left = Math.Max(0, total - processedUsers - processedMemberships);
+
+        // Users saved during the run can take the processed count past the estimate made at its start.
+        var estimate = Math.Max(total, processedUsers + processedMemberships);
+        var left = estimate - processedUsers - processedMemberships;
         TimeSpan? remaining = rate > 0 ? TimeSpan.FromSeconds(Math.Min(left / rate, TimeSpan.MaxValue.TotalSeconds / 2)) : null;
         progress?.Report(new ThrivestackBackfillProgress
         {
             EntityType = phase.EntityType.DisplayName(),
             ProcessedUsers = processedUsers,
             ProcessedMemberships = processedMemberships,
-            EstimatedTotal = total,
+            EstimatedTotal = estimate,
             RowsPerSecond = rate,
             EstimatedRemaining = remaining,
             Elapsed = elapsed,
@@ -429,7 +440,7 @@ internal sealed class BackfillRunner
         if (now - lastLog >= LogInterval)
         {
             lastLog = now;
-            Log.BackfillProgressed(logger, options.Name, processedUsers + processedMemberships, total, phase.EntityType.DisplayName(), rate, remaining is { } timeLeft ? HumanDuration.Format(timeLeft) : "an unknown time");
+            Log.BackfillProgressed(logger, options.Name, processedUsers + processedMemberships, estimate, phase.EntityType.DisplayName(), rate, remaining is { } timeLeft ? HumanDuration.Format(timeLeft) : "an unknown time");
         }
     }
 }

@@ -50,9 +50,11 @@ internal sealed class BackfillWaitLog
         nextLine = waited + Interval;
         if (pending < lowest)
         {
-            // A new low: something drains the outbox (the first count is where the backlog stood).
+            // A new low: something drains the outbox. The first count stands for the backlog the wait began with (it was
+            // not counted then), so a backlog that never goes down is a stall a minute into the wait, not a minute after
+            // the first count.
+            loweredAt = lowest == long.MaxValue ? started : now;
             lowest = pending;
-            loweredAt = now;
         }
 
         var flat = clock.GetElapsedTime(loweredAt, now);

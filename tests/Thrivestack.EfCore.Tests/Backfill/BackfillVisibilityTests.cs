@@ -124,6 +124,47 @@ public sealed class BackfillVisibilityTests : IAsyncLifetime
         Assert.Equal("Backfill default: 10 of about 50 users and memberships processed (NumberedUser), 2 rows/s, about 24 s left.", firstUsers.Message);
     }
 
+    [Fact]
+    public async Task BackfillThrivestackAsync_UsersSavedDuringAndAfterTheRun_NeverReportsMoreDoneThanItsEstimateNorWorkLeftOnceCompleted()
+    {
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+        var reports = new List<ThrivestackBackfillProgress>();
+        var added = 0;
+        await using (var context = BackfillContext(clock))
+        {
+            await context.BackfillThrivestackAsync(new ThrivestackBackfillOptions { ChunkSize = ChunkRows }, new SyncProgress(p =>
+            {
+                reports.Add(p);
+                clock.Advance(StepPerChunk);
+                if (added++ == 0)
+                {
+                    // Users registered after the estimate was made, ahead of the chunks still to come.
+                    using var app = PlainContext();
+                    app.NumberedUsers.AddRange(Enumerable.Range(0, 15).Select(i => new NumberedUser { Email = $"late{i}@example.com" }));
+                    app.SaveChanges();
+                }
+            }));
+        }
+
+        Assert.All(reports, p => Assert.True(p.ProcessedUsers + p.ProcessedMemberships <= p.EstimatedTotal, $"{p.ProcessedUsers + p.ProcessedMemberships} of about {p.EstimatedTotal}"));
+        Assert.All(logs.Lines.Where(l => l.Is(901)), l => Assert.DoesNotContain("65 of about 50", l.Message, StringComparison.Ordinal));
+
+        // Run again after completion (more users saved since): nothing is left, and the line says how to start over.
+        await using (var app = PlainContext())
+        {
+            app.NumberedUsers.Add(new NumberedUser { Email = "later@example.com" });
+            await app.SaveChangesAsync();
+        }
+
+        await using (var context = BackfillContext(clock))
+        {
+            await context.BackfillThrivestackAsync(new ThrivestackBackfillOptions { ChunkSize = ChunkRows });
+        }
+
+        var started = logs.Lines.Where(l => l.Is(900)).Last();
+        Assert.Contains(": 0 of about 66 users and memberships left (completed before: run it with Restart to enqueue everyone again).", started.Message, StringComparison.Ordinal);
+    }
+
     // Without the interceptor: the rows that exist before the library was adopted.
     private TestDbContext PlainContext()
     {
