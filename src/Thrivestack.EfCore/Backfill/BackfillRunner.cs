@@ -251,7 +251,7 @@ internal sealed class BackfillRunner
         var renewed = clock.GetTimestamp();
         while (true)
         {
-            pendingAtLastCount = await pendingRows.Take(options.MaxPendingEvents + 1).CountAsync(cancellationToken).ConfigureAwait(false);
+            pendingAtLastCount = await pendingRows.Take(options.MaxPendingEvents == int.MaxValue ? int.MaxValue : options.MaxPendingEvents + 1).CountAsync(cancellationToken).ConfigureAwait(false);
             enqueuedSinceCount = 0;
             if (pendingAtLastCount <= options.MaxPendingEvents)
             {

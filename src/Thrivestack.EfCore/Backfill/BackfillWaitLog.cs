@@ -6,7 +6,7 @@ namespace Thrivestack.EfCore.Backfill;
 /// <summary>
 /// What one wait for room in the outbox says, so a backfill whose outbox no dispatcher drains does not wait in silence:
 /// a Debug line when the wait begins, then a line every <see cref="Interval"/> of waiting with the pending count, at
-/// Information, or at Warning once the count has not gone down for <see cref="StalledAfter"/>.
+/// Information, or at Warning (then once per <see cref="StalledAfter"/>) once the count has not gone down for that long.
 /// </summary>
 internal sealed class BackfillWaitLog
 {
@@ -47,7 +47,6 @@ internal sealed class BackfillWaitLog
     {
         var now = clock.GetTimestamp();
         var waited = clock.GetElapsedTime(started, now);
-        nextLine = waited + Interval;
         if (pending < lowest)
         {
             // A new low: something drains the outbox. The first count stands for the backlog the wait began with (it was
@@ -58,6 +57,10 @@ internal sealed class BackfillWaitLog
         }
 
         var flat = clock.GetElapsedTime(loweredAt, now);
+
+        // Once stalled, a line a minute: a backfill left waiting for a dispatcher that never runs says so 60 times an hour,
+        // not 240.
+        nextLine = waited + (flat >= StalledAfter ? StalledAfter : Interval);
         if (flat >= StalledAfter)
         {
             Log.BackfillStalled(logger, name, HumanDuration.Format(waited), HumanDuration.Format(flat), pending, context, limit);

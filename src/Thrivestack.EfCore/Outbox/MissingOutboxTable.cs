@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Text.RegularExpressions;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Thrivestack.EfCore.Mapping;
 
@@ -8,7 +9,7 @@ namespace Thrivestack.EfCore.Outbox;
 /// An app whose outbox table (or the coordination table beside it) was never created: what the database says, and what
 /// to tell the user instead.
 /// </summary>
-internal static class MissingOutboxTable
+internal static partial class MissingOutboxTable
 {
     private const string Create =
         "then 'dotnet ef database update' (or Database.Migrate() at start); an app that creates its schema with EnsureCreated() "
@@ -53,11 +54,29 @@ internal static class MissingOutboxTable
         return null;
     }
 
-    private static bool Is(string table, DbException exception) =>
-        exception.Message.Contains(table, StringComparison.OrdinalIgnoreCase)
-        && (exception.SqlState is "42P01" or "42S02"
-            || exception.Message.Contains("no such table", StringComparison.OrdinalIgnoreCase)
-            || exception.Message.Contains("Invalid object name", StringComparison.OrdinalIgnoreCase));
+    /// <summary>
+    /// Whether the database says that exactly <paramref name="table"/> does not exist: the name its message gives (SQLite's
+    /// "no such table: t", PostgreSQL's 42P01 'relation "s.t"', SQL Server's "Invalid object name 's.t'", MySQL's 42S02
+    /// "Table 'db.t'"), without schema or quotes, equal to it. Not a substring: an outbox named <c>events</c> must not take
+    /// the blame for the app's own missing <c>user_events</c>.
+    /// </summary>
+    internal static bool Is(string table, DbException exception)
+    {
+        foreach (Match match in MissingTableName().Matches(exception.Message))
+        {
+            var name = match.Groups["name"].Value;
+            var last = name[(name.LastIndexOf('.') + 1)..].Trim('"', '\'', '`', '[', ']');
+            if (string.Equals(last, table, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    [GeneratedRegex("""no such table: (?<name>[^\s'"]+)|relation "(?<name>[^"]+)" does not exist|Invalid object name '(?<name>[^']+)'|Table '(?<name>[^']+)' doesn't exist""", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex MissingTableName();
 
     private static string Qualified(string table, string? schema) => schema is null ? table : $"{schema}.{table}";
 }
