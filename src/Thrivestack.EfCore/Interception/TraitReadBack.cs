@@ -42,10 +42,19 @@ internal static class TraitReadBack
     /// <summary>
     /// Whether the capture's event should carry traits read back from the user's row: a user the context loaded, unless
     /// its save writes every trait (an <c>Update()</c> of a detached user marks all of them modified: the row then holds
-    /// the context's values).
+    /// the context's values) or EF guards its UPDATE with a store-generated concurrency token (PostgreSQL's <c>xmin</c>,
+    /// SQL Server's <c>rowversion</c>): any other write since the context loaded the row changed the token, so a save
+    /// from a stale copy fails with a concurrency conflict, and one that succeeds wrote over the row the context loaded.
     /// </summary>
-    public static bool Applies(EntityEntry? user, UserMap? map) =>
-        user is not null && user.State != EntityState.Added && map is not null && PlanOf(map).Readable && !WritesEveryTrait(user, map);
+    public static bool Applies(EntityEntry? user, UserMap? map)
+    {
+        if (user is null || user.State == EntityState.Added || map is null || PlanOf(map) is not { Readable: true } plan)
+        {
+            return false;
+        }
+
+        return user.State != EntityState.Modified || !(plan.GuardedByStoreToken || WritesEveryTrait(user, map));
+    }
 
     private static bool WritesEveryTrait(EntityEntry user, UserMap map)
     {
@@ -214,6 +223,8 @@ internal static class TraitReadBack
             keyMappings = [.. keyMappingList];
             keyReads = [.. keyReadList];
             keyComparer = new KeyComparer([.. key.Properties.Select(p => p.GetKeyValueComparer())]);
+            GuardedByStoreToken = entityType.GetProperties().Any(p =>
+                p.IsConcurrencyToken && p.ValueGenerated == ValueGenerated.OnAddOrUpdate && p.GetColumnName(store) is not null);
             columns = [.. columnList];
             KeyColumns = [.. keyColumns];
             TraitColumns = [.. traitColumns];
@@ -224,6 +235,9 @@ internal static class TraitReadBack
 
         /// <summary>Whether any trait of this user type is a column of its table.</summary>
         public bool Readable => select is not null;
+
+        /// <summary>A concurrency token of the user's table that the database changes on every write (EF checks it in the UPDATE).</summary>
+        public bool GuardedByStoreToken { get; }
 
         private string[] KeyColumns { get; } = [];
 

@@ -88,6 +88,55 @@ public sealed class PostgresCommitTests(PostgresServer server) : PostgresSchemaT
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
+    public async Task SaveChanges_UserGuardedByXmin_ReadsNothingBackAsAStaleCopyCannotSave(bool async)
+    {
+        await using (var schema = Database.CreateContext())
+        {
+            await schema.Database.ExecuteSqlRawAsync("CREATE TABLE token_users (\"Id\" integer PRIMARY KEY, \"Name\" text, \"Email\" text); INSERT INTO token_users VALUES (1, 'Before', 'grace@example.com')");
+        }
+
+        await using var counter = RoundTripCounter(out var relayed);
+        var withoutOutbox = new DbContextOptionsBuilder<TokenContext>().UseNpgsql(relayed).Options;
+        var withOutbox = new DbContextOptionsBuilder<TokenContext>().UseNpgsql(relayed).AddThrivestackIdentifyInterceptor().Options;
+        async Task<int> RoundTripsOfEdit(DbContextOptions<TokenContext> options, bool inTransaction)
+        {
+            await using var context = new TokenContext(options);
+            context.Database.AutoTransactionBehavior = inTransaction ? AutoTransactionBehavior.Always : AutoTransactionBehavior.WhenNeeded;
+            (await context.Users.SingleAsync()).Name = $"Grace {Guid.NewGuid():N}";
+            var before = counter.ReadyForQuery;
+            if (async)
+            {
+                await context.SaveChangesAsync();
+            }
+            else
+            {
+                context.SaveChanges();
+            }
+
+            return counter.ReadyForQuery - before;
+        }
+
+        // Only the name changes (the email trait is not written), yet nothing is read back: xmin changes with every write, so
+        // a save from a copy older than the row fails, and the read-back would add nothing.
+        Assert.Equal(await RoundTripsOfEdit(withoutOutbox, inTransaction: true), await RoundTripsOfEdit(withOutbox, inTransaction: false));
+        var last = (await OutboxReader.RowsAsync(Database)).OrderBy(r => r.Id).Last();
+        Assert.StartsWith("Grace ", OutboxReader.Traits(last).GetProperty(ThrivestackTraits.FullName).GetString(), StringComparison.Ordinal);
+
+        await using var stale = new TokenContext(withOutbox);
+        var loaded = await stale.Users.SingleAsync();
+        await using (var other = new TokenContext(withOutbox))
+        {
+            (await other.Users.SingleAsync()).Name = "Other";
+            await other.SaveChangesAsync();
+        }
+
+        loaded.Name = "Stale";
+        await Assert.ThrowsAsync<DbUpdateConcurrencyException>(() => stale.SaveChangesAsync());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
     public async Task SaveChanges_AppInterceptorActsBeforeCommit_FindsTheTransactionOpenAndTheRowsInIt(bool async)
     {
         await SeedUserAsync();
@@ -165,6 +214,35 @@ public sealed class PostgresCommitTests(PostgresServer server) : PostgresSchemaT
     }
 
     private static AppUser NewUser() => new() { Id = Guid.NewGuid(), Email = $"{Guid.NewGuid():N}@example.com", FirstName = "Ada" };
+
+    /// <summary>A user guarded by PostgreSQL's <c>xmin</c> as a concurrency token (EF's <c>IsRowVersion()</c> on a <c>uint</c>).</summary>
+    private sealed class TokenUser
+    {
+        public int Id { get; set; }
+
+        public string? Name { get; set; }
+
+        public string? Email { get; set; }
+
+        public uint Version { get; set; }
+    }
+
+    private sealed class TokenContext(DbContextOptions<TokenContext> options) : DbContext(options)
+    {
+        public DbSet<TokenUser> Users => Set<TokenUser>();
+
+        protected override void OnModelCreating(ModelBuilder modelBuilder)
+        {
+            modelBuilder.AddThrivestackOutbox();
+            modelBuilder.Entity<TokenUser>(user =>
+            {
+                user.ToTable("token_users");
+                user.Property(u => u.Id).ValueGeneratedNever();
+                user.Property(u => u.Version).IsRowVersion();
+                user.ToThrivestackUser(u => u.Id).HasTrait(u => u.Name, ThrivestackTraits.FullName).HasTrait(u => u.Email, "email");
+            });
+        }
+    }
 
     /// <summary>An application's interceptor that reads, inside the transaction about to commit, the outbox rows it holds.</summary>
     private sealed class OutboxRowsAtCommit : DbTransactionInterceptor
