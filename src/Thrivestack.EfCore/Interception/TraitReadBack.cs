@@ -42,9 +42,10 @@ internal static class TraitReadBack
     /// <summary>
     /// Whether the capture's event should carry traits read back from the user's row: a user the context loaded, unless
     /// its save writes every trait (an <c>Update()</c> of a detached user marks all of them modified: the row then holds
-    /// the context's values) or EF guards its UPDATE with a store-generated concurrency token (PostgreSQL's <c>xmin</c>,
-    /// SQL Server's <c>rowversion</c>): any other write since the context loaded the row changed the token, so a save
-    /// from a stale copy fails with a concurrency conflict, and one that succeeds wrote over the row the context loaded.
+    /// the context's values) or EF guards its UPDATE with a concurrency token the database changes on every write
+    /// (PostgreSQL's <c>xmin</c>, SQL Server's <c>rowversion</c>): any other write since the context loaded the row changed
+    /// the token, so a save from a stale copy fails with a concurrency conflict, and one that succeeds wrote over the row
+    /// the context loaded.
     /// </summary>
     public static bool Applies(EntityEntry? user, UserMap? map)
     {
@@ -223,8 +224,7 @@ internal static class TraitReadBack
             keyMappings = [.. keyMappingList];
             keyReads = [.. keyReadList];
             keyComparer = new KeyComparer([.. key.Properties.Select(p => p.GetKeyValueComparer())]);
-            GuardedByStoreToken = entityType.GetProperties().Any(p =>
-                p.IsConcurrencyToken && p.ValueGenerated == ValueGenerated.OnAddOrUpdate && p.GetColumnName(store) is not null);
+            GuardedByStoreToken = entityType.GetProperties().Any(p => p.IsConcurrencyToken && p.ValueGenerated == ValueGenerated.OnAddOrUpdate && ChangesOnEveryWrite(p, store));
             columns = [.. columnList];
             KeyColumns = [.. keyColumns];
             TraitColumns = [.. traitColumns];
@@ -357,6 +357,15 @@ internal static class TraitReadBack
 
             values[user] = traits;
         }
+
+        /// <summary>
+        /// A token the database itself changes on every write: PostgreSQL's <c>xmin</c> system column, SQL Server's
+        /// <c>rowversion</c>. Not any store-generated token: on SQLite <c>IsRowVersion()</c> changes only if the app wrote a
+        /// trigger for it, and without one a stale copy would save unnoticed.
+        /// </summary>
+        private static bool ChangesOnEveryWrite(IProperty property, StoreObjectIdentifier store) =>
+            string.Equals(property.GetColumnName(store), "xmin", StringComparison.Ordinal)
+            || string.Equals(property.GetColumnType(store), "rowversion", StringComparison.OrdinalIgnoreCase);
 
         /// <summary>Reads a column as the provider's type of the mapping (the type EF's own reads ask for).</summary>
         private static Func<DbDataReader, int, object?> ReaderOf(RelationalTypeMapping mapping)
