@@ -166,7 +166,10 @@ internal static class TraitReadBack
         private readonly Func<DbDataReader, int, object?>[] keyReads = [];
         private readonly KeyComparer keyComparer = new([]);
         private readonly (int Trait, RelationalTypeMapping Mapping, Func<DbDataReader, int, object?> Read)[] columns = [];
-        private readonly string? select;
+        private readonly string[] keyColumns = [];
+        private readonly string[] traitColumns = [];
+        private readonly string table = "";
+        private readonly string? schema;
 
         /// <summary>The statement's text by number of users (a save reads the same few counts over and over).</summary>
         private readonly System.Collections.Concurrent.ConcurrentDictionary<int, (string Text, string[] Names)> texts = new();
@@ -181,7 +184,7 @@ internal static class TraitReadBack
             }
 
             var store = StoreObjectIdentifier.Table(table, entityType.GetSchema());
-            var keyColumns = new List<string>();
+            var keyColumnList = new List<string>();
             var keyMappingList = new List<RelationalTypeMapping>();
             var keyReadList = new List<Func<DbDataReader, int, object?>>();
             foreach (var property in key.Properties)
@@ -191,12 +194,12 @@ internal static class TraitReadBack
                     return;
                 }
 
-                keyColumns.Add(column);
+                keyColumnList.Add(column);
                 keyMappingList.Add(mapping);
                 keyReadList.Add(ReaderOf(mapping));
             }
 
-            var traitColumns = new List<string>();
+            var traitColumnList = new List<string>();
             var columnList = new List<(int, RelationalTypeMapping, Func<DbDataReader, int, object?>)>();
             for (var i = 0; i < map.Traits.Count; i++)
             {
@@ -211,7 +214,7 @@ internal static class TraitReadBack
                     continue;
                 }
 
-                traitColumns.Add(column);
+                traitColumnList.Add(column);
                 columnList.Add((i, mapping, ReaderOf(mapping)));
             }
 
@@ -226,26 +229,17 @@ internal static class TraitReadBack
             keyComparer = new KeyComparer([.. key.Properties.Select(p => p.GetKeyValueComparer())]);
             GuardedByStoreToken = entityType.GetProperties().Any(p => p.IsConcurrencyToken && p.ValueGenerated == ValueGenerated.OnAddOrUpdate && ChangesOnEveryWrite(p, store));
             columns = [.. columnList];
-            KeyColumns = [.. keyColumns];
-            TraitColumns = [.. traitColumns];
-            Table = table;
-            Schema = entityType.GetSchema();
-            select = "";
+            keyColumns = [.. keyColumnList];
+            traitColumns = [.. traitColumnList];
+            this.table = table;
+            schema = entityType.GetSchema();
         }
 
         /// <summary>Whether any trait of this user type is a column of its table.</summary>
-        public bool Readable => select is not null;
+        public bool Readable => columns.Length > 0;
 
         /// <summary>A concurrency token of the user's table that the database changes on every write (EF checks it in the UPDATE).</summary>
         public bool GuardedByStoreToken { get; }
-
-        private string[] KeyColumns { get; } = [];
-
-        private string[] TraitColumns { get; } = [];
-
-        private string Table { get; } = "";
-
-        private string? Schema { get; }
 
         public DbCommand Command(DbContext context, DbTransaction transaction, List<EntityEntry> users)
         {
@@ -270,8 +264,8 @@ internal static class TraitReadBack
         {
             var sql = context.GetService<ISqlGenerationHelper>();
             var text = new StringBuilder("SELECT ");
-            text.AppendJoin(", ", KeyColumns.Concat(TraitColumns).Select(c => sql.DelimitIdentifier(c)));
-            text.Append(" FROM ").Append(sql.DelimitIdentifier(Table, Schema)).Append(" WHERE ");
+            text.AppendJoin(", ", keyColumns.Concat(traitColumns).Select(c => sql.DelimitIdentifier(c)));
+            text.Append(" FROM ").Append(sql.DelimitIdentifier(table, schema)).Append(" WHERE ");
             var names = new string[count * keys.Length];
             for (var u = 0; u < count; u++)
             {
@@ -281,7 +275,7 @@ internal static class TraitReadBack
                     var parameter = (u * keys.Length) + k;
                     var name = $"rb{parameter}";
                     names[parameter] = sql.GenerateParameterName(name);
-                    text.Append(k == 0 ? "" : " AND ").Append(sql.DelimitIdentifier(KeyColumns[k])).Append(" = ").Append(sql.GenerateParameterNamePlaceholder(name));
+                    text.Append(k == 0 ? "" : " AND ").Append(sql.DelimitIdentifier(keyColumns[k])).Append(" = ").Append(sql.GenerateParameterNamePlaceholder(name));
                 }
 
                 text.Append(')');
