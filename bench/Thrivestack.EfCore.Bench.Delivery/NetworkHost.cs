@@ -9,7 +9,7 @@ namespace Thrivestack.EfCore.Bench.Delivery;
 
 /// <summary>
 /// An application host with its own SQLite file, started on an empty outbox and kept for several runs: its first run
-/// is a new dispatcher's first backlog (the concurrency limit starts at 1), the later ones find the limit it settled at.
+/// is a new dispatcher's first backlog (the concurrency limit starts at the maximum and has seen one answer), the later ones find the limit it settled at.
 /// </summary>
 internal sealed class NetworkHost : IAsyncDisposable
 {

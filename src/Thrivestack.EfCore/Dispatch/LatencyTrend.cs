@@ -17,11 +17,16 @@ internal sealed class LatencyTrend(TimeSpan allowance)
     /// <summary>The moving average of recent samples; zero before the first.</summary>
     public TimeSpan Recent => TimeSpan.FromTicks((long)recentTicks);
 
-    /// <summary>Adds a sample; true when the recent average exceeds twice the fastest plus the allowance.</summary>
+    /// <summary>
+    /// Adds a sample; true when both the recent average and this sample exceed twice the fastest plus the allowance. The
+    /// sample must be slow too: after one slow first sample (a process's first claim pays for JIT, its first request for
+    /// the connection and TLS handshake), fast ones would otherwise read as slow until the average forgets it.
+    /// </summary>
     public bool AddAndCheckSlow(TimeSpan elapsed)
     {
         recentTicks = recentTicks == 0 ? elapsed.Ticks : (RecentWeight * elapsed.Ticks) + ((1 - RecentWeight) * recentTicks);
         fastest = fastest == TimeSpan.MaxValue || elapsed < fastest * 1.005 ? elapsed : fastest * 1.005;
-        return recentTicks > ((2 * fastest) + allowance).Ticks;
+        var slow = ((2 * fastest) + allowance).Ticks;
+        return recentTicks > slow && elapsed.Ticks > slow;
     }
 }

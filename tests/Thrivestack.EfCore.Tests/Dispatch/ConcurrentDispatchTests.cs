@@ -128,11 +128,9 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
     [Fact]
     public async Task Dispatcher_RetryAfterOnABacklog_HoldsEveryLaneUntilThen()
     {
-        harness.StandIn.Faults.TooManyRequestsRate = 1;
-        harness.StandIn.Faults.RetryAfter = TimeSpan.FromSeconds(30);
         await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"r{i}", (IReadOnlyDictionary<string, object?>?)null)));
         var clock = new WatchedClock();
-        var stamps = new ClockStampHandler(clock);
+        var refusal = new RefuseFirstWhileOthersWaitHandler(clock, othersInFlight: 2);
         var host = harness.BuildHost(
             o =>
             {
@@ -142,17 +140,23 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
                 o.PollInterval = TimeSpan.FromHours(1);
             },
             clock,
-            s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => stamps));
+            s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => refusal));
         await host.StartAsync();
 
-        // The first request is refused with Retry-After: 30; the lane that waits for its turn must not send meanwhile.
-        await clock.WaitForWaitsAsync(1, d => d >= TimeSpan.FromSeconds(30), Deadline);
-        harness.StandIn.Faults.TooManyRequestsRate = 0;
-        clock.Advance(TimeSpan.FromSeconds(30));
+        // The first request is refused with Retry-After: 30 while two other lanes' requests are in flight; the lane that
+        // reads the answer holds every lane (it logs as it sets the hold, under the lock every lane reads the hold with).
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(32)), Deadline);
 
+        // Those requests now succeed; their lanes acknowledge them and hold instead of sending their pages' next batches
+        // (a lane that did not would send its next batch while the acknowledgement is written).
+        var held = refusal.Release();
+        Assert.True(held >= 2, $"{held} requests were in flight beside the refused one");
+        await Task.WhenAny(refusal.SentDuringTheHold, harness.WaitForOutboxAsync(rows => rows.Count <= 200 - (5 * held), Deadline));
+        Assert.False(refusal.SentDuringTheHold.IsCompleted, "a lane sent a request while Retry-After held every lane");
+
+        clock.Advance(TimeSpan.FromSeconds(30));
         await harness.StandIn.WaitForEventsAsync(200, Deadline);
-        var sent = stamps.Snapshot();
-        Assert.All(sent.Skip(1), at => Assert.True(at >= sent[0] + TimeSpan.FromSeconds(30), $"a request was sent {at - sent[0]} after the refusal"));
+        Assert.False(refusal.SentDuringTheHold.IsCompleted, "a lane sent a request while Retry-After held every lane");
     }
 
     [Fact]
@@ -236,28 +240,64 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
         }
     }
 
-    /// <summary>Notes the (fake) clock's time of every request.</summary>
-    private sealed class ClockStampHandler(TimeProvider clock) : DelegatingHandler
+    /// <summary>
+    /// Holds the first request until <c>othersInFlight</c> more have started (held too), then answers it 429 with
+    /// Retry-After: 30. <see cref="Release"/> passes the held ones on; a request that starts after that and before the
+    /// clock reaches the end of the Retry-After completes <see cref="SentDuringTheHold"/>.
+    /// </summary>
+    private sealed class RefuseFirstWhileOthersWaitHandler(TimeProvider clock, int othersInFlight) : DelegatingHandler
     {
         private readonly Lock gate = new();
-        private readonly List<DateTimeOffset> stamps = [];
+        private readonly TaskCompletionSource othersStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource sentDuringTheHold = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int count;
+        private DateTimeOffset? holdEnds;
 
-        public List<DateTimeOffset> Snapshot()
+        public Task SentDuringTheHold => sentDuringTheHold.Task;
+
+        /// <summary>Lets the held requests go on; returns how many there were.</summary>
+        public int Release()
         {
             lock (gate)
             {
-                return [.. stamps];
+                holdEnds = clock.GetUtcNow() + TimeSpan.FromSeconds(30);
+                released.TrySetResult();
+                return count - 1;
             }
         }
 
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
+            int number;
             lock (gate)
             {
-                stamps.Add(clock.GetUtcNow());
+                number = ++count;
+                if (holdEnds is { } ends && clock.GetUtcNow() < ends)
+                {
+                    sentDuringTheHold.TrySetResult();
+                }
             }
 
-            return base.SendAsync(request, cancellationToken);
+            if (number == 1)
+            {
+                await othersStarted.Task.WaitAsync(cancellationToken);
+                var refused = new HttpResponseMessage(HttpStatusCode.TooManyRequests) { Content = new StringContent("""{"error":"Rate Limit Exceeded"}""") };
+                refused.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(30));
+                return refused;
+            }
+
+            if (number == 1 + othersInFlight)
+            {
+                othersStarted.TrySetResult();
+            }
+
+            if (!released.Task.IsCompleted)
+            {
+                await released.Task.WaitAsync(cancellationToken);
+            }
+
+            return await base.SendAsync(request, cancellationToken);
         }
     }
 

@@ -272,6 +272,9 @@ public sealed class DispatcherResilienceTests : IAsyncLifetime
             {
                 Options(o);
                 o.MaxEventsPerBatch = 2;
+
+                // One lane: what a lane does with its page in an outage (several lanes would each send their first batch).
+                o.MaxConcurrentRequests = 1;
                 o.RetryBaseDelay = TimeSpan.FromSeconds(1);
                 o.RetryMaxDelay = MaxDelay;
             },

@@ -3,7 +3,7 @@ using Thrivestack.EfCore.Dispatch;
 
 namespace Thrivestack.EfCore.Tests.Units;
 
-/// <summary>The number of requests in flight is found at run time: slow start, additive increase, a drop on overload.</summary>
+/// <summary>The number of requests in flight is found at run time: from the maximum, a drop on overload, additive increase.</summary>
 public sealed class ConcurrencyLimiterTests
 {
     private static readonly TimeSpan RoundTrip = TimeSpan.FromMilliseconds(100);
@@ -11,14 +11,40 @@ public sealed class ConcurrencyLimiterTests
     private readonly FakeTimeProvider clock = new();
 
     [Fact]
-    public void Record_SuccessesWhileTheLimitIsUsed_DoublesTheLimitEachRoundTripUpToTheMaximum()
+    public void Limit_NewLimiter_IsTheConfiguredMaximum()
+    {
+        // A new host on a backlog sends its whole maximum in its first round trip; a refusal says otherwise.
+        Assert.Equal(8, new ConcurrencyLimiter(8, clock).Limit);
+        Assert.Equal(1, new ConcurrencyLimiter(1, clock).Limit);
+        Assert.Equal(8, RoundTripAtLimit(new ConcurrencyLimiter(8, clock)));
+    }
+
+    [Fact]
+    public void Record_SuccessesWhileTheLimitIsUsed_GrowOneARoundTripBackToTheMaximum()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
+        Overload(limiter, ahead: 3);
+        Assert.Equal(3, limiter.Limit);
 
-        Assert.Equal(1, limiter.Limit);
-        Assert.Equal(2, RoundTripAtLimit(limiter));
-        Assert.Equal(4, RoundTripAtLimit(limiter));
-        Assert.Equal(8, RoundTripAtLimit(limiter));
+        // Past the probe near the refused level (four), one more each round trip.
+        for (var round = 0; round < 2 * ConcurrencyLimiter.ProbeRounds && limiter.Limit < 4; round++)
+        {
+            RoundTripAtLimit(limiter);
+        }
+
+        Assert.Equal(4, (int)limiter.Limit);
+
+        // Four at once go through: the refused level is taken to be lifted, and growth is one per round trip.
+        RoundTripAtLimit(limiter);
+        var rounds = 0;
+        for (var previous = limiter.Limit; limiter.Limit < 8; rounds++)
+        {
+            var next = RoundTripAtLimit(limiter);
+            Assert.InRange(next - previous, next < 8 ? 0.5 : 0.01, 1.0 + 1e-9);
+            previous = next;
+        }
+
+        Assert.InRange(rounds, 4, 6);
         Assert.Equal(8, RoundTripAtLimit(limiter));
     }
 
@@ -26,8 +52,7 @@ public sealed class ConcurrencyLimiterTests
     public void Record_SuccessesWithSlotsToSpare_LeaveTheLimitAlone()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
+        Overload(limiter, ahead: 4);
         Assert.Equal(4, limiter.Limit);
 
         // One request at a time while four are allowed (a quiet app): nothing learned about a larger limit.
@@ -43,9 +68,6 @@ public sealed class ConcurrencyLimiterTests
     public void Record_OverloadWithFiveInFlight_DropsToTheFourAheadOfIt()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
         Assert.Equal(8, limiter.Limit);
 
         // A gateway lets four through: of eight sent at once, four come back 429, the fifth one with four ahead of it.
@@ -67,9 +89,6 @@ public sealed class ConcurrencyLimiterTests
     public void Record_SeveralOverloadsOfOneRoundTrip_DecreaseOnce()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
 
         var starts = Enumerable.Range(0, 8).Select(_ => new SendStart(clock.GetTimestamp(), 8, 8, 8)).ToList();
         clock.Advance(RoundTrip);
@@ -145,13 +164,16 @@ public sealed class ConcurrencyLimiterTests
     {
         var limiter = new ConcurrencyLimiter(8, clock);
 
-        // A warm loopback answers in 20 ms once; every later answer takes 100 ms (a real route).
+        // A warm loopback answers in 20 ms once; every later answer takes 100 ms (a real route). They read as a queue
+        // building up until the fastest ages: the limit drops, then climbs back.
         RoundTrip1(limiter, SendFeedback.Success, TimeSpan.FromMilliseconds(20));
-        for (var round = 0; round < 100 && limiter.Limit < 8; round++)
+        var lowest = limiter.Limit;
+        for (var round = 0; round < 100; round++)
         {
-            RoundTripAtLimit(limiter);
+            lowest = Math.Min(lowest, RoundTripAtLimit(limiter));
         }
 
+        Assert.True(lowest < 8, $"lowest {lowest}");
         Assert.Equal(8, limiter.Limit);
     }
 
@@ -159,9 +181,6 @@ public sealed class ConcurrencyLimiterTests
     public void RecordClaim_ClaimsGrowingTenfold_LowerTheLimitOnceARoundTrip()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
         for (var i = 0; i < 5; i++)
         {
             Claim(limiter, TimeSpan.FromMilliseconds(5));
@@ -179,7 +198,7 @@ public sealed class ConcurrencyLimiterTests
     }
 
     [Fact]
-    public void RecordClaim_SlowFirstClaimsAtTheStart_LeaveSlowStartAlone()
+    public void RecordClaim_SlowFirstClaimsAtTheStart_LeaveTheLimitAlone()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
 
@@ -190,8 +209,6 @@ public sealed class ConcurrencyLimiterTests
             Claim(limiter, TimeSpan.FromMilliseconds(5));
         }
 
-        Assert.Equal(2, RoundTripAtLimit(limiter));
-        Assert.Equal(4, RoundTripAtLimit(limiter));
         Assert.Equal(8, RoundTripAtLimit(limiter));
     }
 
@@ -237,9 +254,12 @@ public sealed class ConcurrencyLimiterTests
     public void Record_OneSlowAnswer_LeavesTheLimitAlone()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
+
+        // Round trips of 100 ms at the limit: the normal.
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(8, RoundTripAtLimit(limiter));
+        }
 
         // A busy machine answers one request late: the average of recent round trips barely moves.
         var start = new SendStart(clock.GetTimestamp(), 8, 8, 8);
@@ -250,12 +270,28 @@ public sealed class ConcurrencyLimiterTests
     }
 
     [Fact]
+    public void Record_SlowFirstAnswerThenNormalOnes_LeaveTheLimitAlone()
+    {
+        var limiter = new ConcurrencyLimiter(8, clock);
+
+        // A host's first request opens the connection (TLS handshake, JIT): 600 ms; the next ones take 100 ms.
+        Assert.Equal(8, RoundTripAtLimit(limiter, TimeSpan.FromMilliseconds(600)));
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal(8, RoundTripAtLimit(limiter));
+        }
+    }
+
+    [Fact]
     public void Record_RoundTripsGrowingToThreeTimesTheFastest_DropTheLimitByATenth()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
+
+        // Round trips of 100 ms at the limit: the normal.
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(8, RoundTripAtLimit(limiter));
+        }
         Assert.Equal(8, limiter.Limit);
 
         // A queue builds up: answers keep taking three times as long as the fastest.
@@ -273,8 +309,14 @@ public sealed class ConcurrencyLimiterTests
     public void Record_NeutralAnswers_ChangeNothing()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
-        RoundTripAtLimit(limiter);
-        RoundTrip1(limiter, SendFeedback.Neutral);
+        Overload(limiter, ahead: 2);
+        for (var i = 0; i < 3; i++)
+        {
+            var starts = new[] { limiter.StartSend(), limiter.StartSend() };
+            clock.Advance(RoundTrip);
+            Array.ForEach(starts, s => limiter.Record(s, SendFeedback.Neutral));
+        }
+
         Assert.Equal(2, limiter.Limit);
     }
 
@@ -297,7 +339,7 @@ public sealed class ConcurrencyLimiterTests
     public void OverLimit_LimitDropsBelowTheSlotsHeld_IsTrueUntilOneIsFreed()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
-        RoundTripAtLimit(limiter);
+        Overload(limiter, ahead: 2);
         var slots = new[] { Acquire(limiter), Acquire(limiter) };
         Assert.False(limiter.OverLimit);
 
@@ -314,12 +356,9 @@ public sealed class ConcurrencyLimiterTests
     private ConcurrencyLimiter RefusedAtFive()
     {
         var limiter = new ConcurrencyLimiter(8, clock);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
-        RoundTripAtLimit(limiter);
         Assert.Equal(8, limiter.Limit);
 
-        // Leave slow start with a refusal at five: four went through, the fifth was refused.
+        // A refusal at five: four went through, the fifth was refused.
         var slots = Enumerable.Range(0, 5).Select(_ => Acquire(limiter)).ToList();
         var starts = Enumerable.Range(1, 5).Select(n => new SendStart(clock.GetTimestamp(), 5, n, 8)).ToList();
         clock.Advance(RoundTrip);
@@ -328,13 +367,22 @@ public sealed class ConcurrencyLimiterTests
         return limiter;
     }
 
+    // One round trip of which the request with `ahead` others in flight before it was refused (429): the limit drops to `ahead`.
+    private void Overload(ConcurrencyLimiter limiter, int ahead)
+    {
+        var start = new SendStart(clock.GetTimestamp(), (int)limiter.Limit, ahead + 1, (int)limiter.Limit);
+        clock.Advance(RoundTrip);
+        limiter.Record(start, SendFeedback.Overload);
+        clock.Advance(TimeSpan.FromTicks(1));
+    }
+
     // Fills every slot the limit allows, then answers each with success after one round trip; returns the new limit.
-    private double RoundTripAtLimit(ConcurrencyLimiter limiter)
+    private double RoundTripAtLimit(ConcurrencyLimiter limiter, TimeSpan? roundTrip = null)
     {
         var allowed = (int)limiter.Limit;
         var slots = Enumerable.Range(0, allowed).Select(_ => Acquire(limiter)).ToList();
         var starts = slots.Select(_ => limiter.StartSend()).ToList();
-        clock.Advance(RoundTrip);
+        clock.Advance(roundTrip ?? RoundTrip);
         starts.ForEach(s => limiter.Record(s, SendFeedback.Success));
         slots.ForEach(s => s.Dispose());
         return limiter.Limit;
