@@ -59,6 +59,8 @@ internal sealed class DispatchCycle(
     private DateTime leaseEnd;
     private readonly List<Suspect> suspects = [];
     private SendResult? unprovenFailure;
+    private long unprovenFailureRequest;
+    private long lastRequest;
     private bool moreBatchesFollow;
     private bool deliveredInCycle;
     private bool leaseRanOut;
@@ -81,6 +83,9 @@ internal sealed class DispatchCycle(
     public CycleResult Result { get; private set; } = CycleResult.Completed;
 
     public SendResult? LastFailure { get; private set; }
+
+    /// <summary>The number of the request that answered <see cref="LastFailure"/> (<see cref="SendEvidence.NextRequest"/>).</summary>
+    public long LastFailureRequest { get; private set; }
 
     /// <summary>Rows ThriveStack accepted in this cycle (their acknowledgements may still be being written).</summary>
     public int Accepted { get; private set; }
@@ -195,6 +200,8 @@ internal sealed class DispatchCycle(
         var body = BatchBody.Write(batch, out var buffer);
         SendResult? result = null;
         var start = limiter.StartSend();
+        var request = evidence.NextRequest();
+        lastRequest = request;
         try
         {
             result = await SendBeforeLeaseEndsAsync(body, batch.Count, sendToken).ConfigureAwait(false);
@@ -224,6 +231,7 @@ internal sealed class DispatchCycle(
         switch (result.Outcome)
         {
             case SendOutcome.Delivered:
+                evidence.Delivered(request);
                 evidence.LastRequestSucceeded = true;
                 deliveredInCycle = true;
                 isolation?.Delivered = true;
@@ -315,6 +323,7 @@ internal sealed class DispatchCycle(
             }
 
             unprovenFailure = result;
+            unprovenFailureRequest = lastRequest;
             return;
         }
 
@@ -332,6 +341,7 @@ internal sealed class DispatchCycle(
     private void Stop(SendResult failure)
     {
         LastFailure = failure;
+        LastFailureRequest = ReferenceEquals(failure, unprovenFailure) ? unprovenFailureRequest : lastRequest;
         Result = failure.Outcome switch
         {
             SendOutcome.Misconfigured => CycleResult.Misconfigured,

@@ -402,7 +402,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
             var wait = cycle.Result switch
             {
-                CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!),
+                CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!, cycle.LastFailureRequest),
                 CycleResult.Transient => Failed(cycle.LastFailure!),
                 _ when cycle.Accepted > 0 => Succeeded(),
                 _ => TimeSpan.Zero,
@@ -911,10 +911,17 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     }
 
     // A refused token or a wrong endpoint: every request would fail alike, so nothing is charged. One error per pause.
-    private TimeSpan Paused(CycleResult result, SendResult failure)
+    // A refusal answering a request sent before one that went through (another lane's, sent later) describes the token as it
+    // was: it neither pauses nor logs again (a token fixed while requests were in flight). Its rows go back unsent.
+    private TimeSpan Paused(CycleResult result, SendResult failure, long request)
     {
         lock (stateGate)
         {
+            if (request < evidence.LastDelivered)
+            {
+                return TimeSpan.Zero;
+            }
+
             var held = resumeAt - time.GetUtcNow();
             return held > TimeSpan.Zero && status.AuthPausedSince is not null ? held : PausedLocked(result, failure);
         }

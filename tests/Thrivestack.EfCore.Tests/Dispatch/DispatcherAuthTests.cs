@@ -1,3 +1,7 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Testing;
 using Thrivestack.EfCore.Tests.Infrastructure;
@@ -130,6 +134,32 @@ public sealed class DispatcherAuthTests
     }
 
     [Fact]
+    public async Task Dispatcher_RefusalOfARequestSentBeforeOneThatWentThrough_NeitherPausesNorLogs()
+    {
+        // A token fixed while requests were in flight: the refusal of one sent with the old token arrives after a later
+        // request (another lane's) went through. It describes the token as it was.
+        await using var harness = await DispatchHarness.StartAsync();
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"t{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var stale = new LateRefusalHandler();
+        var host = harness.BuildHost(
+            o => o.MaxEventsPerBatch = 5,
+            services: s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => stale));
+        await host.StartAsync();
+
+        // Other lanes' requests, sent after the held one, went through and were acknowledged; then the held one is refused.
+        await stale.FirstHeld.WaitAsync(Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.Count < 200, Deadline);
+        stale.Refuse();
+
+        await harness.StandIn.WaitForEventsAsync(200, Deadline);
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
+        Assert.True(stale.Refused.IsCompleted, "the held request was never answered");
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(7));
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(8));
+        Assert.Equal(200, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
+    }
+
+    [Fact]
     public async Task Dispatcher_TokenRefusedRightAfterADelivery_PausesWithoutSpendingAnAttempt()
     {
         await using var harness = await DispatchHarness.StartAsync();
@@ -194,5 +224,33 @@ public sealed class DispatcherAuthTests
         o.RetryMaxDelay = TimeSpan.FromMilliseconds(200);
         o.LeaseDuration = TimeSpan.FromHours(1);
         o.RequestTimeout = TimeSpan.FromMinutes(10);
+    }
+
+    /// <summary>Holds the first request until <see cref="Refuse"/>, then answers it 401; passes every later one.</summary>
+    private sealed class LateRefusalHandler : DelegatingHandler
+    {
+        private readonly TaskCompletionSource held = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource refuse = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource refused = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int count;
+
+        public Task FirstHeld => held.Task;
+
+        public Task Refused => refused.Task;
+
+        public void Refuse() => refuse.TrySetResult();
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (Interlocked.Increment(ref count) > 1)
+            {
+                return await base.SendAsync(request, cancellationToken);
+            }
+
+            held.TrySetResult();
+            await refuse.Task.WaitAsync(cancellationToken);
+            refused.TrySetResult();
+            return new HttpResponseMessage(HttpStatusCode.Unauthorized) { Content = new StringContent("""{"error":"Invalid API key"}""") };
+        }
     }
 }
