@@ -8,7 +8,7 @@ namespace Thrivestack.EfCore.Dispatch;
 /// <list type="bullet">
 /// <item>The limit starts at the configured maximum: the first round trip of a backlog says whether the server takes that
 /// many (a refusal drops it at once, below). A start at 1 with TCP's slow start (doubling per round trip) cost a new host
-/// its first three round trips: 0.86x of the network limit on its first 20,000 rows at 100 ms against 0.91x from the
+/// its first three round trips: 0.84-0.87x of the network limit on its first 20,000 rows at 100 ms against 0.87-0.91x from the
 /// maximum, while a gateway's ceiling costs one round of 429 answers either way (docs/benchmarks.md).</item>
 /// <item>Below the maximum it grows by one per round trip (1/limit per success), and only while the dispatcher actually
 /// uses the whole limit: a quiet app never inflates it.</item>

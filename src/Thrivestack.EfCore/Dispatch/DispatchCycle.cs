@@ -25,7 +25,8 @@ namespace Thrivestack.EfCore.Dispatch;
 /// through sets its batch aside (released, no attempt spent) and the next batch of other users is sent as a probe;
 /// if that fails too, ThriveStack is taken to be down: the cycle ends, every row is released without spending an
 /// attempt, and the whole dispatcher backs off (capped by RetryMaxDelay). So an outage never dead-letters, and costs
-/// at most two requests, or one bounded split, per backoff.
+/// each lane at most two requests, or one bounded split, per backoff (a lane's requests already in flight when another
+/// lane backs off are answered, and the lane then waits too).
 /// 401 always pauses; 403 pauses unless it is isolated to some events. 429 never counts against an event (a rate
 /// limit is never the event's fault). A 429 without Retry-After to a request that had others in flight beside it is the
 /// concurrency limit at work: its rows go back unsent, the <see cref="ConcurrencyLimiter"/> lowers the limit and the cycle
@@ -86,6 +87,9 @@ internal sealed class DispatchCycle(
 
     /// <summary>The number of the request that answered <see cref="LastFailure"/> (<see cref="SendEvidence.NextRequest"/>).</summary>
     public long LastFailureRequest { get; private set; }
+
+    /// <summary>The number of the latest-sent request this cycle delivered; 0 when none was.</summary>
+    public long LastDeliveredRequest { get; private set; }
 
     /// <summary>Rows ThriveStack accepted in this cycle (their acknowledgements may still be being written).</summary>
     public int Accepted { get; private set; }
@@ -232,6 +236,7 @@ internal sealed class DispatchCycle(
         {
             case SendOutcome.Delivered:
                 evidence.Delivered(request);
+                LastDeliveredRequest = Math.Max(LastDeliveredRequest, request);
                 evidence.LastRequestSucceeded = true;
                 deliveredInCycle = true;
                 isolation?.Delivered = true;

@@ -58,6 +58,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private DateTime outboxLeaseRetryAt = DateTime.MinValue;
     private bool standingBy;
     private DateTimeOffset resumeAt = DateTimeOffset.MinValue;
+
+    /// <summary>The number of the latest-sent request whose failure or refusal set or joined the hold (guarded by <see cref="stateGate"/>).</summary>
+    private long heldByRequest;
     private long lastRowsClaimedTicks;
     private int sendFailures;
 
@@ -403,8 +406,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             var wait = cycle.Result switch
             {
                 CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!, cycle.LastFailureRequest),
-                CycleResult.Transient => Failed(cycle.LastFailure!),
-                _ when cycle.Accepted > 0 => Succeeded(),
+                CycleResult.Transient => Failed(cycle.LastFailure!, cycle.LastFailureRequest),
+                _ when cycle.Accepted > 0 => Succeeded(cycle.LastDeliveredRequest),
                 _ => TimeSpan.Zero,
             };
 
@@ -853,11 +856,14 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
     }
 
-    private TimeSpan Succeeded()
+    // A delivery ends an outage's backoff or a pause only once the hold is over and for a request sent after the failure
+    // that set it: a request already in flight when another lane's failure held every lane describes ThriveStack (or the
+    // token) as it was then, and must not log "resumed" or clear the health check while every lane still waits.
+    private TimeSpan Succeeded(long request)
     {
         lock (stateGate)
         {
-            return SucceededLocked();
+            return resumeAt > time.GetUtcNow() || request <= heldByRequest ? TimeSpan.Zero : SucceededLocked();
         }
     }
 
@@ -886,11 +892,18 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     // ThriveStack looks down: no row spent an attempt (see DispatchCycle); the whole dispatcher backs off, capped by
     // RetryMaxDelay even when the server asks for longer. One warning per outage.
-    private TimeSpan Failed(SendResult failure)
+    private TimeSpan Failed(SendResult failure, long request)
     {
         lock (stateGate)
         {
+            if (request < evidence.LastDelivered)
+            {
+                // A request sent later (another lane's) went through: this answer describes ThriveStack as it was.
+                return TimeSpan.Zero;
+            }
+
             // Another lane saw the same outage and holds every lane already: one outage, one step of the backoff.
+            heldByRequest = Math.Max(heldByRequest, request);
             var held = resumeAt - time.GetUtcNow();
             return held > TimeSpan.Zero && sendFailures > 0 ? held : FailedLocked(failure);
         }
@@ -922,6 +935,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 return TimeSpan.Zero;
             }
 
+            heldByRequest = Math.Max(heldByRequest, request);
             var held = resumeAt - time.GetUtcNow();
             return held > TimeSpan.Zero && status.AuthPausedSince is not null ? held : PausedLocked(result, failure);
         }

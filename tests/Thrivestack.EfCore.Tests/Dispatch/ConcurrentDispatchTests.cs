@@ -144,19 +144,83 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
         await host.StartAsync();
 
         // The first request is refused with Retry-After: 30 while two other lanes' requests are in flight; the lane that
-        // reads the answer holds every lane (it logs as it sets the hold, under the lock every lane reads the hold with).
+        // reads the answer logs the warning while it sets the hold (both under the dispatcher's state lock).
         await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(32)), Deadline);
 
         // Those requests now succeed; their lanes acknowledge them and hold instead of sending their pages' next batches
         // (a lane that did not would send its next batch while the acknowledgement is written).
         var held = refusal.Release();
         Assert.True(held >= 2, $"{held} requests were in flight beside the refused one");
-        await Task.WhenAny(refusal.SentDuringTheHold, harness.WaitForOutboxAsync(rows => rows.Count <= 200 - (5 * held), Deadline));
+        await await Task.WhenAny(refusal.SentDuringTheHold, harness.WaitForOutboxAsync(rows => rows.Count <= 200 - (5 * held), Deadline));
         Assert.False(refusal.SentDuringTheHold.IsCompleted, "a lane sent a request while Retry-After held every lane");
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(8));
 
         clock.Advance(TimeSpan.FromSeconds(30));
         await harness.StandIn.WaitForEventsAsync(200, Deadline);
         Assert.False(refusal.SentDuringTheHold.IsCompleted, "a lane sent a request while Retry-After held every lane");
+    }
+
+    [Fact]
+    public async Task Dispatcher_RetryAfterBesideASuccess_IsOneEpisodeUntilTheHoldEnds()
+    {
+        // Three lanes' requests in flight: 1 is refused with Retry-After, 2 goes through during the hold, 3 is refused with
+        // Retry-After after that. One episode: one warning, no "resumed" while every lane is held, one once it is over.
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"e{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var passing = ScriptedAnswers.Gate();
+        var third = ScriptedAnswers.Gate();
+        var answers = new ScriptedAnswers(3, n => n switch
+        {
+            1 => (HttpStatusCode.TooManyRequests, null),
+            3 => (HttpStatusCode.TooManyRequests, third),
+            _ => (ScriptedAnswers.Pass, passing),
+        });
+        var clock = new WatchedClock();
+        var host = answers.BuildHost(harness, clock);
+        await host.StartAsync();
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(32)), Deadline);
+
+        passing.TrySetResult();
+        await harness.WaitForOutboxAsync(rows => rows.Count <= 195, Deadline);
+        third.TrySetResult();
+        await harness.StandIn.WaitUntilAsync(_ => answers.Refusals >= 2, Deadline);
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(8));
+
+        // The hold ends. Request 3's Retry-After, if the dispatcher reads it only now, holds the lanes again on the fake
+        // clock (the same episode: no second warning); that hold is ended too.
+        static bool Hold(TimeSpan due) => due >= TimeSpan.FromSeconds(20) && due <= TimeSpan.FromMinutes(5);
+        var delivered = harness.StandIn.WaitForEventsAsync(200, Deadline);
+        for (var advances = 0; advances < 3 && !delivered.IsCompleted; advances++)
+        {
+            var holds = clock.CountWaits(Hold);
+            clock.Advance(TimeSpan.FromMinutes(5));
+            await Task.WhenAny(delivered, clock.WaitForWaitsAsync(holds + 1, Hold, Deadline));
+        }
+
+        await delivered;
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(8)), Deadline);
+        Assert.Single(harness.Logs.Lines, l => l.Is(32));
+        Assert.Single(harness.Logs.Lines, l => l.Is(8));
+    }
+
+    [Fact]
+    public async Task Dispatcher_RetryAfterToARequestSentBeforeOneThatWentThrough_HoldsNothing()
+    {
+        // Request 1's Retry-After arrives after request 2, sent later by another lane, went through: it describes the
+        // server as it was. No hold, no warning: the backlog drains on a clock that never moves.
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"o{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var late = ScriptedAnswers.Gate();
+        var answers = new ScriptedAnswers(2, n => n == 1 ? (HttpStatusCode.TooManyRequests, late) : (ScriptedAnswers.Pass, null));
+        var clock = new WatchedClock();
+        await answers.BuildHost(harness, clock).StartAsync();
+
+        await harness.WaitForOutboxAsync(rows => rows.Count <= 195, Deadline);
+        late.TrySetResult();
+        var delivered = harness.StandIn.WaitForEventsAsync(200, Deadline);
+        await Task.WhenAny(delivered, clock.WaitForWaitsAsync(1, due => due >= TimeSpan.FromSeconds(20) && due <= TimeSpan.FromMinutes(5), Deadline));
+
+        Assert.True(delivered.IsCompletedSuccessfully, "the lanes were held by a Retry-After older than a delivery");
+        Assert.Equal(1, answers.Refusals);
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(32));
     }
 
     [Fact]

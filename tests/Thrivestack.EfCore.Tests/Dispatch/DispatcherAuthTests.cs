@@ -160,6 +160,33 @@ public sealed class DispatcherAuthTests
     }
 
     [Fact]
+    public async Task Dispatcher_SuccessOfARequestSentBeforeThePause_DoesNotEndIt()
+    {
+        // Request 1 is in flight while later ones are refused (401): the pause starts. Request 1's success then describes
+        // the token as it was before the refusals; it must not say "resumed" or end the pause.
+        await using var harness = await DispatchHarness.StartAsync();
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"p{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var late = ScriptedAnswers.Gate();
+        var answers = new ScriptedAnswers(2, n => n == 1 ? (ScriptedAnswers.Pass, late) : (HttpStatusCode.Unauthorized, null));
+        var clock = new WatchedClock();
+        var host = answers.BuildHost(harness, clock, o => o.RetryBaseDelay = TimeSpan.FromSeconds(30));
+        await host.StartAsync();
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(7)), Deadline);
+
+        // Request 1 goes through and is acknowledged; then the hold ends, the next request is refused, and the pause goes on.
+        late.TrySetResult();
+        await harness.WaitForOutboxAsync(rows => rows.Count <= 195, Deadline);
+        static bool Pause(TimeSpan due) => due >= TimeSpan.FromSeconds(10) && due <= TimeSpan.FromMinutes(5);
+        var pauses = clock.CountWaits(Pause);
+        clock.Advance(TimeSpan.FromMinutes(5));
+        await clock.WaitForWaitsAsync(pauses + 1, Pause, Deadline);
+
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(8));
+        Assert.Single(harness.Logs.Lines, l => l.Is(7));
+        Assert.NotNull(host.Services.GetRequiredService<DispatcherStatus<TestDbContext>>().AuthPausedSince);
+    }
+
+    [Fact]
     public async Task Dispatcher_TokenRefusedRightAfterADelivery_PausesWithoutSpendingAnAttempt()
     {
         await using var harness = await DispatchHarness.StartAsync();
