@@ -140,20 +140,17 @@ public sealed class DispatcherAuthTests
         // request (another lane's) went through. It describes the token as it was.
         await using var harness = await DispatchHarness.StartAsync();
         await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"t{i}", (IReadOnlyDictionary<string, object?>?)null)));
-        var stale = new LateRefusalHandler();
-        var host = harness.BuildHost(
-            o => o.MaxEventsPerBatch = 5,
-            services: s => s.AddHttpClient(ThrivestackRegistration.OptionsName<TestDbContext>()).AddHttpMessageHandler(() => stale));
-        await host.StartAsync();
+        var late = ScriptedAnswers.Gate();
+        var answers = new ScriptedAnswers(2, n => n == 1 ? (HttpStatusCode.Unauthorized, late) : (ScriptedAnswers.Pass, null));
+        await answers.BuildHost(harness, TimeProvider.System).StartAsync();
 
         // Other lanes' requests, sent after the held one, went through and were acknowledged; then the held one is refused.
-        await stale.FirstHeld.WaitAsync(Deadline);
         await harness.WaitForOutboxAsync(rows => rows.Count < 200, Deadline);
-        stale.Refuse();
+        late.TrySetResult();
 
         await harness.StandIn.WaitForEventsAsync(200, Deadline);
         await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
-        Assert.True(stale.Refused.IsCompleted, "the held request was never answered");
+        Assert.Equal(1, answers.Refusals);
         Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(7));
         Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(8));
         Assert.Equal(200, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
@@ -251,33 +248,5 @@ public sealed class DispatcherAuthTests
         o.RetryMaxDelay = TimeSpan.FromMilliseconds(200);
         o.LeaseDuration = TimeSpan.FromHours(1);
         o.RequestTimeout = TimeSpan.FromMinutes(10);
-    }
-
-    /// <summary>Holds the first request until <see cref="Refuse"/>, then answers it 401; passes every later one.</summary>
-    private sealed class LateRefusalHandler : DelegatingHandler
-    {
-        private readonly TaskCompletionSource held = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource refuse = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource refused = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int count;
-
-        public Task FirstHeld => held.Task;
-
-        public Task Refused => refused.Task;
-
-        public void Refuse() => refuse.TrySetResult();
-
-        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-        {
-            if (Interlocked.Increment(ref count) > 1)
-            {
-                return await base.SendAsync(request, cancellationToken);
-            }
-
-            held.TrySetResult();
-            await refuse.Task.WaitAsync(cancellationToken);
-            refused.TrySetResult();
-            return new HttpResponseMessage(HttpStatusCode.Unauthorized) { Content = new StringContent("""{"error":"Invalid API key"}""") };
-        }
     }
 }
