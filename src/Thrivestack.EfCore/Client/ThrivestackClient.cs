@@ -43,13 +43,19 @@ internal sealed class ThrivestackClient
         pipeline = BuildPipeline(options, timeProvider);
     }
 
-    public async Task<SendResult> SendAsync(ReadOnlyMemory<byte> body, int eventCount, CancellationToken cancellationToken)
+    /// <summary>
+    /// The dispatcher's number of the request (1, 2, ... in the order of sending; see <c>SendEvidence</c>), on every
+    /// <see cref="HttpRequestMessage"/> it is sent as, its quick retries included: a handler can tell which request it holds.
+    /// </summary>
+    public static readonly HttpRequestOptionsKey<long> RequestNumber = new("Thrivestack.RequestNumber");
+
+    public async Task<SendResult> SendAsync(ReadOnlyMemory<byte> body, int eventCount, long requestNumber, CancellationToken cancellationToken)
     {
         using var activity = ThrivestackActivitySource.Instance.StartActivity("thrivestack.identify.send", ActivityKind.Client);
         activity?.SetTag("thrivestack.batch.events", eventCount);
         activity?.SetTag("thrivestack.batch.bytes", body.Length);
         var started = timeProvider.GetTimestamp();
-        var result = await SendWithTokenRefreshAsync(body, cancellationToken).ConfigureAwait(false);
+        var result = await SendWithTokenRefreshAsync(body, requestNumber, cancellationToken).ConfigureAwait(false);
         metrics.RecordRequest(eventCount, body.Length, timeProvider.GetElapsedTime(started), result.Outcome.ToString());
         activity?.SetTag("http.response.status_code", result.StatusCode);
         activity?.SetTag("thrivestack.outcome", result.Outcome.ToString());
@@ -61,19 +67,19 @@ internal sealed class ThrivestackClient
         return result;
     }
 
-    private async Task<SendResult> SendWithTokenRefreshAsync(ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    private async Task<SendResult> SendWithTokenRefreshAsync(ReadOnlyMemory<byte> body, long requestNumber, CancellationToken cancellationToken)
     {
-        var result = await SendOnceAsync(body, cancellationToken).ConfigureAwait(false);
+        var result = await SendOnceAsync(body, requestNumber, cancellationToken).ConfigureAwait(false);
         if (result.Outcome == SendOutcome.Unauthorized && options.TokenProvider is not null)
         {
             // ThriveStack tokens expire: the provider is asked again and gets one more try before sending pauses.
-            result = await SendOnceAsync(body, cancellationToken).ConfigureAwait(false);
+            result = await SendOnceAsync(body, requestNumber, cancellationToken).ConfigureAwait(false);
         }
 
         return result;
     }
 
-    private async Task<SendResult> SendOnceAsync(ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    private async Task<SendResult> SendOnceAsync(ReadOnlyMemory<byte> body, long requestNumber, CancellationToken cancellationToken)
     {
         string? token;
         try
@@ -106,6 +112,7 @@ internal sealed class ThrivestackClient
                 {
                     using var request = new HttpRequestMessage(HttpMethod.Post, state.Endpoint);
                     request.Content = new ReadOnlyMemoryContent(state.Body) { Headers = { ContentType = Json } };
+                    request.Options.Set(RequestNumber, state.Number);
                     if (state.AuthHeader == ThrivestackAuthHeader.ApiKey)
                     {
                         request.Headers.TryAddWithoutValidation("x-api-key", state.Token);
@@ -119,7 +126,7 @@ internal sealed class ThrivestackClient
                     using var response = await state.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
                     return await HttpAnswer.ReadAsync(response, state.Time.GetUtcNow(), ct).ConfigureAwait(false);
                 },
-                new RequestState(client, options.Endpoint, body, token, options.AuthHeader, timeProvider),
+                new RequestState(client, options.Endpoint, body, requestNumber, token, options.AuthHeader, timeProvider),
                 cancellationToken).ConfigureAwait(false);
             return AnswerClassifier.Classify(answer, options.Endpoint);
         }
@@ -206,5 +213,5 @@ internal sealed class ThrivestackClient
         return transient && (answer.RetryAfter is not { } wait || wait <= LongestQuickRetryWait);
     }
 
-    private sealed record RequestState(HttpClient Client, Uri Endpoint, ReadOnlyMemory<byte> Body, string Token, ThrivestackAuthHeader AuthHeader, TimeProvider Time);
+    private sealed record RequestState(HttpClient Client, Uri Endpoint, ReadOnlyMemory<byte> Body, long Number, string Token, ThrivestackAuthHeader AuthHeader, TimeProvider Time);
 }

@@ -88,9 +88,6 @@ internal sealed class DispatchCycle(
     /// <summary>The number of the request that answered <see cref="LastFailure"/> (<see cref="SendEvidence.NextRequest"/>).</summary>
     public long LastFailureRequest { get; private set; }
 
-    /// <summary>The number of the latest-sent request this cycle delivered; 0 when none was.</summary>
-    public long LastDeliveredRequest { get; private set; }
-
     /// <summary>Rows ThriveStack accepted in this cycle (their acknowledgements may still be being written).</summary>
     public int Accepted { get; private set; }
 
@@ -208,7 +205,7 @@ internal sealed class DispatchCycle(
         lastRequest = request;
         try
         {
-            result = await SendBeforeLeaseEndsAsync(body, batch.Count, sendToken).ConfigureAwait(false);
+            result = await SendBeforeLeaseEndsAsync(body, batch.Count, request, sendToken).ConfigureAwait(false);
         }
         finally
         {
@@ -236,7 +233,6 @@ internal sealed class DispatchCycle(
         {
             case SendOutcome.Delivered:
                 evidence.Delivered(request);
-                LastDeliveredRequest = Math.Max(LastDeliveredRequest, request);
                 evidence.LastRequestSucceeded = true;
                 deliveredInCycle = true;
                 isolation?.Delivered = true;
@@ -262,14 +258,14 @@ internal sealed class DispatchCycle(
         }
     }
 
-    private async Task<SendResult> SendBeforeLeaseEndsAsync(ReadOnlyMemory<byte> body, int eventCount, CancellationToken sendToken)
+    private async Task<SendResult> SendBeforeLeaseEndsAsync(ReadOnlyMemory<byte> body, int eventCount, long request, CancellationToken sendToken)
     {
         var left = leaseEnd - LeaseMargin - time.GetUtcNow().UtcDateTime;
         using var deadline = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(sendToken, deadline.Token);
         try
         {
-            return await client.SendAsync(body, eventCount, linked.Token).ConfigureAwait(false);
+            return await client.SendAsync(body, eventCount, request, linked.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !sendToken.IsCancellationRequested)
         {

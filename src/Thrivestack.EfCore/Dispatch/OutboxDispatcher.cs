@@ -64,8 +64,6 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private long lastRowsClaimedTicks;
     private int sendFailures;
 
-    /// <summary>A request was delivered since this dispatcher started (guarded by <see cref="stateGate"/>): an outage is then not a wrong Endpoint.</summary>
-    private bool deliveredSinceStart;
     private int outboxFailures;
 
     /// <summary>Pages claimed and not yet finished (their users in flight, their rows leased), in all lanes.</summary>
@@ -394,20 +392,11 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             Action? claimAhead = fullClaim ? () => next ??= Task.Run(() => ClaimPageAsync(leader, stoppingToken), CancellationToken.None) : null;
             cycle = new DispatchCycle(page.Store, client, options, time, metrics, logger, contextName, page.LeaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage, claimAhead);
             await cycle.RunAsync(page.Rows, page.LeaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
-            if (cycle.Accepted > 0)
-            {
-                // Also a page that delivered and then stopped (a 429 after its first batch): the endpoint is right.
-                lock (stateGate)
-                {
-                    deliveredSinceStart = true;
-                }
-            }
-
             var wait = cycle.Result switch
             {
                 CycleResult.Unauthorized or CycleResult.Misconfigured => Paused(cycle.Result, cycle.LastFailure!, cycle.LastFailureRequest),
                 CycleResult.Transient => Failed(cycle.LastFailure!, cycle.LastFailureRequest),
-                _ when cycle.Accepted > 0 => Succeeded(cycle.LastDeliveredRequest),
+                _ when cycle.Accepted > 0 => Succeeded(),
                 _ => TimeSpan.Zero,
             };
 
@@ -859,11 +848,24 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     // A delivery ends an outage's backoff or a pause only once the hold is over and for a request sent after the failure
     // that set it: a request already in flight when another lane's failure held every lane describes ThriveStack (or the
     // token) as it was then, and must not log "resumed" or clear the health check while every lane still waits.
-    private TimeSpan Succeeded(long request)
+    private TimeSpan Succeeded()
     {
         lock (stateGate)
         {
-            return resumeAt > time.GetUtcNow() || request <= heldByRequest ? TimeSpan.Zero : SucceededLocked();
+            EndRecoveredEpisodeLocked();
+            return TimeSpan.Zero;
+        }
+    }
+
+    // A request sent after the latest failure or refusal that set or joined the hold went through (perhaps while every
+    // lane was held, when it could not end the episode): once the hold is over, the episode is. A failure after that
+    // starts a new episode at the base delay, so a server that refuses one request in a round and takes the others is
+    // never backed off as far as RetryMaxDelay.
+    private void EndRecoveredEpisodeLocked()
+    {
+        if (resumeAt <= time.GetUtcNow() && evidence.LastDelivered > heldByRequest)
+        {
+            SucceededLocked();
         }
     }
 
@@ -871,7 +873,6 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     {
         var wasFailing = sendFailures > 0;
         sendFailures = 0;
-        deliveredSinceStart = true;
         if (status.AuthPausedSince is not null)
         {
             status.AuthPausedSince = null;
@@ -902,6 +903,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 return TimeSpan.Zero;
             }
 
+            EndRecoveredEpisodeLocked();
+
             // Another lane saw the same outage and holds every lane already: one outage, one step of the backoff.
             heldByRequest = Math.Max(heldByRequest, request);
             var held = resumeAt - time.GetUtcNow();
@@ -916,7 +919,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         if (sendFailures == 1)
         {
             // Never reached since the start, a connection that fails looks the same as a wrong host or port: say where it goes.
-            var hint = deliveredSinceStart ? "" : $" (no request has gone through since the start: if this lasts, check Thrivestack:Endpoint, {Endpoint})";
+            var hint = evidence.LastDelivered > 0 ? "" : $" (no request has gone through since the start: if this lasts, check Thrivestack:Endpoint, {Endpoint})";
             Log.SendingBackedOff(logger, contextName, failure.Describe(), hint, HumanDuration.Format(wait));
         }
 
@@ -935,6 +938,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 return TimeSpan.Zero;
             }
 
+            EndRecoveredEpisodeLocked();
             heldByRequest = Math.Max(heldByRequest, request);
             var held = resumeAt - time.GetUtcNow();
             return held > TimeSpan.Zero && status.AuthPausedSince is not null ? held : PausedLocked(result, failure);

@@ -40,7 +40,7 @@ internal sealed class ClientUnderTest : IDisposable
 
     public ThrivestackClient Client { get; }
 
-    public Task<SendResult> SendAsync() => Client.SendAsync(Batch, 1, CancellationToken.None);
+    public Task<SendResult> SendAsync() => Client.SendAsync(Batch, 1, 1, CancellationToken.None);
 
     public void Dispose() => provider.Dispose();
 }

@@ -223,6 +223,48 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
         Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(32));
     }
 
+    [Theory]
+    [InlineData(HttpStatusCode.TooManyRequests, 32)]
+    [InlineData(HttpStatusCode.Unauthorized, 7)]
+    public async Task Dispatcher_RefusalAfterALaterRequestWentThroughDuringTheHold_StartsANewEpisodeAtTheBaseDelay(HttpStatusCode refusal, int warning)
+    {
+        // A server that refuses one request of a round and takes the others: request 1 is refused (a Retry-After, or a
+        // 401 that pauses) and holds every lane; request 2, sent after it, goes through during the hold; once the hold is
+        // over, request 3 is refused too. ThriveStack took a request sent after the first refusal, so that was one episode
+        // and this is the next: its backoff or pause starts again from the base delay (60 s: 30-60 s), never doubling
+        // towards RetryMaxDelay round after round.
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"n{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var during = ScriptedAnswers.Gate();
+        var later = ScriptedAnswers.Gate();
+        var answers = new ScriptedAnswers(2, n => n switch
+        {
+            1 or 3 => (refusal, null),
+            2 => (ScriptedAnswers.Pass, during),
+            _ => (ScriptedAnswers.Pass, later),
+        });
+        var clock = new WatchedClock();
+        var baseDelay = TimeSpan.FromSeconds(60);
+        var host = answers.BuildHost(harness, clock, o => (o.MaxConcurrentRequests, o.RetryBaseDelay) = (2, baseDelay));
+        await host.StartAsync();
+        static bool Hold(TimeSpan due) => due >= TimeSpan.FromSeconds(20) && due <= TimeSpan.FromMinutes(5);
+        await clock.WaitForWaitsAsync(1, Hold, Deadline);
+
+        during.TrySetResult();
+        await harness.WaitForOutboxAsync(rows => rows.Count <= 195, Deadline);
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(8));
+        var holds = clock.CountWaits(Hold);
+        clock.Advance(baseDelay);
+        await clock.WaitForWaitsAsync(holds + 1, Hold, Deadline);
+
+        Assert.Equal(2, answers.Refusals);
+        Assert.Equal(0, clock.CountWaits(due => due >= baseDelay && Hold(due)));
+        Assert.Equal(2, harness.Logs.Lines.Count(l => l.Is(warning)));
+        Assert.Single(harness.Logs.Lines, l => l.Is(8));
+        later.TrySetResult();
+        clock.Advance(TimeSpan.FromMinutes(5));
+        await harness.StandIn.WaitForEventsAsync(200, Deadline);
+    }
+
     [Fact]
     public async Task Dispatcher_CommitSoonAfterRowsWereClaimed_LingersBeforeClaimingButNotAfterAQuietSpell()
     {

@@ -2,16 +2,18 @@ using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Thrivestack.EfCore.Client;
 using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Tests.Infrastructure;
 
 namespace Thrivestack.EfCore.Tests.Dispatch;
 
 /// <summary>
-/// Answers the dispatcher's requests by their arrival number (1, 2, ...), to stage several lanes' answers in a chosen
-/// order: the first request waits until <c>firstWaitsFor</c> requests have arrived, so several are in flight at once;
-/// each then waits for its gate (if the plan names one) and is answered as the plan says. <see cref="Pass"/> hands it
-/// on to the stand-in.
+/// Answers the dispatcher's requests by their number (1, 2, ... in the order the dispatcher sent them, which is what its
+/// rules judge answers by; two lanes' requests may arrive in the other order), to stage several lanes' answers in a chosen
+/// order: request 1 waits until <c>firstWaitsFor</c> requests have arrived, so several are in flight at once; each then
+/// waits for its gate (if the plan names one) and is answered as the plan says. <see cref="Pass"/> hands it on to the
+/// stand-in.
 /// </summary>
 internal sealed class ScriptedAnswers(int firstWaitsFor, Func<int, (HttpStatusCode Status, TaskCompletionSource? Gate)> plan) : DelegatingHandler
 {
@@ -50,12 +52,13 @@ internal sealed class ScriptedAnswers(int firstWaitsFor, Func<int, (HttpStatusCo
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        var number = Interlocked.Increment(ref count);
-        if (number >= firstWaitsFor)
+        if (Interlocked.Increment(ref count) >= firstWaitsFor)
         {
             arrived.TrySetResult();
         }
 
+        Assert.True(request.Options.TryGetValue(ThrivestackClient.RequestNumber, out var sent), "the request carries no number");
+        var number = checked((int)sent);
         if (number == 1)
         {
             await arrived.Task.WaitAsync(cancellationToken);
