@@ -61,6 +61,18 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     /// <summary>The number of the latest-sent request whose failure or refusal set or joined the hold (guarded by <see cref="stateGate"/>).</summary>
     private long heldByRequest;
+
+    /// <summary>
+    /// The number of the latest request sent when the backoff (the pause) last took a step (guarded by
+    /// <see cref="stateGate"/>): a failure (a refusal) of a request up to it was in flight then, and belongs to that step
+    /// whenever its answer is read.
+    /// </summary>
+    private long backoffSteppedAt;
+    private long pauseSteppedAt;
+
+    /// <summary>How loudly outages' backoffs and pauses begin and end (guarded by <see cref="stateGate"/>).</summary>
+    private readonly EpisodeLog backoffLog;
+    private readonly EpisodeLog pauseLog;
     private long lastRowsClaimedTicks;
     private int sendFailures;
 
@@ -97,6 +109,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         this.status = status;
         this.logger = logger;
         limiter = new ConcurrencyLimiter(options.MaxConcurrentRequests, time);
+        backoffLog = new EpisodeLog(options.RetryMaxDelay);
+        pauseLog = new EpisodeLog(options.RetryMaxDelay);
     }
 
     /// <summary>
@@ -791,6 +805,14 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         if (wait > TimeSpan.Zero)
         {
             await Task.Delay(wait, time, stoppingToken).ConfigureAwait(false);
+
+            // A request sent after the failure went through during the hold: the episode ends with it, also when no
+            // answer follows (nothing left to send), so the health check does not report a pause that is over.
+            lock (stateGate)
+            {
+                EndRecoveredEpisodeLocked();
+            }
+
             return true;
         }
 
@@ -872,21 +894,28 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private TimeSpan SucceededLocked()
     {
         var wasFailing = sendFailures > 0;
+        var wasPaused = status.AuthPausedSince is not null;
         sendFailures = 0;
-        if (status.AuthPausedSince is not null)
+        if (wasPaused)
         {
             status.AuthPausedSince = null;
             status.PauseMessage = null;
             consecutivePauses = 0;
-            Log.SendingResumed(logger, contextName);
         }
-        else if (wasFailing)
+
+        if (wasFailing || wasPaused)
         {
-            Log.SendingResumed(logger, contextName);
+            // One line for both when a pause and an outage end together; the louder level wins.
+            var now = time.GetUtcNow();
+            var backoffLevel = wasFailing ? backoffLog.End(now) : LogLevel.None;
+            var pauseLevel = wasPaused ? pauseLog.End(now) : LogLevel.None;
+            Log.SendingResumed(logger, Louder(backoffLevel, pauseLevel), contextName);
         }
 
         return TimeSpan.Zero;
     }
+
+    private static LogLevel Louder(LogLevel a, LogLevel b) => a == LogLevel.None ? b : b == LogLevel.None ? a : (LogLevel)Math.Max((int)a, (int)b);
 
     /// <summary>The endpoint as logs name it: scheme, host, port and path, without a query that could carry a secret.</summary>
     private string Endpoint => EndpointText.Of(options.Endpoint);
@@ -897,10 +926,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     {
         lock (stateGate)
         {
-            if (request < evidence.LastDelivered)
+            if (WaitIfStale(failure, request, backoffSteppedAt) is { } wait)
             {
-                // A request sent later (another lane's) went through: this answer describes ThriveStack as it was.
-                return TimeSpan.Zero;
+                return wait;
             }
 
             EndRecoveredEpisodeLocked();
@@ -912,15 +940,47 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
     }
 
+    // An answer that steps nothing: to a request sent before one that went through, or one already in flight when the
+    // backoff (the pause) last took its step, whenever its answer is read (after that hold is over too; a step is taken by
+    // a request sent after the last). Null when the answer counts. The lane waits out the hold there is, if any.
+    private TimeSpan? WaitIfStale(SendResult failure, long request, long steppedAt)
+    {
+        var delivered = evidence.LastDelivered;
+        if (request >= delivered && request > steppedAt)
+        {
+            return null;
+        }
+
+        if (request < delivered)
+        {
+            Log.StaleFailureIgnored(logger, contextName, failure.Describe(), "before one that went through");
+        }
+        else
+        {
+            // Part of the step: a success of a request sent before this one does not end the episode either.
+            heldByRequest = Math.Max(heldByRequest, request);
+            Log.StaleFailureIgnored(logger, contextName, failure.Describe(), "before sending last backed off or paused");
+        }
+
+        var held = resumeAt - time.GetUtcNow();
+        return held > TimeSpan.Zero ? held : TimeSpan.Zero;
+    }
+
     private TimeSpan FailedLocked(SendResult failure)
     {
         sendFailures++;
+        backoffSteppedAt = evidence.Sent;
         var wait = RetrySchedule.Delay(sendFailures, options.RetryBaseDelay, options.RetryMaxDelay, failure.RetryAfter);
         if (sendFailures == 1)
         {
             // Never reached since the start, a connection that fails looks the same as a wrong host or port: say where it goes.
             var hint = evidence.LastDelivered > 0 ? "" : $" (no request has gone through since the start: if this lasts, check Thrivestack:Endpoint, {Endpoint})";
-            Log.SendingBackedOff(logger, contextName, failure.Describe(), hint, HumanDuration.Format(wait));
+            var start = backoffLog.Begin(time.GetUtcNow());
+            Log.SendingBackedOff(logger, EpisodeLog.LevelOf(start, LogLevel.Warning), contextName, failure.Describe(), hint, HumanDuration.Format(wait));
+            if (start == EpisodeStart.FirstRecurrence)
+            {
+                Log.BackoffsRecur(logger, contextName, failure.Describe(), HumanDuration.Format(options.RetryMaxDelay));
+            }
         }
 
         return HoldAllLanes(wait);
@@ -933,9 +993,9 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     {
         lock (stateGate)
         {
-            if (request < evidence.LastDelivered)
+            if (WaitIfStale(failure, request, pauseSteppedAt) is { } wait)
             {
-                return TimeSpan.Zero;
+                return wait;
             }
 
             EndRecoveredEpisodeLocked();
@@ -948,19 +1008,27 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private TimeSpan PausedLocked(CycleResult result, SendResult failure)
     {
         consecutivePauses++;
+        pauseSteppedAt = evidence.Sent;
         var pause = RetrySchedule.Delay(consecutivePauses, options.RetryBaseDelay, options.RetryMaxDelay);
         if (status.AuthPausedSince is null)
         {
+            var start = pauseLog.Begin(time.GetUtcNow());
+            var level = EpisodeLog.LevelOf(start, LogLevel.Error);
             if (result == CycleResult.Misconfigured)
             {
                 var endpoint = Endpoint;
                 status.PauseMessage = $"Sending is paused: the endpoint {endpoint} answers as ThriveStack never does ({failure.Describe()}).";
-                Log.SendingMisconfigured(logger, endpoint, failure.Describe(), contextName, HumanDuration.Format(pause));
+                Log.SendingMisconfigured(logger, level, endpoint, failure.Describe(), contextName, HumanDuration.Format(pause));
             }
             else
             {
                 status.PauseMessage = "Sending is paused: ThriveStack refused the API token.";
-                Log.SendingPaused(logger, failure.Describe(), contextName, HumanDuration.Format(pause));
+                Log.SendingPaused(logger, level, failure.Describe(), contextName, HumanDuration.Format(pause));
+            }
+
+            if (start == EpisodeStart.FirstRecurrence)
+            {
+                Log.PausesRecur(logger, contextName, failure.Describe(), HumanDuration.Format(options.RetryMaxDelay));
             }
 
             // Published after the message: the health check reads them on another thread.

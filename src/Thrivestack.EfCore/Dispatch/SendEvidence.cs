@@ -16,6 +16,9 @@ internal sealed class SendEvidence
     /// <summary>The number of the latest-sent request that was delivered; 0 before any.</summary>
     public long LastDelivered => Interlocked.Read(ref lastDelivered);
 
+    /// <summary>The number of the latest request sent (or about to be); 0 before any.</summary>
+    public long Sent => Interlocked.Read(ref sent);
+
     /// <summary>Numbers a request about to be sent: 1, 2, 3, ... in the order of sending.</summary>
     public long NextRequest() => Interlocked.Increment(ref sent);
 

@@ -23,11 +23,11 @@ internal static partial class Log
     [LoggerMessage(6, LogLevel.Error, "Identify event {RowId} of user {UserId} was dead-lettered: {Reason}.")]
     public static partial void EventDeadLettered(ILogger logger, long rowId, string userId, string reason);
 
-    [LoggerMessage(7, LogLevel.Error, "ThriveStack refused the API token ({Reason}); sending for {Context} is paused for {Pause}. No event loses an attempt while paused. Check Thrivestack:ApiToken or the TokenProvider.")]
-    public static partial void SendingPaused(ILogger logger, string reason, string context, string pause);
+    [LoggerMessage(EventId = 7, Message = "ThriveStack refused the API token ({Reason}); sending for {Context} is paused for {Pause}. No event loses an attempt while paused. Check Thrivestack:ApiToken or the TokenProvider.")]
+    public static partial void SendingPaused(ILogger logger, LogLevel level, string reason, string context, string pause);
 
-    [LoggerMessage(8, LogLevel.Information, "ThriveStack accepted a request again; sending for {Context} resumed.")]
-    public static partial void SendingResumed(ILogger logger, string context);
+    [LoggerMessage(EventId = 8, Message = "ThriveStack accepted a request again; sending for {Context} resumed.")]
+    public static partial void SendingResumed(ILogger logger, LogLevel level, string context);
 
     [LoggerMessage(9, LogLevel.Error, "The identify outbox of {Context} cannot be read or written; the dispatcher retries without a restart.")]
     public static partial void OutboxUnavailable(ILogger logger, Exception exception, string context);
@@ -121,11 +121,11 @@ internal static partial class Log
     [LoggerMessage(30, LogLevel.Error, "The identify dispatcher for {Context} failed unexpectedly (a bug; please report it); it goes on in {Pause}.")]
     public static partial void DispatcherFailedUnexpectedly(ILogger logger, Exception exception, string context, string pause);
 
-    [LoggerMessage(31, LogLevel.Error, "ThriveStack's answer at {Endpoint} means the configuration is wrong ({Reason}); sending for {Context} is paused for {Pause}. No event loses an attempt while paused. Check Thrivestack:Endpoint.")]
-    public static partial void SendingMisconfigured(ILogger logger, string endpoint, string reason, string context, string pause);
+    [LoggerMessage(EventId = 31, Message = "ThriveStack's answer at {Endpoint} means the configuration is wrong ({Reason}); sending for {Context} is paused for {Pause}. No event loses an attempt while paused. Check Thrivestack:Endpoint.")]
+    public static partial void SendingMisconfigured(ILogger logger, LogLevel level, string endpoint, string reason, string context, string pause);
 
-    [LoggerMessage(32, LogLevel.Warning, "Identify requests for {Context} fail ({Reason}) and none succeeds: ThriveStack looks unavailable{Hint}. Sending backs off for {Pause}; no event spends an attempt.")]
-    public static partial void SendingBackedOff(ILogger logger, string context, string reason, string hint, string pause);
+    [LoggerMessage(EventId = 32, Message = "Identify requests for {Context} fail ({Reason}) and none succeeds: ThriveStack looks unavailable{Hint}. Sending backs off for {Pause}; no event spends an attempt.")]
+    public static partial void SendingBackedOff(ILogger logger, LogLevel level, string context, string reason, string hint, string pause);
 
     [LoggerMessage(34, LogLevel.Debug, "Giving {Count} unsent identify rows of {Context} back failed; they return when their lease ends.")]
     public static partial void ReleaseFailed(ILogger logger, Exception exception, int count, string context);
@@ -159,6 +159,15 @@ internal static partial class Log
 
     [LoggerMessage(43, LogLevel.Debug, "The planner statistics of the outbox of {Context} counted {Estimate:N0} pending rows while a claim took {Claimed:N0}; the server skipped the ANALYZE (a role that does not own the table, or autovacuum at work on it); autovacuum will refresh them.")]
     public static partial void OutboxStatisticsNotRefreshed(ILogger logger, string context, double estimate, int claimed);
+
+    [LoggerMessage(44, LogLevel.Debug, "An identify request of {Context} answered {Failure}; it was sent {When}, so it describes ThriveStack as it was and sending neither backs off nor pauses further for it.")]
+    public static partial void StaleFailureIgnored(ILogger logger, string context, string failure, string when);
+
+    [LoggerMessage(45, LogLevel.Warning, "Identify requests for {Context} fail again ({Reason}) soon after sending resumed: ThriveStack refuses some requests while it takes others (a rate limit, a node of its cluster). Each time sending backs off briefly and no event spends an attempt; these backoffs and their ends are logged at Debug until {Window} pass without one.")]
+    public static partial void BackoffsRecur(ILogger logger, string context, string reason, string window);
+
+    [LoggerMessage(46, LogLevel.Error, "Sending for {Context} paused again ({Reason}) soon after it resumed: ThriveStack, or something on the way to it, refuses some requests while it takes others (a token being rotated, one node of a cluster or a proxy answering for it). Each time sending pauses briefly and no event spends an attempt; these pauses and their ends are logged at Debug until {Window} pass without one. Check Thrivestack:ApiToken, the TokenProvider and Thrivestack:Endpoint.")]
+    public static partial void PausesRecur(ILogger logger, string context, string reason, string window);
 
     [LoggerMessage(313, LogLevel.Error, "The table '{Table}' of {Context} does not exist: backfill cannot keep its checkpoints, and on SQLite the dispatcher cannot hold the outbox lease, so no event is sent. It comes with modelBuilder.AddThrivestackOutbox(). With migrations: dotnet ef migrations add AddThrivestackBackfill, then dotnet ef database update. With Database.EnsureCreated(): call Database.EnsureThrivestackOutboxCreated() after it.")]
     public static partial void StartupCoordinationTableMissing(ILogger logger, string context, string table);

@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Outbox;
 using Thrivestack.EfCore.Tests.Infrastructure;
@@ -12,6 +13,9 @@ namespace Thrivestack.EfCore.Tests.Dispatch;
 public sealed class ConcurrentDispatchTests : IAsyncLifetime
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    /// <summary>The first wait of a backoff or pause in the tests that stage holds: the first hold lasts 30-60 s.</summary>
+    private static readonly TimeSpan BaseDelay = TimeSpan.FromSeconds(60);
 
     private DispatchHarness harness = null!;
 
@@ -187,7 +191,6 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
 
         // The hold ends. Request 3's Retry-After, if the dispatcher reads it only now, holds the lanes again on the fake
         // clock (the same episode: no second warning); that hold is ended too.
-        static bool Hold(TimeSpan due) => due >= TimeSpan.FromSeconds(20) && due <= TimeSpan.FromMinutes(5);
         var delivered = harness.StandIn.WaitForEventsAsync(200, Deadline);
         for (var advances = 0; advances < 3 && !delivered.IsCompleted; advances++)
         {
@@ -224,15 +227,16 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData(HttpStatusCode.TooManyRequests, 32)]
-    [InlineData(HttpStatusCode.Unauthorized, 7)]
-    public async Task Dispatcher_RefusalAfterALaterRequestWentThroughDuringTheHold_StartsANewEpisodeAtTheBaseDelay(HttpStatusCode refusal, int warning)
+    [InlineData(HttpStatusCode.TooManyRequests, 32, 45)]
+    [InlineData(HttpStatusCode.Unauthorized, 7, 46)]
+    public async Task Dispatcher_RefusalAfterALaterRequestWentThroughDuringTheHold_StartsANewEpisodeAtTheBaseDelay(HttpStatusCode refusal, int warning, int recurs)
     {
         // A server that refuses one request of a round and takes the others: request 1 is refused (a Retry-After, or a
         // 401 that pauses) and holds every lane; request 2, sent after it, goes through during the hold; once the hold is
         // over, request 3 is refused too. ThriveStack took a request sent after the first refusal, so that was one episode
         // and this is the next: its backoff or pause starts again from the base delay (60 s: 30-60 s), never doubling
-        // towards RetryMaxDelay round after round.
+        // towards RetryMaxDelay round after round. It began right after the first ended: one line says holds recur, and
+        // the hold's own line and its end are logged at Debug, not a warning and "resumed" every round.
         await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"n{i}", (IReadOnlyDictionary<string, object?>?)null)));
         var during = ScriptedAnswers.Gate();
         var later = ScriptedAnswers.Gate();
@@ -242,27 +246,61 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
             2 => (ScriptedAnswers.Pass, during),
             _ => (ScriptedAnswers.Pass, later),
         });
-        var clock = new WatchedClock();
-        var baseDelay = TimeSpan.FromSeconds(60);
-        var host = answers.BuildHost(harness, clock, o => (o.MaxConcurrentRequests, o.RetryBaseDelay) = (2, baseDelay));
-        await host.StartAsync();
-        static bool Hold(TimeSpan due) => due >= TimeSpan.FromSeconds(20) && due <= TimeSpan.FromMinutes(5);
-        await clock.WaitForWaitsAsync(1, Hold, Deadline);
+        var clock = await StartHeldAsync(answers);
 
         during.TrySetResult();
         await harness.WaitForOutboxAsync(rows => rows.Count <= 195, Deadline);
         Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(8));
         var holds = clock.CountWaits(Hold);
-        clock.Advance(baseDelay);
+        clock.Advance(BaseDelay);
         await clock.WaitForWaitsAsync(holds + 1, Hold, Deadline);
 
         Assert.Equal(2, answers.Refusals);
-        Assert.Equal(0, clock.CountWaits(due => due >= baseDelay && Hold(due)));
+        Assert.Equal(0, clock.CountWaits(due => due >= BaseDelay && Hold(due)));
         Assert.Equal(2, harness.Logs.Lines.Count(l => l.Is(warning)));
-        Assert.Single(harness.Logs.Lines, l => l.Is(8));
+        Assert.Single(harness.Logs.Lines, l => l.Is(warning) && l.Level >= LogLevel.Warning);
+        Assert.Single(harness.Logs.Lines, l => l.Is(recurs));
+        Assert.Single(harness.Logs.Lines, l => l.Is(8) && l.Level == LogLevel.Information);
         later.TrySetResult();
         clock.Advance(TimeSpan.FromMinutes(5));
         await harness.StandIn.WaitForEventsAsync(200, Deadline);
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Count(8) == 2, Deadline);
+        Assert.Single(harness.Logs.Lines, l => l.Is(8) && l.Level == LogLevel.Information);
+    }
+
+    [Theory]
+    [InlineData(HttpStatusCode.TooManyRequests, 32)]
+    [InlineData(HttpStatusCode.Unauthorized, 7)]
+    public async Task Dispatcher_RefusalOfARequestInFlightWhenTheHoldBegan_ReadAfterItEnded_StepsNothing(HttpStatusCode refusal, int warning)
+    {
+        // Requests 1 and 2 are in flight together; 1 is refused and holds every lane. The hold ends; only then is 2's
+        // refusal read. It describes the same moment as 1's: no second step of the backoff or pause (it would hold every
+        // lane again, for 60-120 s), no second warning; it is logged at Debug (log 44).
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"f{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var second = ScriptedAnswers.Gate();
+        var later = ScriptedAnswers.Gate();
+        var answers = new ScriptedAnswers(2, n => n switch
+        {
+            1 => (refusal, null),
+            2 => (refusal, second),
+            _ => (ScriptedAnswers.Pass, later),
+        });
+        var clock = await StartHeldAsync(answers);
+        var holds = clock.CountWaits(Hold);
+        clock.Advance(BaseDelay);
+
+        second.TrySetResult();
+        await Task.WhenAny(
+            harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(44)), Deadline),
+            clock.WaitForWaitsAsync(holds + 1, Hold, Deadline));
+        Assert.Equal(holds, clock.CountWaits(Hold));
+        Assert.Single(harness.Logs.Lines, l => l.Is(warning));
+        Assert.Equal(2, answers.Refusals);
+
+        later.TrySetResult();
+        await harness.StandIn.WaitForEventsAsync(200, Deadline);
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(8)), Deadline);
+        Assert.Single(harness.Logs.Lines, l => l.Is(warning));
     }
 
     [Fact]
@@ -405,6 +443,18 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
 
             return await base.SendAsync(request, cancellationToken);
         }
+    }
+
+    // A wait of the fake clock that is a hold of every lane (a backoff, a pause), not a poll or a lease.
+    private static bool Hold(TimeSpan due) => due >= TimeSpan.FromSeconds(20) && due <= TimeSpan.FromMinutes(5);
+
+    // Two lanes answered by the script, holds from BaseDelay; returns once the first request's answer holds every lane.
+    private async Task<WatchedClock> StartHeldAsync(ScriptedAnswers answers)
+    {
+        var clock = new WatchedClock();
+        await answers.BuildHost(harness, clock, o => (o.MaxConcurrentRequests, o.RetryBaseDelay) = (2, BaseDelay)).StartAsync();
+        await clock.WaitForWaitsAsync(1, Hold, Deadline);
+        return clock;
     }
 
     /// <summary>Holds the first request until its token is cancelled; passes later ones.</summary>

@@ -184,6 +184,40 @@ public sealed class DispatcherAuthTests
     }
 
     [Fact]
+    public async Task Dispatcher_RequestSentAfterTheRefusalWentThroughDuringThePause_EndsItWhenThePauseIsOver()
+    {
+        // Request 1 is refused (401) and pauses every lane; request 2, sent after it, goes through during the pause. The
+        // pause ends when its time is up, before any further answer: request 3 is still in flight, and the health check
+        // must not report a pause that is over.
+        await using var harness = await DispatchHarness.StartAsync();
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"q{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var during = ScriptedAnswers.Gate();
+        var later = ScriptedAnswers.Gate();
+        var answers = new ScriptedAnswers(2, n => n switch
+        {
+            1 => (HttpStatusCode.Unauthorized, null),
+            2 => (ScriptedAnswers.Pass, during),
+            _ => (ScriptedAnswers.Pass, later),
+        });
+        var clock = new WatchedClock();
+        var host = answers.BuildHost(harness, clock, o => (o.MaxConcurrentRequests, o.RetryBaseDelay) = (2, TimeSpan.FromSeconds(30)));
+        await host.StartAsync();
+        static bool Pause(TimeSpan due) => due >= TimeSpan.FromSeconds(10) && due <= TimeSpan.FromMinutes(5);
+        await clock.WaitForWaitsAsync(1, Pause, Deadline);
+        during.TrySetResult();
+        await harness.WaitForOutboxAsync(rows => rows.Count <= 195, Deadline);
+        var status = host.Services.GetRequiredService<DispatcherStatus<TestDbContext>>();
+        Assert.NotNull(status.AuthPausedSince);
+
+        clock.Advance(TimeSpan.FromMinutes(5));
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(8)), Deadline);
+        Assert.Null(status.AuthPausedSince);
+        later.TrySetResult();
+        await harness.StandIn.WaitForEventsAsync(200, Deadline);
+        Assert.Single(harness.Logs.Lines, l => l.Is(7));
+    }
+
+    [Fact]
     public async Task Dispatcher_TokenRefusedRightAfterADelivery_PausesWithoutSpendingAnAttempt()
     {
         await using var harness = await DispatchHarness.StartAsync();
