@@ -227,8 +227,8 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData(HttpStatusCode.TooManyRequests, 32, 45)]
-    [InlineData(HttpStatusCode.Unauthorized, 7, 46)]
+    [InlineData(HttpStatusCode.TooManyRequests, 32, 46)]
+    [InlineData(HttpStatusCode.Unauthorized, 7, 47)]
     public async Task Dispatcher_RefusalAfterALaterRequestWentThroughDuringTheHold_StartsANewEpisodeAtTheBaseDelay(HttpStatusCode refusal, int warning, int recurs)
     {
         // A server that refuses one request of a round and takes the others: request 1 is refused (a Retry-After, or a
@@ -275,7 +275,7 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
     {
         // Requests 1 and 2 are in flight together; 1 is refused and holds every lane. The hold ends; only then is 2's
         // refusal read. It describes the same moment as 1's: no second step of the backoff or pause (it would hold every
-        // lane again, for 60-120 s), no second warning; it is logged at Debug (log 44).
+        // lane again, for 60-120 s), no second warning; it is logged at Debug (log 45).
         await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"f{i}", (IReadOnlyDictionary<string, object?>?)null)));
         var second = ScriptedAnswers.Gate();
         var later = ScriptedAnswers.Gate();
@@ -291,7 +291,7 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
 
         second.TrySetResult();
         await Task.WhenAny(
-            harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(44)), Deadline),
+            harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(45)), Deadline),
             clock.WaitForWaitsAsync(holds + 1, Hold, Deadline));
         Assert.Equal(holds, clock.CountWaits(Hold));
         Assert.Single(harness.Logs.Lines, l => l.Is(warning));
