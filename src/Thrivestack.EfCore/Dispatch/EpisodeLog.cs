@@ -8,23 +8,45 @@ internal enum EpisodeStart
     /// <summary>The first hold in a while: its own warning or error.</summary>
     New,
 
-    /// <summary>Began soon after the last hold of its kind ended: one warning or error says holds recur, the hold itself at Debug.</summary>
-    FirstRecurrence,
+    /// <summary>Holds recur (it began soon after the last one ended): one warning or error says so, the hold itself at Debug.</summary>
+    Announce,
 
-    /// <summary>Holds keep recurring and that was said: Debug only.</summary>
+    /// <summary>Holds keep recurring and that was said within the hour: Debug only.</summary>
     Quiet,
 }
 
 /// <summary>
 /// Keeps a server that refuses a request now and then, while it takes the others, from logging a warning and "resumed"
-/// every round. A hold of one kind that begins within <c>window</c> of the end of the last one recurs: the first
-/// recurrence is said once, later ones and their ends are logged at Debug, until a hold begins after a whole window
-/// without one. The dispatcher calls it under its state lock.
+/// every round. A hold of one kind that begins within <see cref="Window"/> of the end of the last one recurs: that is
+/// said once, and again each hour while holds go on recurring; the holds themselves and their ends are logged at Debug
+/// until one begins after a whole window without one. A recurring hold that takes a second step (nothing sent after it
+/// went through: an outage, a revoked token) is news again: <see cref="Persists"/>. The dispatcher calls it under its
+/// state lock.
 /// </summary>
 internal sealed class EpisodeLog(TimeSpan window)
 {
+    /// <summary>How soon after the last hold's end a new one counts as recurring: 10 minutes.</summary>
+    public static readonly TimeSpan DefaultWindow = TimeSpan.FromMinutes(10);
+
+    /// <summary>While holds recur, how often that is said again (with their count).</summary>
+    public static readonly TimeSpan AnnounceEvery = TimeSpan.FromHours(1);
+
     private DateTimeOffset? lastEnded;
+    private DateTimeOffset announcedAt;
     private bool recurring;
+
+    public EpisodeLog()
+        : this(DefaultWindow)
+    {
+    }
+
+    public TimeSpan Window => window;
+
+    /// <summary>Holds that recurred since <see cref="RecurringSince"/> (this run of recurrences), this one included.</summary>
+    public int Recurrences { get; private set; }
+
+    /// <summary>When the first hold of this run of recurrences began.</summary>
+    public DateTimeOffset RecurringSince { get; private set; }
 
     /// <summary>A hold of this kind begins now.</summary>
     public EpisodeStart Begin(DateTimeOffset now)
@@ -35,13 +57,38 @@ internal sealed class EpisodeLog(TimeSpan window)
             return EpisodeStart.New;
         }
 
-        if (recurring)
+        if (!recurring)
         {
-            return EpisodeStart.Quiet;
+            recurring = true;
+            Recurrences = 1;
+            RecurringSince = now;
+            announcedAt = now;
+            return EpisodeStart.Announce;
         }
 
-        recurring = true;
-        return EpisodeStart.FirstRecurrence;
+        Recurrences++;
+        if (now - announcedAt >= AnnounceEvery)
+        {
+            announcedAt = now;
+            return EpisodeStart.Announce;
+        }
+
+        return EpisodeStart.Quiet;
+    }
+
+    /// <summary>
+    /// The hold takes its second step: true when it began as a recurrence, which it is no longer taken for (its line is
+    /// logged at its own level now, and its end at Information).
+    /// </summary>
+    public bool Persists()
+    {
+        if (!recurring)
+        {
+            return false;
+        }
+
+        recurring = false;
+        return true;
     }
 
     /// <summary>The hold ended now; the level its "resumed" line is logged at.</summary>
@@ -53,4 +100,8 @@ internal sealed class EpisodeLog(TimeSpan window)
 
     /// <summary>The level the hold's own line is logged at: <paramref name="level"/> for a new one, Debug for a recurrence.</summary>
     public static LogLevel LevelOf(EpisodeStart start, LogLevel level) => start == EpisodeStart.New ? level : LogLevel.Debug;
+
+    /// <summary>The louder of two levels, <see cref="LogLevel.None"/> standing for no line.</summary>
+    public static LogLevel Louder(LogLevel a, LogLevel b) =>
+        a == LogLevel.None ? b : b == LogLevel.None ? a : (LogLevel)Math.Max((int)a, (int)b);
 }

@@ -63,16 +63,15 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private long heldByRequest;
 
     /// <summary>
-    /// The number of the latest request sent when the backoff (the pause) last took a step (guarded by
-    /// <see cref="stateGate"/>): a failure (a refusal) of a request up to it was in flight then, and belongs to that step
-    /// whenever its answer is read.
+    /// The number of the latest request sent when a backoff or a pause last took a step (guarded by <see cref="stateGate"/>):
+    /// a failure or refusal of a request up to it was in flight then, and belongs to that step whenever its answer is read
+    /// (a 503 of a request in flight when a 401 paused every lane starts no backoff of its own).
     /// </summary>
-    private long backoffSteppedAt;
-    private long pauseSteppedAt;
+    private long steppedAt;
 
     /// <summary>How loudly outages' backoffs and pauses begin and end (guarded by <see cref="stateGate"/>).</summary>
-    private readonly EpisodeLog backoffLog;
-    private readonly EpisodeLog pauseLog;
+    private readonly EpisodeLog backoffLog = new();
+    private readonly EpisodeLog pauseLog = new();
     private long lastRowsClaimedTicks;
     private int sendFailures;
 
@@ -109,8 +108,6 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         this.status = status;
         this.logger = logger;
         limiter = new ConcurrencyLimiter(options.MaxConcurrentRequests, time);
-        backoffLog = new EpisodeLog(options.RetryMaxDelay);
-        pauseLog = new EpisodeLog(options.RetryMaxDelay);
     }
 
     /// <summary>
@@ -805,18 +802,17 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         if (wait > TimeSpan.Zero)
         {
             await Task.Delay(wait, time, stoppingToken).ConfigureAwait(false);
-
-            // A request sent after the failure went through during the hold: the episode ends with it, also when no
-            // answer follows (nothing left to send), so the health check does not report a pause that is over.
-            lock (stateGate)
-            {
-                EndRecoveredEpisodeLocked();
-            }
-
-            return true;
         }
 
-        return false;
+        // A request sent after the failure went through during the hold: the episode ends when the hold is over, before
+        // any further answer (there may be nothing left to send), so the health check does not report a pause that is over.
+        // Every lane passes here before it claims, the leader also after waiting out its own hold.
+        lock (stateGate)
+        {
+            EndRecoveredEpisodeLocked();
+        }
+
+        return wait > TimeSpan.Zero;
     }
 
     // Holds every lane until then; a later resume time set by another lane wins.
@@ -909,13 +905,11 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             var now = time.GetUtcNow();
             var backoffLevel = wasFailing ? backoffLog.End(now) : LogLevel.None;
             var pauseLevel = wasPaused ? pauseLog.End(now) : LogLevel.None;
-            Log.SendingResumed(logger, Louder(backoffLevel, pauseLevel), contextName);
+            Log.SendingResumed(logger, EpisodeLog.Louder(backoffLevel, pauseLevel), contextName);
         }
 
         return TimeSpan.Zero;
     }
-
-    private static LogLevel Louder(LogLevel a, LogLevel b) => a == LogLevel.None ? b : b == LogLevel.None ? a : (LogLevel)Math.Max((int)a, (int)b);
 
     /// <summary>The endpoint as logs name it: scheme, host, port and path, without a query that could carry a secret.</summary>
     private string Endpoint => EndpointText.Of(options.Endpoint);
@@ -926,7 +920,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     {
         lock (stateGate)
         {
-            if (WaitIfStale(failure, request, backoffSteppedAt) is { } wait)
+            if (WaitIfStale(failure, request) is { } wait)
             {
                 return wait;
             }
@@ -940,10 +934,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
     }
 
-    // An answer that steps nothing: to a request sent before one that went through, or one already in flight when the
-    // backoff (the pause) last took its step, whenever its answer is read (after that hold is over too; a step is taken by
+    // An answer that steps nothing: to a request sent before one that went through, or one already in flight when a
+    // backoff or a pause last took its step, whenever its answer is read (after that hold is over too; a step is taken by
     // a request sent after the last). Null when the answer counts. The lane waits out the hold there is, if any.
-    private TimeSpan? WaitIfStale(SendResult failure, long request, long steppedAt)
+    private TimeSpan? WaitIfStale(SendResult failure, long request)
     {
         var delivered = evidence.LastDelivered;
         if (request >= delivered && request > steppedAt)
@@ -969,18 +963,24 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private TimeSpan FailedLocked(SendResult failure)
     {
         sendFailures++;
-        backoffSteppedAt = evidence.Sent;
+        steppedAt = evidence.Sent;
         var wait = RetrySchedule.Delay(sendFailures, options.RetryBaseDelay, options.RetryMaxDelay, failure.RetryAfter);
+
+        // Never reached since the start, a connection that fails looks the same as a wrong host or port: say where it goes.
+        var hint = evidence.LastDelivered > 0 ? "" : $" (no request has gone through since the start: if this lasts, check Thrivestack:Endpoint, {Endpoint})";
         if (sendFailures == 1)
         {
-            // Never reached since the start, a connection that fails looks the same as a wrong host or port: say where it goes.
-            var hint = evidence.LastDelivered > 0 ? "" : $" (no request has gone through since the start: if this lasts, check Thrivestack:Endpoint, {Endpoint})";
             var start = backoffLog.Begin(time.GetUtcNow());
             Log.SendingBackedOff(logger, EpisodeLog.LevelOf(start, LogLevel.Warning), contextName, failure.Describe(), hint, HumanDuration.Format(wait));
-            if (start == EpisodeStart.FirstRecurrence)
+            if (start == EpisodeStart.Announce)
             {
-                Log.BackoffsRecur(logger, contextName, failure.Describe(), HumanDuration.Format(options.RetryMaxDelay));
+                Log.BackoffsRecur(logger, contextName, failure.Describe(), backoffLog.Recurrences, backoffLog.RecurringSince, HumanDuration.Format(backoffLog.Window));
             }
+        }
+        else if (sendFailures == 2 && backoffLog.Persists())
+        {
+            // A recurring backoff that nothing sent after it ended: an outage, not a refusal now and then; news again.
+            Log.SendingBackedOff(logger, LogLevel.Warning, contextName, failure.Describe(), hint, HumanDuration.Format(wait));
         }
 
         return HoldAllLanes(wait);
@@ -993,7 +993,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     {
         lock (stateGate)
         {
-            if (WaitIfStale(failure, request, pauseSteppedAt) is { } wait)
+            if (WaitIfStale(failure, request) is { } wait)
             {
                 return wait;
             }
@@ -1008,34 +1008,42 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private TimeSpan PausedLocked(CycleResult result, SendResult failure)
     {
         consecutivePauses++;
-        pauseSteppedAt = evidence.Sent;
+        steppedAt = evidence.Sent;
         var pause = RetrySchedule.Delay(consecutivePauses, options.RetryBaseDelay, options.RetryMaxDelay);
         if (status.AuthPausedSince is null)
         {
             var start = pauseLog.Begin(time.GetUtcNow());
-            var level = EpisodeLog.LevelOf(start, LogLevel.Error);
-            if (result == CycleResult.Misconfigured)
+            LogPause(result, failure, pause, EpisodeLog.LevelOf(start, LogLevel.Error));
+            if (start == EpisodeStart.Announce)
             {
-                var endpoint = Endpoint;
-                status.PauseMessage = $"Sending is paused: the endpoint {endpoint} answers as ThriveStack never does ({failure.Describe()}).";
-                Log.SendingMisconfigured(logger, level, endpoint, failure.Describe(), contextName, HumanDuration.Format(pause));
-            }
-            else
-            {
-                status.PauseMessage = "Sending is paused: ThriveStack refused the API token.";
-                Log.SendingPaused(logger, level, failure.Describe(), contextName, HumanDuration.Format(pause));
-            }
-
-            if (start == EpisodeStart.FirstRecurrence)
-            {
-                Log.PausesRecur(logger, contextName, failure.Describe(), HumanDuration.Format(options.RetryMaxDelay));
+                Log.PausesRecur(logger, contextName, failure.Describe(), pauseLog.Recurrences, pauseLog.RecurringSince, HumanDuration.Format(pauseLog.Window));
             }
 
             // Published after the message: the health check reads them on another thread.
             status.AuthPausedSince = time.GetUtcNow();
         }
+        else if (consecutivePauses == 2 && pauseLog.Persists())
+        {
+            // A recurring pause that nothing sent after it ended: a revoked token, a wrong endpoint deployed; news again.
+            LogPause(result, failure, pause, LogLevel.Error);
+        }
 
         return HoldAllLanes(pause);
+    }
+
+    private void LogPause(CycleResult result, SendResult failure, TimeSpan pause, LogLevel level)
+    {
+        if (result == CycleResult.Misconfigured)
+        {
+            var endpoint = Endpoint;
+            status.PauseMessage = $"Sending is paused: the endpoint {endpoint} answers as ThriveStack never does ({failure.Describe()}).";
+            Log.SendingMisconfigured(logger, level, endpoint, failure.Describe(), contextName, HumanDuration.Format(pause));
+        }
+        else
+        {
+            status.PauseMessage = "Sending is paused: ThriveStack refused the API token.";
+            Log.SendingPaused(logger, level, failure.Describe(), contextName, HumanDuration.Format(pause));
+        }
     }
 
     /// <summary>The outbox answered: <paramref name="wrote"/> when a write went through, else a read only.</summary>

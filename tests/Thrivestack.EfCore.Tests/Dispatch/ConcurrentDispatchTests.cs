@@ -269,6 +269,63 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData(HttpStatusCode.TooManyRequests, 32, LogLevel.Warning, 46)]
+    [InlineData(HttpStatusCode.Unauthorized, 7, LogLevel.Error, 47)]
+    public async Task Dispatcher_RecurringHoldThatStepsAgain_IsLoggedAtItsOwnLevelAgain(HttpStatusCode refusal, int line, LogLevel level, int recurs)
+    {
+        // Request 1 is refused, request 2 goes through during the hold: one episode, over when the hold is. Then every
+        // request is refused (a token revoked for good, an outage): the next hold begins right after the first ended, so it
+        // is taken for a recurrence (Debug, and one line saying holds recur); once it steps again with nothing sent after
+        // it delivered, it is no refusal now and then, and its own line is logged at its own level again.
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"s{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var during = ScriptedAnswers.Gate();
+        var answers = new ScriptedAnswers(2, n => n == 2 ? (ScriptedAnswers.Pass, during) : (refusal, null));
+        var clock = await StartHeldAsync(answers);
+        during.TrySetResult();
+        await harness.WaitForOutboxAsync(rows => rows.Count <= 195, Deadline);
+
+        var holds = clock.CountWaits(Hold);
+        clock.Advance(TimeSpan.FromMinutes(5));
+        await clock.WaitForWaitsAsync(holds + 1, Hold, Deadline);
+        Assert.Single(harness.Logs.Lines, l => l.Is(line) && l.Level == level);
+        Assert.Single(harness.Logs.Lines, l => l.Is(line) && l.Level == LogLevel.Debug);
+        Assert.Single(harness.Logs.Lines, l => l.Is(recurs));
+
+        holds = clock.CountWaits(Hold);
+        clock.Advance(TimeSpan.FromMinutes(5));
+        await clock.WaitForWaitsAsync(holds + 1, Hold, Deadline);
+        Assert.Equal(2, harness.Logs.Lines.Count(l => l.Is(line) && l.Level == level));
+        Assert.Single(harness.Logs.Lines, l => l.Is(recurs));
+    }
+
+    [Fact]
+    public async Task Dispatcher_OutageAnswerOfARequestInFlightWhenAPauseBegan_StartsNoBackoff()
+    {
+        // Requests 1 and 2 are in flight together; 1's token is refused and every lane pauses. 2's answer, a 503, describes
+        // the same moment: it belongs to the pause's step and starts no backoff of its own (no warning 32, whose hint would
+        // point at the endpoint while nothing has gone through).
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"o{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var second = ScriptedAnswers.Gate();
+        var later = ScriptedAnswers.Gate();
+        var answers = new ScriptedAnswers(2, n => n switch
+        {
+            1 => (HttpStatusCode.Unauthorized, null),
+            2 => (HttpStatusCode.ServiceUnavailable, second),
+            _ => (ScriptedAnswers.Pass, later),
+        });
+        var clock = await StartHeldAsync(answers);
+        second.TrySetResult();
+        await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(45)), Deadline);
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(32));
+
+        later.TrySetResult();
+        clock.Advance(TimeSpan.FromMinutes(5));
+        await harness.StandIn.WaitForEventsAsync(200, Deadline);
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(32));
+        Assert.Single(harness.Logs.Lines, l => l.Is(7));
+    }
+
+    [Theory]
     [InlineData(HttpStatusCode.TooManyRequests, 32)]
     [InlineData(HttpStatusCode.Unauthorized, 7)]
     public async Task Dispatcher_RefusalOfARequestInFlightWhenTheHoldBegan_ReadAfterItEnded_StepsNothing(HttpStatusCode refusal, int warning)

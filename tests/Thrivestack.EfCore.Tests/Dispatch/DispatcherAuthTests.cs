@@ -183,14 +183,17 @@ public sealed class DispatcherAuthTests
         Assert.NotNull(host.Services.GetRequiredService<DispatcherStatus<TestDbContext>>().AuthPausedSince);
     }
 
-    [Fact]
-    public async Task Dispatcher_RequestSentAfterTheRefusalWentThroughDuringThePause_EndsItWhenThePauseIsOver()
+    [Theory]
+    [InlineData(200)]
+    [InlineData(25)]
+    public async Task Dispatcher_RequestSentAfterTheRefusalWentThroughDuringThePause_EndsItWhenThePauseIsOver(int rows)
     {
         // Request 1 is refused (401) and pauses every lane; request 2, sent after it, goes through during the pause. The
         // pause ends when its time is up, before any further answer: request 3 is still in flight, and the health check
-        // must not report a pause that is over.
+        // must not report a pause that is over. With 200 rows the second lane holds a page claimed ahead and waits out the
+        // pause itself; with 25 it has nothing left, and only the first lane, waiting out its own hold, can end it.
         await using var harness = await DispatchHarness.StartAsync();
-        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"q{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        await harness.EnqueueAsync(Enumerable.Range(0, rows).Select(i => ($"q{i}", (IReadOnlyDictionary<string, object?>?)null)));
         var during = ScriptedAnswers.Gate();
         var later = ScriptedAnswers.Gate();
         var answers = new ScriptedAnswers(2, n => n switch
@@ -205,15 +208,16 @@ public sealed class DispatcherAuthTests
         static bool Pause(TimeSpan due) => due >= TimeSpan.FromSeconds(10) && due <= TimeSpan.FromMinutes(5);
         await clock.WaitForWaitsAsync(1, Pause, Deadline);
         during.TrySetResult();
-        await harness.WaitForOutboxAsync(rows => rows.Count <= 195, Deadline);
+        await harness.WaitForOutboxAsync(left => left.Count <= rows - 5, Deadline);
         var status = host.Services.GetRequiredService<DispatcherStatus<TestDbContext>>();
         Assert.NotNull(status.AuthPausedSince);
 
         clock.Advance(TimeSpan.FromMinutes(5));
         await harness.StandIn.WaitUntilAsync(_ => harness.Logs.Lines.Any(l => l.Is(8)), Deadline);
         Assert.Null(status.AuthPausedSince);
+        Assert.Single(harness.StandIn.Requests);
         later.TrySetResult();
-        await harness.StandIn.WaitForEventsAsync(200, Deadline);
+        await harness.StandIn.WaitForEventsAsync(rows, Deadline);
         Assert.Single(harness.Logs.Lines, l => l.Is(7));
     }
 

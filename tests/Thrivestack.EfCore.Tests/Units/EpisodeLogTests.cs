@@ -29,7 +29,7 @@ public sealed class EpisodeLogTests
         log.Begin(now);
         log.End(now += TimeSpan.FromMinutes(1));
 
-        Assert.Equal(EpisodeStart.FirstRecurrence, log.Begin(now += TimeSpan.FromMinutes(4)));
+        Assert.Equal(EpisodeStart.Announce, log.Begin(now += TimeSpan.FromMinutes(4)));
         Assert.Equal(LogLevel.Debug, log.End(now += TimeSpan.FromMinutes(1)));
         for (var round = 0; round < 50; round++)
         {
@@ -50,14 +50,68 @@ public sealed class EpisodeLogTests
 
         Assert.Equal(EpisodeStart.New, log.Begin(now += Window));
         Assert.Equal(LogLevel.Information, log.End(now));
-        Assert.Equal(EpisodeStart.FirstRecurrence, log.Begin(now += Window - TimeSpan.FromTicks(1)));
+        Assert.Equal(EpisodeStart.Announce, log.Begin(now += Window - TimeSpan.FromTicks(1)));
+    }
+
+    [Fact]
+    public void Begin_HoldsRecurringForHours_SayItAgainEachHourWithTheirCount()
+    {
+        var log = new EpisodeLog(Window);
+        var now = Start;
+        log.Begin(now);
+        log.End(now);
+
+        var announced = new List<(TimeSpan At, int Recurrences)>();
+        for (var round = 0; round < 150; round++)
+        {
+            if (log.Begin(now += TimeSpan.FromMinutes(1)) == EpisodeStart.Announce)
+            {
+                announced.Add((now - Start, log.Recurrences));
+            }
+
+            log.End(now);
+        }
+
+        // A round a minute for 150 minutes: said at the first recurrence, then once an hour, counting since the first.
+        Assert.Equal([(TimeSpan.FromMinutes(1), 1), (TimeSpan.FromMinutes(61), 61), (TimeSpan.FromMinutes(121), 121)], announced);
+        Assert.Equal(Start + TimeSpan.FromMinutes(1), log.RecurringSince);
+    }
+
+    [Fact]
+    public void Persists_RecurringHoldThatStepsAgain_IsNewsAgainAndEndsAtInformation()
+    {
+        var log = new EpisodeLog(Window);
+        Assert.False(log.Persists());
+        log.Begin(Start);
+        Assert.False(log.Persists());
+        log.End(Start);
+
+        Assert.Equal(EpisodeStart.Announce, log.Begin(Start.AddMinutes(1)));
+        Assert.True(log.Persists());
+        Assert.False(log.Persists());
+        Assert.Equal(LogLevel.Information, log.End(Start.AddMinutes(30)));
+
+        // The next one soon after is a recurrence again, said again: the run of recurrences began anew.
+        Assert.Equal(EpisodeStart.Announce, log.Begin(Start.AddMinutes(31)));
+        Assert.Equal(1, log.Recurrences);
     }
 
     [Fact]
     public void LevelOf_OnlyANewHold_KeepsItsLevel()
     {
         Assert.Equal(LogLevel.Error, EpisodeLog.LevelOf(EpisodeStart.New, LogLevel.Error));
-        Assert.Equal(LogLevel.Debug, EpisodeLog.LevelOf(EpisodeStart.FirstRecurrence, LogLevel.Error));
+        Assert.Equal(LogLevel.Debug, EpisodeLog.LevelOf(EpisodeStart.Announce, LogLevel.Error));
         Assert.Equal(LogLevel.Debug, EpisodeLog.LevelOf(EpisodeStart.Quiet, LogLevel.Warning));
+    }
+
+    [Fact]
+    public void Louder_TwoEndsAtOnce_TheLouderWinsAndNoneIsNoLine()
+    {
+        // A pause and an outage's backoff that end together log one "resumed", at Information unless both were recurrences.
+        Assert.Equal(LogLevel.Information, EpisodeLog.Louder(LogLevel.Debug, LogLevel.Information));
+        Assert.Equal(LogLevel.Information, EpisodeLog.Louder(LogLevel.Information, LogLevel.Debug));
+        Assert.Equal(LogLevel.Debug, EpisodeLog.Louder(LogLevel.Debug, LogLevel.None));
+        Assert.Equal(LogLevel.Debug, EpisodeLog.Louder(LogLevel.None, LogLevel.Debug));
+        Assert.Equal(LogLevel.Debug, EpisodeLog.Louder(LogLevel.Debug, LogLevel.Debug));
     }
 }
