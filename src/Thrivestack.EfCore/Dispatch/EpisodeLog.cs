@@ -19,9 +19,9 @@ internal enum EpisodeStart
 /// Keeps a server that refuses a request now and then, while it takes the others, from logging a warning and "resumed"
 /// every round. A hold of one kind that begins within <see cref="Window"/> of the end of the last one recurs: that is
 /// said once, and again each hour while holds go on recurring; the holds themselves and their ends are logged at Debug
-/// until one begins after a whole window without one. A recurring hold that takes a second step (nothing sent after it
-/// went through: an outage, a revoked token) is news again: <see cref="Persists"/>. The dispatcher calls it under its
-/// state lock.
+/// until one begins after a whole window without one. A recurring hold that lasts a whole window (nothing sent after it
+/// went through: an outage, a revoked token) is news again: <see cref="Persists"/>; the run of recurrences goes on. The
+/// dispatcher calls it under its state lock.
 /// </summary>
 internal sealed class EpisodeLog(TimeSpan window)
 {
@@ -33,7 +33,13 @@ internal sealed class EpisodeLog(TimeSpan window)
 
     private DateTimeOffset? lastEnded;
     private DateTimeOffset announcedAt;
+    private DateTimeOffset holdBegan;
+
+    // A run of recurrences is on (holds begin within the window of the last one's end).
     private bool recurring;
+
+    // The hold now on is logged at Debug (it began as a recurrence and has not lasted a window).
+    private bool quiet;
 
     public EpisodeLog()
         : this(DefaultWindow)
@@ -51,12 +57,14 @@ internal sealed class EpisodeLog(TimeSpan window)
     /// <summary>A hold of this kind begins now.</summary>
     public EpisodeStart Begin(DateTimeOffset now)
     {
+        holdBegan = now;
         if (lastEnded is not { } ended || now - ended >= window)
         {
-            recurring = false;
+            recurring = quiet = false;
             return EpisodeStart.New;
         }
 
+        quiet = true;
         if (!recurring)
         {
             recurring = true;
@@ -77,17 +85,17 @@ internal sealed class EpisodeLog(TimeSpan window)
     }
 
     /// <summary>
-    /// The hold takes its second step: true when it began as a recurrence, which it is no longer taken for (its line is
-    /// logged at its own level now, and its end at Information).
+    /// The hold takes another step: true, once, when it began as a recurrence and has lasted a whole window (a refusal now
+    /// and then ends sooner). Its line is then logged at its own level, and its end at Information.
     /// </summary>
-    public bool Persists()
+    public bool Persists(DateTimeOffset now)
     {
-        if (!recurring)
+        if (!quiet || now - holdBegan < window)
         {
             return false;
         }
 
-        recurring = false;
+        quiet = false;
         return true;
     }
 
@@ -95,7 +103,7 @@ internal sealed class EpisodeLog(TimeSpan window)
     public LogLevel End(DateTimeOffset now)
     {
         lastEnded = now;
-        return recurring ? LogLevel.Debug : LogLevel.Information;
+        return quiet ? LogLevel.Debug : LogLevel.Information;
     }
 
     /// <summary>The level the hold's own line is logged at: <paramref name="level"/> for a new one, Debug for a recurrence.</summary>

@@ -892,6 +892,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         var wasFailing = sendFailures > 0;
         var wasPaused = status.AuthPausedSince is not null;
         sendFailures = 0;
+
+        // A failure of a request sent after the delivery that ends the episode is news, even if that request was sent
+        // before the last step: ThriveStack took a later request meanwhile.
+        steppedAt = Math.Min(steppedAt, evidence.LastDelivered);
         if (wasPaused)
         {
             status.AuthPausedSince = null;
@@ -951,8 +955,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
         else
         {
-            // Part of the step: a success of a request sent before this one does not end the episode either.
-            heldByRequest = Math.Max(heldByRequest, request);
+            // It moves nothing, heldByRequest included: a request sent after the failure that set the hold, delivered, still
+            // ends the episode (a 503 of a request in flight when a 401 paused must not keep the pause on).
             Log.StaleFailureIgnored(logger, contextName, failure.Describe(), "before sending last backed off or paused");
         }
 
@@ -977,9 +981,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
                 Log.BackoffsRecur(logger, contextName, failure.Describe(), backoffLog.Recurrences, backoffLog.RecurringSince, HumanDuration.Format(backoffLog.Window));
             }
         }
-        else if (sendFailures == 2 && backoffLog.Persists())
+        else if (backoffLog.Persists(time.GetUtcNow()))
         {
-            // A recurring backoff that nothing sent after it ended: an outage, not a refusal now and then; news again.
+            // A recurring backoff that nothing sent after it ended for a whole window: an outage, not a refusal now and
+            // then; news again.
             Log.SendingBackedOff(logger, LogLevel.Warning, contextName, failure.Describe(), hint, HumanDuration.Format(wait));
         }
 
@@ -1022,9 +1027,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             // Published after the message: the health check reads them on another thread.
             status.AuthPausedSince = time.GetUtcNow();
         }
-        else if (consecutivePauses == 2 && pauseLog.Persists())
+        else if (pauseLog.Persists(time.GetUtcNow()))
         {
-            // A recurring pause that nothing sent after it ended: a revoked token, a wrong endpoint deployed; news again.
+            // A recurring pause that nothing sent after it ended for a whole window: a revoked token, a wrong endpoint
+            // deployed; news again.
             LogPause(result, failure, pause, LogLevel.Error);
         }
 

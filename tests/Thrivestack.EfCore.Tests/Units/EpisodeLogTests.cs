@@ -78,22 +78,27 @@ public sealed class EpisodeLogTests
     }
 
     [Fact]
-    public void Persists_RecurringHoldThatStepsAgain_IsNewsAgainAndEndsAtInformation()
+    public void Persists_RecurringHoldThatLastsAWindow_IsNewsOnceAndTheRunGoesOn()
     {
         var log = new EpisodeLog(Window);
-        Assert.False(log.Persists());
+        Assert.False(log.Persists(Start.AddHours(1)));
         log.Begin(Start);
-        Assert.False(log.Persists());
+        Assert.False(log.Persists(Start.AddHours(1)));
         log.End(Start);
 
-        Assert.Equal(EpisodeStart.Announce, log.Begin(Start.AddMinutes(1)));
-        Assert.True(log.Persists());
-        Assert.False(log.Persists());
-        Assert.Equal(LogLevel.Information, log.End(Start.AddMinutes(30)));
+        // A recurrence that steps again within the window is still a refusal now and then; one that lasts a window is not.
+        var began = Start.AddMinutes(1);
+        Assert.Equal(EpisodeStart.Announce, log.Begin(began));
+        Assert.False(log.Persists(began + Window - TimeSpan.FromTicks(1)));
+        Assert.True(log.Persists(began + Window));
+        Assert.False(log.Persists(began + Window + Window));
+        Assert.Equal(LogLevel.Information, log.End(began + Window + Window));
 
-        // The next one soon after is a recurrence again, said again: the run of recurrences began anew.
-        Assert.Equal(EpisodeStart.Announce, log.Begin(Start.AddMinutes(31)));
-        Assert.Equal(1, log.Recurrences);
+        // The run of recurrences goes on: the next hold soon after is quiet, counted, not announced again.
+        Assert.Equal(EpisodeStart.Quiet, log.Begin(began + Window + Window + TimeSpan.FromMinutes(1)));
+        Assert.Equal(2, log.Recurrences);
+        Assert.Equal(began, log.RecurringSince);
+        Assert.Equal(LogLevel.Debug, log.End(began + Window + Window + TimeSpan.FromMinutes(2)));
     }
 
     [Fact]
