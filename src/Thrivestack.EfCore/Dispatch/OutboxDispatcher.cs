@@ -919,7 +919,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private string Endpoint => EndpointText.Of(options.Endpoint);
 
     // ThriveStack looks down: no row spent an attempt (see DispatchCycle); the whole dispatcher backs off, capped by
-    // RetryMaxDelay even when the server asks for longer. One warning per outage.
+    // RetryMaxDelay even when the server asks for longer. One warning per outage (outages that recur: EpisodeLog).
     private TimeSpan Failed(SendResult failure, long request)
     {
         lock (stateGate)
@@ -991,9 +991,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         return HoldAllLanes(wait);
     }
 
-    // A refused token or a wrong endpoint: every request would fail alike, so nothing is charged. One error per pause.
-    // A refusal answering a request sent before one that went through (another lane's, sent later) describes the token as it
-    // was: it neither pauses nor logs again (a token fixed while requests were in flight). Its rows go back unsent.
+    // A refused token or a wrong endpoint: every request would fail alike, so nothing is charged. One error per pause
+    // (pauses that recur: EpisodeLog). A refusal answering a request sent before one that went through (another lane's,
+    // sent later) describes the token as it was: it neither pauses nor logs above Debug (a token fixed while requests were
+    // in flight; WaitIfStale). Its rows go back unsent.
     private TimeSpan Paused(CycleResult result, SendResult failure, long request)
     {
         lock (stateGate)
