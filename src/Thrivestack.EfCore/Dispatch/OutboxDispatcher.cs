@@ -949,16 +949,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             return null;
         }
 
-        if (request < delivered)
-        {
-            Log.StaleFailureIgnored(logger, contextName, failure.Describe(), "before one that went through");
-        }
-        else
-        {
-            // It moves nothing, heldByRequest included: a request sent after the failure that set the hold, delivered, still
-            // ends the episode (a 503 of a request in flight when a 401 paused must not keep the pause on).
-            Log.StaleFailureIgnored(logger, contextName, failure.Describe(), "before sending last backed off or paused");
-        }
+        // It moves nothing, heldByRequest included: a request sent after the failure that set the hold, delivered, still ends
+        // the episode (a 503 of a request in flight when a 401 paused must not keep the pause on).
+        var when = request < delivered ? "before one that went through" : "before sending last backed off or paused";
+        Log.StaleFailureIgnored(logger, contextName, failure.Describe(), when);
 
         var held = resumeAt - time.GetUtcNow();
         return held > TimeSpan.Zero ? held : TimeSpan.Zero;
@@ -969,13 +963,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         sendFailures++;
         steppedAt = evidence.Sent;
         var wait = RetrySchedule.Delay(sendFailures, options.RetryBaseDelay, options.RetryMaxDelay, failure.RetryAfter);
-
-        // Never reached since the start, a connection that fails looks the same as a wrong host or port: say where it goes.
-        var hint = evidence.LastDelivered > 0 ? "" : $" (no request has gone through since the start: if this lasts, check Thrivestack:Endpoint, {Endpoint})";
         if (sendFailures == 1)
         {
             var start = backoffLog.Begin(time.GetUtcNow());
-            Log.SendingBackedOff(logger, EpisodeLog.LevelOf(start, LogLevel.Warning), contextName, failure.Describe(), hint, HumanDuration.Format(wait));
+            Log.SendingBackedOff(logger, EpisodeLog.LevelOf(start, LogLevel.Warning), contextName, failure.Describe(), EndpointHint(), HumanDuration.Format(wait));
             if (start == EpisodeStart.Announce)
             {
                 Log.BackoffsRecur(logger, contextName, failure.Describe(), backoffLog.Recurrences, backoffLog.RecurringSince, HumanDuration.Format(backoffLog.Window));
@@ -985,11 +976,15 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         {
             // A recurring backoff that nothing sent after it ended for a whole window: an outage, not a refusal now and
             // then; news again.
-            Log.SendingBackedOff(logger, LogLevel.Warning, contextName, failure.Describe(), hint, HumanDuration.Format(wait));
+            Log.SendingBackedOff(logger, LogLevel.Warning, contextName, failure.Describe(), EndpointHint(), HumanDuration.Format(wait));
         }
 
         return HoldAllLanes(wait);
     }
+
+    // Never reached since the start, a connection that fails looks the same as a wrong host or port: say where it goes.
+    private string EndpointHint() =>
+        evidence.LastDelivered > 0 ? "" : $" (no request has gone through since the start: if this lasts, check Thrivestack:Endpoint, {Endpoint})";
 
     // A refused token or a wrong endpoint: every request would fail alike, so nothing is charged. One error per pause
     // (pauses that recur: EpisodeLog). A refusal answering a request sent before one that went through (another lane's,
