@@ -340,6 +340,42 @@ public sealed class ConcurrentDispatchTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Dispatcher_PauseAndOutageEndingTogether_ResumedAtTheLouderOfTheirLevels()
+    {
+        // One lane. An outage (1, 2) backs off and a delivery ends it (3). A token refusal pauses (4: news, an error) and,
+        // before anything goes through, the outage is back (5, 6): it began within 10 minutes of the first backoff's end,
+        // a recurrence, whose end is Debug. The next delivery ends both at once in one "resumed" line, at the louder of the
+        // two levels: the pause was news, so its end is too.
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"b{i}", (IReadOnlyDictionary<string, object?>?)null)));
+        var answers = new ScriptedAnswers(1, n => n switch
+        {
+            1 or 2 or 5 or 6 => (HttpStatusCode.ServiceUnavailable, null),
+            4 => (HttpStatusCode.Unauthorized, null),
+            _ => (ScriptedAnswers.Pass, null),
+        });
+        var clock = await StartHeldAsync(answers, lanes: 1);
+
+        async Task EndHoldAsync(Func<bool> next)
+        {
+            var holds = clock.CountWaits(Hold);
+            clock.Advance(TimeSpan.FromMinutes(5));
+            await Task.WhenAny(harness.StandIn.WaitUntilAsync(_ => next(), Deadline), clock.WaitForWaitsAsync(holds + 1, Hold, Deadline));
+        }
+
+        await EndHoldAsync(() => harness.Logs.Lines.Any(l => l.Is(7)));
+        Assert.Single(harness.Logs.Lines, l => l.Is(8) && l.Level == LogLevel.Information);
+        Assert.Single(harness.Logs.Lines, l => l.Is(7) && l.Level == LogLevel.Error);
+        await EndHoldAsync(() => harness.Logs.Lines.Any(l => l.Is(46)));
+        Assert.Single(harness.Logs.Lines, l => l.Is(46));
+        Assert.Single(harness.Logs.Lines, l => l.Is(32) && l.Level == LogLevel.Debug);
+        await EndHoldAsync(() => harness.Logs.Count(8) == 2);
+
+        await harness.StandIn.WaitForEventsAsync(200, Deadline);
+        Assert.Equal(5, answers.Refusals);
+        Assert.Equal(2, harness.Logs.Lines.Count(l => l.Is(8) && l.Level == LogLevel.Information));
+    }
+
+    [Fact]
     public async Task Dispatcher_OutageAnswerOfARequestInFlightWhenAPauseBegan_StartsNoBackoff()
     {
         // Requests 1 and 2 are in flight together; 1's token is refused and every lane pauses. 2's answer, a 503, describes
