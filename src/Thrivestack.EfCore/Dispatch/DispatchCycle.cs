@@ -53,6 +53,7 @@ internal sealed class DispatchCycle(
     SendPermit permit,
     Func<bool> allLanesHeld,
     Task previousPage,
+    DatabaseThread writes,
     Action? beforeLastSend = null)
 {
     private readonly HashSet<string> blockedUsers = [];
@@ -420,7 +421,7 @@ internal sealed class DispatchCycle(
 
             try
             {
-                await AcknowledgeAsync(group).ConfigureAwait(false);
+                await writes.RunAsync(() => AcknowledgeAsync(group)).ConfigureAwait(false);
             }
             catch
             {
@@ -478,7 +479,7 @@ internal sealed class DispatchCycle(
             var ids = group.SelectMany(e => e.Ids).ToArray();
             var next = now + RetrySchedule.Delay(group.Key + 1, options.RetryBaseDelay, options.RetryMaxDelay, result.RetryAfter);
             await acknowledging.ConfigureAwait(false);
-            var changed = await store.RetryLaterAsync(ids, leaseId, next, reason, CancellationToken.None).ConfigureAwait(false);
+            var changed = await writes.RunAsync(() => store.RetryLaterAsync(ids, leaseId, next, reason, CancellationToken.None)).ConfigureAwait(false);
             settled.UnionWith(ids);
             metrics.Retried(CheckLease(ids.Length, changed, "retried"), contextName);
         }
@@ -488,7 +489,8 @@ internal sealed class DispatchCycle(
     {
         var ids = events.SelectMany(e => e.Ids).ToArray();
         await acknowledging.ConfigureAwait(false);
-        var changed = await store.DeadLetterAsync(ids, leaseId, time.GetUtcNow().UtcDateTime, reason, countAttempt, CancellationToken.None).ConfigureAwait(false);
+        var now = time.GetUtcNow().UtcDateTime;
+        var changed = await writes.RunAsync(() => store.DeadLetterAsync(ids, leaseId, now, reason, countAttempt, CancellationToken.None)).ConfigureAwait(false);
         settled.UnionWith(ids);
         metrics.DeadLettered(CheckLease(ids.Length, changed, "dead-lettered"), contextName);
         foreach (var e in events)
@@ -515,7 +517,7 @@ internal sealed class DispatchCycle(
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10), time);
         try
         {
-            await store.ReleaseAsync(ids, leaseId, timeout.Token).ConfigureAwait(false);
+            await writes.RunAsync(() => store.ReleaseAsync(ids, leaseId, timeout.Token)).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {

@@ -54,6 +54,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     private readonly Lock stateGate = new();
     private readonly SemaphoreSlim claimGate = new(1, 1);
     private readonly HashSet<string> usersInFlight = new(StringComparer.Ordinal);
+
+    /// <summary>Where claims (with the housekeeping and the lease they take) and acknowledgements run; see <see cref="DatabaseThread"/>.</summary>
+    private DatabaseThread claims = DatabaseThread.Pool;
+    private DatabaseThread writes = DatabaseThread.Pool;
     private DateTime outboxLeaseEnd = DateTime.MinValue;
     private DateTime outboxLeaseRetryAt = DateTime.MinValue;
     private bool standingBy;
@@ -140,6 +144,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     /// <inheritdoc/>
     public override void Dispose()
     {
+        claims.Dispose();
+        writes.Dispose();
         abortSends.Dispose();
         moreWork.Dispose();
         claimGate.Dispose();
@@ -155,7 +161,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             return;
         }
 
-        if (!await HasOutboxAsync().ConfigureAwait(false))
+        var (hasOutbox, blocksOnAsync) = await HasOutboxAsync().ConfigureAwait(false);
+        if (!hasOutbox)
         {
             // The start-up check said why (log 314 or 307): no claim could succeed, so none is tried.
             Log.DispatcherIdle(logger, contextName);
@@ -164,22 +171,39 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
         Log.DispatcherStarted(logger, contextName, owner, Endpoint);
         metrics.PublishLimit(contextName, () => limiter.Limit);
-        var lanes = new Task[options.MaxConcurrentRequests];
-        for (var i = 0; i < lanes.Length; i++)
+        if (blocksOnAsync)
         {
-            lanes[i] = RunLaneAsync(leader: i == 0, stoppingToken);
+            // Claims and acknowledgements apart: a claim reads beside a write (SQLite's WAL) and need not queue behind it.
+            claims = DatabaseThread.Dedicated($"Thrivestack claims ({contextName})");
+            writes = DatabaseThread.Dedicated($"Thrivestack acknowledgements ({contextName})");
         }
 
-        await Task.WhenAll(lanes).ConfigureAwait(false);
-        await ReleaseOutboxLeaseAsync().ConfigureAwait(false);
+        try
+        {
+            var lanes = new Task[options.MaxConcurrentRequests];
+            for (var i = 0; i < lanes.Length; i++)
+            {
+                lanes[i] = RunLaneAsync(leader: i == 0, stoppingToken);
+            }
+
+            await Task.WhenAll(lanes).ConfigureAwait(false);
+            await ReleaseOutboxLeaseAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            claims.Dispose();
+            writes.Dispose();
+        }
+
         Log.DispatcherStopped(logger, contextName);
     }
 
     /// <summary>
     /// False when the context runs on a provider without SQL (EF's InMemory, as in an app's tests) or its model maps no outbox:
     /// there is nothing to ship. True when the context cannot be made here: the lanes then report that failure as they retry.
+    /// BlocksOnAsync: whether the provider's asynchronous calls block (<see cref="OutboxDialect.BlocksOnAsync"/>).
     /// </summary>
-    private async Task<bool> HasOutboxAsync()
+    private async Task<(bool HasOutbox, bool BlocksOnAsync)> HasOutboxAsync()
     {
         try
         {
@@ -187,13 +211,14 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             await using (scope.ConfigureAwait(false))
             {
                 var context = scope.ServiceProvider.GetRequiredService<TContext>();
-                return context.Database.IsRelational() && ModelMap.For(context.Model).Outbox is not null;
+                var hasOutbox = context.Database.IsRelational() && ModelMap.For(context.Model).Outbox is not null;
+                return (hasOutbox, hasOutbox && OutboxDialect.For(context).BlocksOnAsync);
             }
         }
         catch (Exception)
         {
             // Never let the check stop the host: the lanes meet the same failure, log it and retry.
-            return true;
+            return (true, false);
         }
     }
 
@@ -381,7 +406,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         DispatchCycle? cycle = null;
         try
         {
-            page = await (ahead ?? ClaimPageAsync(leader, stoppingToken)).ConfigureAwait(false);
+            page = await (ahead ?? claims.RunAsync(() => ClaimPageAsync(leader, stoppingToken))).ConfigureAwait(false);
             if (page.Rows.Count == 0)
             {
                 return new LaneStep(options.PollInterval, false) { EmptyClaim = true };
@@ -398,10 +423,12 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
             // A full page suggests more: the next page is claimed while this one's last request is in flight, so the claim
             // costs the lane no time of its own (the pipe does not run dry between a lane's pages). The claim skips this
-            // page's users, which are still in flight, as another lane's claim would. On the thread pool: the send must not wait
-            // for a claim that completes synchronously.
-            Action? claimAhead = fullClaim ? () => next ??= Task.Run(() => ClaimPageAsync(leader, stoppingToken), CancellationToken.None) : null;
-            cycle = new DispatchCycle(page.Store, client, options, time, metrics, logger, contextName, page.LeaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage, claimAhead);
+            // page's users, which are still in flight, as another lane's claim would. Off the lane's thread: the send must not
+            // wait for a claim that completes synchronously.
+            Action? claimAhead = fullClaim
+                ? () => next ??= Task.Run(() => claims.RunAsync(() => ClaimPageAsync(leader, stoppingToken)), CancellationToken.None)
+                : null;
+            cycle = new DispatchCycle(page.Store, client, options, time, metrics, logger, contextName, page.LeaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage, writes, claimAhead);
             await cycle.RunAsync(page.Rows, page.LeaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
             var wait = cycle.Result switch
             {
@@ -777,7 +804,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         {
             await using var scope = scopes.CreateAsyncScope();
             var store = new OutboxStore(scope.ServiceProvider.GetRequiredService<TContext>(), owner);
-            await store.ReleaseLeaseAsync(time.GetUtcNow().UtcDateTime, timeout.Token).ConfigureAwait(false);
+            var now = time.GetUtcNow().UtcDateTime;
+            await claims.RunAsync(() => store.ReleaseLeaseAsync(now, timeout.Token)).ConfigureAwait(false);
             outboxLeaseEnd = DateTime.MinValue;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)

@@ -49,6 +49,12 @@ internal abstract class OutboxDialect
     /// </summary>
     public virtual bool AppendsToSaveCommand => false;
 
+    /// <summary>
+    /// Whether the provider's asynchronous calls run synchronously and block the calling thread; the dispatcher then runs
+    /// its claims and acknowledgements on threads of its own (see <c>DatabaseThread</c>), not on the thread pool.
+    /// </summary>
+    public virtual bool BlocksOnAsync => false;
+
     /// <summary>A statement the dispatcher runs on its connection before a cycle (the connection then stays open); null for none.</summary>
     public virtual string? ConnectionSetUp => null;
 

@@ -23,6 +23,9 @@ internal sealed class SqliteDialect : OutboxDialect
 
     public override int MaxParameters => 32_766;
 
+    /// <summary>Microsoft.Data.Sqlite has no asynchronous I/O: its async methods run the statement on the caller's thread.</summary>
+    public override bool BlocksOnAsync => true;
+
     /// <summary>
     /// SQLite finds each named parameter by a linear search of the statement's names, so binding costs the square of
     /// the parameters per statement: 1,000 rows (2,000 parameters) took milliseconds to bind, more than ten statements

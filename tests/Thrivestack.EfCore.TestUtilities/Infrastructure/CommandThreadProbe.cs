@@ -1,0 +1,118 @@
+using System.Collections.Concurrent;
+using System.Data.Common;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Thrivestack.EfCore.Tests.Infrastructure;
+
+/// <summary>Where each command of the host's contexts ran, and where their connections were opened, from <see cref="Start"/> to <see cref="Stop"/>.</summary>
+internal sealed class CommandThreadProbe : DbCommandInterceptor, IDbConnectionInterceptor
+{
+    public const string Opened = "(connection opened)";
+
+    private volatile bool recording;
+
+    public ConcurrentQueue<(string Text, string? Thread, bool OnThreadPool)> Seen { get; } = new();
+
+    /// <summary>
+    /// Runs a dispatcher (4 lanes, batches of 10, answers after 20 ms so that lanes overlap, claims ahead and not) over
+    /// <paramref name="users"/> users' events, from its first claim to its stop, and tells where each statement ran. The
+    /// start-up check's statements run where the host's start runs them: what is watched begins after it.
+    /// </summary>
+    public static async Task<(string Text, string? Thread, bool OnThreadPool)[]> WatchDrainAsync(DispatchHarness harness, int users, TimeSpan deadline)
+    {
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(20);
+        var probe = new CommandThreadProbe();
+        var host = harness.BuildHost(
+            o =>
+            {
+                o.MaxEventsPerBatch = 10;
+                o.MaxConcurrentRequests = 4;
+                o.PollInterval = TimeSpan.FromMilliseconds(50);
+            },
+            services: s => s.ConfigureDbContext<TestDbContext>(o => o.AddInterceptors(probe)));
+        await host.StartAsync();
+        probe.Start();
+        await harness.EnqueueAsync(Enumerable.Range(0, users).Select(i => ($"u{i:000}", (IReadOnlyDictionary<string, object?>?)null)));
+        try
+        {
+            await harness.StandIn.WaitForEventsAsync(users, deadline);
+            await harness.WaitForOutboxAsync(rows => rows.Count == 0, deadline);
+        }
+        finally
+        {
+            // The stop included: the dispatcher gives back the outbox-wide lease it holds on SQLite.
+            await host.StopAsync();
+            probe.Stop();
+        }
+
+        return [.. probe.Seen];
+    }
+
+    public void Start() => recording = true;
+
+    public void Stop() => recording = false;
+
+    public override InterceptionResult<int> NonQueryExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<int> result)
+    {
+        Record(command);
+        return result;
+    }
+
+    public override ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
+        DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+    {
+        Record(command);
+        return ValueTask.FromResult(result);
+    }
+
+    public override InterceptionResult<DbDataReader> ReaderExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result)
+    {
+        Record(command);
+        return result;
+    }
+
+    public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
+        DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+    {
+        Record(command);
+        return ValueTask.FromResult(result);
+    }
+
+    public override InterceptionResult<object> ScalarExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<object> result)
+    {
+        Record(command);
+        return result;
+    }
+
+    public override ValueTask<InterceptionResult<object>> ScalarExecutingAsync(
+        DbCommand command, CommandEventData eventData, InterceptionResult<object> result, CancellationToken cancellationToken = default)
+    {
+        Record(command);
+        return ValueTask.FromResult(result);
+    }
+
+    public InterceptionResult ConnectionOpening(DbConnection connection, ConnectionEventData eventData, InterceptionResult result)
+    {
+        Record(Opened);
+        return result;
+    }
+
+    public ValueTask<InterceptionResult> ConnectionOpeningAsync(
+        DbConnection connection, ConnectionEventData eventData, InterceptionResult result, CancellationToken cancellationToken = default)
+    {
+        Record(Opened);
+        return ValueTask.FromResult(result);
+    }
+
+    private void Record(DbCommand command) => Record(command.CommandText.TrimStart());
+
+    private void Record(string what)
+    {
+        if (recording)
+        {
+            Seen.Enqueue((what, Thread.CurrentThread.Name, Thread.CurrentThread.IsThreadPoolThread));
+        }
+    }
+}
