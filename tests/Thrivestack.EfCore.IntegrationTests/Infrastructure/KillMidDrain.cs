@@ -20,8 +20,9 @@ internal static class KillMidDrain
     /// Enqueues <paramref name="users"/> x <paramref name="eventsPerUser"/> events, answered after 300 ms (the network, not
     /// the database, is then the wait even on a loaded machine: lanes open only then), kills the process once
     /// <paramref name="killAfter"/> events arrived with more than one request in flight, and drains the rest here.
+    /// <paramref name="afterKill"/> runs between the kill and the start of the test's dispatcher.
     /// </summary>
-    public static async Task<Outcome> RunAsync(DispatchHarness harness, string connectionString, int users, int eventsPerUser, int batch, TimeSpan lease, int killAfter)
+    public static async Task<Outcome> RunAsync(DispatchHarness harness, string connectionString, int users, int eventsPerUser, int batch, TimeSpan lease, int killAfter, Func<Task>? afterKill = null)
     {
         var total = users * eventsPerUser;
         await Workload.EnqueueAsync(harness.Database, users, eventsPerUser);
@@ -36,6 +37,11 @@ internal static class KillMidDrain
 
         var killedAt = Stopwatch.StartNew();
         var arrivedBeforeKill = harness.StandIn.AcceptedEventCount;
+        if (afterKill is not null)
+        {
+            await afterKill();
+        }
+
         await harness.StartHostAsync(o =>
         {
             o.LeaseDuration = lease;
