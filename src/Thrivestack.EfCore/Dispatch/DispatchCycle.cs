@@ -517,7 +517,7 @@ internal sealed class DispatchCycle(
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10), time);
         try
         {
-            await writes.RunAsync(() => store.ReleaseAsync(ids, leaseId, timeout.Token)).ConfigureAwait(false);
+            await store.ReleaseAsync(ids, leaseId, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {

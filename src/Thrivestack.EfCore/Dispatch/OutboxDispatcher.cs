@@ -217,7 +217,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
         catch (Exception)
         {
-            // Never let the check stop the host: the lanes meet the same failure, log it and retry.
+            // Never let the check stop the host: the lanes meet the same failure, log it and retry. Their statements then run
+            // on the thread pool whatever the provider: slower on SQLite under load, never wrong.
             return (true, false);
         }
     }
@@ -406,7 +407,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         DispatchCycle? cycle = null;
         try
         {
-            page = await (ahead ?? claims.RunAsync(() => ClaimPageAsync(leader, stoppingToken))).ConfigureAwait(false);
+            page = await (ahead ?? ClaimPageAsync(leader, stoppingToken)).ConfigureAwait(false);
             if (page.Rows.Count == 0)
             {
                 return new LaneStep(options.PollInterval, false) { EmptyClaim = true };
@@ -426,7 +427,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             // page's users, which are still in flight, as another lane's claim would. Off the lane's thread: the send must not
             // wait for a claim that completes synchronously.
             Action? claimAhead = fullClaim
-                ? () => next ??= Task.Run(() => claims.RunAsync(() => ClaimPageAsync(leader, stoppingToken)), CancellationToken.None)
+                ? () => next ??= Task.Run(() => ClaimPageAsync(leader, stoppingToken), CancellationToken.None)
                 : null;
             cycle = new DispatchCycle(page.Store, client, options, time, metrics, logger, contextName, page.LeaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage, writes, claimAhead);
             await cycle.RunAsync(page.Rows, page.LeaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
@@ -477,51 +478,65 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     }
 
     /// <summary>
-    /// Claims a page on a context of its own (held until the page's acknowledgements are written). Throws what the
-    /// database throws; the context is disposed then.
+    /// Claims a page on a context of its own (held until the page's acknowledgements are written), on the claims' thread.
+    /// The leader's housekeeping, when due, goes first on the writes' thread (its cleanup of delivered rows is a loop of
+    /// deletes): the other lanes' claims do not queue behind it. Throws what the database throws; the context is disposed then.
     /// </summary>
     private async Task<ClaimedPage> ClaimPageAsync(bool leader, CancellationToken stoppingToken)
     {
         var scope = scopes.CreateAsyncScope();
         try
         {
-            var context = scope.ServiceProvider.GetRequiredService<TContext>();
-            var store = new OutboxStore(context, owner);
-            await store.SetUpConnectionAsync(stoppingToken).ConfigureAwait(false);
-
-            if (leader)
+            var store = new OutboxStore(scope.ServiceProvider.GetRequiredService<TContext>(), owner);
+            var setUp = false;
+            if (leader && HousekeepingDue())
             {
-                await HousekeepingAsync(store, stoppingToken).ConfigureAwait(false);
+                await writes.RunAsync(async () =>
+                {
+                    await store.SetUpConnectionAsync(stoppingToken).ConfigureAwait(false);
+                    await HousekeepingAsync(store, stoppingToken).ConfigureAwait(false);
+                }).ConfigureAwait(false);
+                setUp = true;
             }
 
-            var leaseId = Guid.NewGuid();
-            var claimSize = ClaimSize;
-            var (rows, leaseEnd, claimStarted) = store.ClaimsByReading
-                ? await ClaimByReadingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false)
-                : await ClaimByLeasingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false);
-            if (rows.Count < claimSize && Volatile.Read(ref pagesOutstanding) > 0)
-            {
-                Volatile.Write(ref skippedBehindPages, 1);
-            }
-
-            if (rows.Count > 0)
-            {
-                Interlocked.Increment(ref pagesOutstanding);
-                Interlocked.Exchange(ref lastRowsClaimedTicks, time.GetUtcNow().UtcTicks);
-            }
-
-            limiter.RecordClaim(claimStarted);
-
-            // A claim by reading proves reads work, not that an earlier failed write would now go through (a full disk, a
-            // lock held past busy_timeout): that outage ends with a successful write, so it is reported once, not per page.
-            OutboxReachable(wrote: !store.ClaimsByReading);
-            return new ClaimedPage(scope, store, leaseId, rows, leaseEnd, rows.Count >= claimSize);
+            return await claims.RunAsync(() => ClaimOnAsync(scope, store, setUp, stoppingToken)).ConfigureAwait(false);
         }
         catch
         {
             await scope.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    private async Task<ClaimedPage> ClaimOnAsync(AsyncServiceScope scope, OutboxStore store, bool setUp, CancellationToken stoppingToken)
+    {
+        if (!setUp)
+        {
+            await store.SetUpConnectionAsync(stoppingToken).ConfigureAwait(false);
+        }
+
+        var leaseId = Guid.NewGuid();
+        var claimSize = ClaimSize;
+        var (rows, leaseEnd, claimStarted) = store.ClaimsByReading
+            ? await ClaimByReadingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false)
+            : await ClaimByLeasingAsync(store, leaseId, claimSize, stoppingToken).ConfigureAwait(false);
+        if (rows.Count < claimSize && Volatile.Read(ref pagesOutstanding) > 0)
+        {
+            Volatile.Write(ref skippedBehindPages, 1);
+        }
+
+        if (rows.Count > 0)
+        {
+            Interlocked.Increment(ref pagesOutstanding);
+            Interlocked.Exchange(ref lastRowsClaimedTicks, time.GetUtcNow().UtcTicks);
+        }
+
+        limiter.RecordClaim(claimStarted);
+
+        // A claim by reading proves reads work, not that an earlier failed write would now go through (a full disk, a
+        // lock held past busy_timeout): that outage ends with a successful write, so it is reported once, not per page.
+        OutboxReachable(wrote: !store.ClaimsByReading);
+        return new ClaimedPage(scope, store, leaseId, rows, leaseEnd, rows.Count >= claimSize);
     }
 
     /// <summary>
@@ -867,6 +882,12 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
 
         return false;
+    }
+
+    private bool HousekeepingDue()
+    {
+        var now = time.GetUtcNow();
+        return now - lastStatistics >= StatisticsInterval || (options.DeliveredRetention > TimeSpan.Zero && now - lastCleanup >= TimeSpan.FromMinutes(1));
     }
 
     private async Task HousekeepingAsync(OutboxStore store, CancellationToken stoppingToken)

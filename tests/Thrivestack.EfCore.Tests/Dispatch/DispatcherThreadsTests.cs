@@ -24,15 +24,20 @@ public sealed class DispatcherThreadsTests : IAsyncLifetime
 
         Assert.Equal(300, harness.StandIn.Events.Count);
         Assert.DoesNotContain(seen, c => c.OnThreadPool);
-        var claims = seen.Where(c => c.Thread == "Thrivestack claims (TestDbContext)").ToArray();
-        var writes = seen.Where(c => c.Thread == "Thrivestack acknowledgements (TestDbContext)").ToArray();
+        var claims = seen.Where(c => c.Thread == "Thrivestack claims (TestDbContext)").Select(c => c.Text).ToArray();
+        var writes = seen.Where(c => c.Thread == "Thrivestack acknowledgements (TestDbContext)").Select(c => c.Text).ToArray();
         Assert.Equal(seen.Length, claims.Length + writes.Length);
 
-        // A claim opens its page's connection (its statements go straight to the connection, past EF's command interceptors).
-        Assert.Contains(claims, c => c.Text == CommandThreadProbe.Opened);
+        // The claim's read of the outbox, the outbox-wide lease taken, and given back at the stop (SQLite's trace sees them:
+        // they go straight to the connection, past EF's command interceptors).
+        Assert.Contains(claims, t => t.StartsWith(CommandThreadProbe.Statement + "SELECT", StringComparison.Ordinal) && t.Contains("\"thrivestack_outbox\"", StringComparison.Ordinal) && !t.Contains("COUNT(*)", StringComparison.Ordinal));
+        Assert.Contains(claims, t => t.StartsWith(CommandThreadProbe.Statement + "INSERT INTO \"thrivestack_backfill\"", StringComparison.Ordinal));
+        Assert.Contains(claims, t => t.StartsWith(CommandThreadProbe.Statement + "UPDATE \"thrivestack_backfill\" SET \"lock_owner\" = NULL", StringComparison.Ordinal));
 
-        // Every acknowledgement (a DELETE of delivered rows, retention being zero) on the acknowledgements' thread.
-        Assert.NotEmpty(writes);
-        Assert.All(writes, c => Assert.StartsWith("DELETE", c.Text, StringComparison.OrdinalIgnoreCase));
+        // The acknowledgements (DELETEs of delivered rows, retention being zero), and the leader's housekeeping (the pending
+        // count), on the other thread: a claim does not queue behind them.
+        Assert.Contains(writes, t => t.StartsWith("DELETE FROM \"thrivestack_outbox\"", StringComparison.Ordinal));
+        Assert.Contains(writes, t => t.StartsWith(CommandThreadProbe.Statement + "SELECT COUNT(*)", StringComparison.Ordinal));
+        Assert.DoesNotContain(claims, t => t.Contains("DELETE", StringComparison.Ordinal) || t.Contains("COUNT(*)", StringComparison.Ordinal));
     }
 }

@@ -11,7 +11,7 @@ public sealed class DatabaseThreadTests
     public async Task RunAsync_Dedicated_StartsTheWorkOnItsThreadAndTheCallerGoesOnAtOnce()
     {
         using var thread = DatabaseThread.Dedicated("db test");
-        var release = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
         var ran = thread.RunAsync(() =>
         {
             // Blocks as a SQLite statement would: the caller must not be held by it.
@@ -27,11 +27,25 @@ public sealed class DatabaseThreadTests
     }
 
     [Fact]
-    public async Task RunAsync_Dedicated_TheCallersContinuationDoesNotRunOnTheThread()
+    public async Task RunAsync_Dedicated_ContinuationsOfTheCallerDoNotRunOnTheThread()
     {
         using var thread = DatabaseThread.Dedicated("db test");
-        await thread.RunAsync(() => Task.FromResult(1)).WaitAsync(Deadline);
-        Assert.NotEqual("db test", Thread.CurrentThread.Name);
+        using var release = new ManualResetEventSlim();
+        var ran = thread.RunAsync(() =>
+        {
+            release.Wait(Deadline);
+            return Task.FromResult(1);
+        });
+
+        // Attached before the work completes, and asking to run synchronously: it would run on the database thread, in the
+        // middle of its queue, if the task completed inline there.
+        var continuedOn = ran.ContinueWith(
+            static _ => Thread.CurrentThread.Name,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        release.Set();
+        Assert.NotEqual("db test", await continuedOn.WaitAsync(Deadline));
     }
 
     [Fact]
@@ -76,6 +90,23 @@ public sealed class DatabaseThreadTests
         var thread = DatabaseThread.Dedicated("db test");
         thread.Dispose();
         Assert.Equal(3, await thread.RunAsync(() => Task.FromResult(3)).WaitAsync(Deadline));
+    }
+
+    [Fact]
+    public async Task Dispose_WorkQueuedBefore_StillRunsOnTheThread()
+    {
+        var thread = DatabaseThread.Dedicated("db test");
+        using var release = new ManualResetEventSlim();
+        var first = thread.RunAsync(() =>
+        {
+            release.Wait(Deadline);
+            return Task.FromResult(Thread.CurrentThread.Name);
+        });
+        var queued = thread.RunAsync(() => Task.FromResult(Thread.CurrentThread.Name));
+        thread.Dispose();
+        release.Set();
+        Assert.Equal("db test", await first.WaitAsync(Deadline));
+        Assert.Equal("db test", await queued.WaitAsync(Deadline));
     }
 
     [Fact]
