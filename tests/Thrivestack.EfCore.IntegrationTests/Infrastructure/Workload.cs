@@ -79,5 +79,5 @@ internal static class Workload
             .Select(g => g.Key)
             .ToList();
 
-    private static int Seq(ReceivedIdentifyEvent e) => e.Traits!.Value.GetProperty("seq").GetInt32();
+    public static int Seq(ReceivedIdentifyEvent e) => e.Traits!.Value.GetProperty("seq").GetInt32();
 }
