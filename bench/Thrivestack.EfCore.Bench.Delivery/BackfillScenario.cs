@@ -75,7 +75,7 @@ internal static class BackfillScenario
                     "--endpoint", standIn.Endpoint.ToString(), "--token", standIn.ApiToken,
                     "--rate", Text(rate), "--chunk", Text(chunk), "--max-pending", Text(maxPending), "--poll-ms", Text(poll), "--target-ms", Text(target),
                     "--warmup", options.Get("warmup", "15"), "--baseline-max", options.Get("baseline-max", "600"),
-                    "--synchronous", SqliteBench.Synchronous, "--busy-timeout", Text(SqliteBench.BusyTimeout),
+                    "--synchronous", SqliteBench.Synchronous, "--busy-timeout", Text(SqliteBench.BusyTimeout), "--profile", options.Get("profile", "false"),
                 ],
                 environment);
             try
@@ -130,17 +130,21 @@ internal static class BackfillScenario
             PollInterval = TimeSpan.FromMilliseconds(options.Int("poll-ms", 1000)),
             TargetChunkDuration = TimeSpan.FromMilliseconds(options.Int("target-ms", 5)),
         };
-        using var host = BuildHost(provider, connection, new Uri(options.Get("endpoint", "")), options.Get("token", ""));
+        var profile = options.Get("profile", "false") == "true" ? new BusyProfile(SqliteBench.BusyTimeout) : null;
+        using var host = BuildHost(provider, connection, new Uri(options.Get("endpoint", "")), options.Get("token", ""), profile);
         await host.StartAsync();
 
         // Warm-up at the app's rate (tiered JIT, EF's caches, the HTTP connection), until its events are delivered.
         var warm = await SaveAtRateAsync(host, rate, TimeSpan.FromSeconds(options.Int("warmup", 15)), CancellationToken.None);
         await WaitForEmptyOutboxAsync(host);
         Console.WriteLine($"WARM {warm.Length}");
+        Console.WriteLine($"child: after the warm-up (app saves and their deliveries, no backfill yet): working set {Machine.Mb(Machine.WorkingSet().Rss)} ({Machine.ResidentParts()}), peak {Machine.Mb(Machine.WorkingSet().PeakRss)}, JIT {System.Runtime.JitInfo.GetCompiledMethodCount()} methods, GC committed {Machine.Mb(GC.GetGCMemoryInfo().TotalCommittedBytes)}; {Machine.AnonymousMappings(8)}");
         if (await Console.In.ReadLineAsync() != "go")
         {
             return 1;
         }
+
+        profile?.Clear();
 
         using var stop = new CancellationTokenSource();
         var progress = new LatestProgress();
@@ -158,13 +162,14 @@ internal static class BackfillScenario
         var enqueued = clock.Elapsed;
         await appStop.CancelAsync();
         var during = await app;
+        Report(profile, clock.Elapsed, during.Length, "during the backfill");
         await WaitForEmptyOutboxAsync(host);
         var delivered = clock.Elapsed;
         await stop.CancelAsync();
         var peakPending = await sampler;
         var (_, peak) = Machine.WorkingSet();
         var gc = GC.GetGCMemoryInfo();
-        var memory = $"peak working set (VmHWM) {Machine.Mb(peak)}, GC committed {Machine.Mb(gc.TotalCommittedBytes)}, heap limit {Machine.Mb(gc.TotalAvailableMemoryBytes)}, "
+        var memory = $"peak working set (VmHWM) {Machine.Mb(peak)} (at the end {Machine.ResidentParts()}; SQLite's allocations now {Machine.Mb(SQLitePCL.raw.sqlite3_memory_used())}, at most {Machine.Mb(SQLitePCL.raw.sqlite3_memory_highwater(0))}), GC committed {Machine.Mb(gc.TotalCommittedBytes)}, heap limit {Machine.Mb(gc.TotalAvailableMemoryBytes)}, JIT {System.Runtime.JitInfo.GetCompiledMethodCount()} methods, {Machine.AnonymousMappings(8)}, "
             + $"{(GCSettings.IsServerGC ? "server" : "workstation")} GC, collections gen0/1/2 {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"DELIVERED {enqueued.TotalSeconds:0.00} {delivered.TotalSeconds:0.00} enqueue {enqueued.TotalSeconds:0.0} s, deliver {delivered.TotalSeconds:0.0} s; "
@@ -176,7 +181,9 @@ internal static class BackfillScenario
         }
 
         var length = TimeSpan.FromSeconds(Math.Min(enqueued.TotalSeconds, options.Int("baseline-max", 600)));
+        profile?.Clear();
         var baseline = await SaveAtRateAsync(host, rate, length, CancellationToken.None);
+        Report(profile, length, baseline.Length, "without it");
         await host.StopAsync();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"RESULT app saves during the backfill: {during.Length:N0} ({during.Length / enqueued.TotalSeconds:0.0}/s), p50 {Percentile(during, 50):0.00} ms, "
@@ -186,7 +193,16 @@ internal static class BackfillScenario
         return 0;
     }
 
-    private static IHost BuildHost(string provider, string connection, Uri endpoint, string token)
+    /// <summary>Where the statements' time went (<c>--profile true</c>, SQLite): see <see cref="BusyProfile"/>.</summary>
+    private static void Report(BusyProfile? profile, TimeSpan wall, int saves, string phase)
+    {
+        foreach (var line in profile?.Report(wall, saves) ?? [])
+        {
+            Console.WriteLine($"profile, {phase}: {line}");
+        }
+    }
+
+    private static IHost BuildHost(string provider, string connection, Uri endpoint, string token, BusyProfile? profile)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders().AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
@@ -200,6 +216,10 @@ internal static class BackfillScenario
             else
             {
                 SqliteBench.Configure(o, connection, interceptor: false);
+                if (profile is not null)
+                {
+                    o.AddInterceptors(profile);
+                }
             }
 
             o.AddThrivestackIdentifyInterceptor();
@@ -215,7 +235,9 @@ internal static class BackfillScenario
     /// <summary>One new user per DI scope (like a web request) at <paramref name="rate"/>/s; each SaveChangesAsync's duration in ms, sorted.</summary>
     private static async Task<double[]> SaveAtRateAsync(IHost host, int rate, TimeSpan length, CancellationToken cancellationToken)
     {
+        BusyProfile.MarkApp();
         var times = new List<double>();
+        var splits = new List<(double Wall, ThreadSchedule Split)>();
         var interval = Stopwatch.Frequency / rate;
         var start = Stopwatch.GetTimestamp();
         for (var i = 0; !cancellationToken.IsCancellationRequested && (length == Timeout.InfiniteTimeSpan || Stopwatch.GetElapsedTime(start) < length); i++)
@@ -236,14 +258,39 @@ internal static class BackfillScenario
             await using var scope = host.Services.CreateAsyncScope();
             var context = scope.ServiceProvider.GetRequiredService<BenchDbContext>();
             context.Users.Add(BenchUsers.New(i));
+            var schedule = ThreadSchedule.Read();
             var before = Stopwatch.GetTimestamp();
             await context.SaveChangesAsync(CancellationToken.None);
-            times.Add(Stopwatch.GetElapsedTime(before).TotalMilliseconds);
+            var wall = Stopwatch.GetElapsedTime(before).TotalMilliseconds;
+            times.Add(wall);
+            splits.Add((wall, ThreadSchedule.Read() - schedule));
+        }
+
+        var slowest = splits.OrderByDescending(s => s.Wall).Take(Math.Max(1, splits.Count / 100)).ToList();
+        if (slowest.Count > 0)
+        {
+            // The slowest 1 %: on a CPU, waiting for one (runnable: other threads had the cores), or neither (asleep:
+            // SQLite's lock, a flush, a GC suspension). Only a save that ran on one thread throughout is split exactly.
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"slowest 1 % of {splits.Count} saves: {slowest.Average(s => s.Wall):0.00} ms on average = on a CPU {slowest.Average(s => s.Split.OnCpuMs):0.00} ms, "
+                + $"runnable {slowest.Average(s => s.Split.RunnableMs):0.00} ms, asleep {slowest.Average(s => s.Wall - s.Split.OnCpuMs - s.Split.RunnableMs):0.00} ms"));
         }
 
         var sorted = times.ToArray();
         Array.Sort(sorted);
         return sorted;
+    }
+
+    /// <summary>The calling thread's time on a CPU and waiting for one (/proc/thread-self/schedstat), in ms.</summary>
+    private readonly record struct ThreadSchedule(double OnCpuMs, double RunnableMs)
+    {
+        public static ThreadSchedule Read()
+        {
+            var fields = File.ReadAllText("/proc/thread-self/schedstat").Split(' ');
+            return new ThreadSchedule(long.Parse(fields[0], CultureInfo.InvariantCulture) / 1e6, long.Parse(fields[1], CultureInfo.InvariantCulture) / 1e6);
+        }
+
+        public static ThreadSchedule operator -(ThreadSchedule a, ThreadSchedule b) => new(a.OnCpuMs - b.OnCpuMs, a.RunnableMs - b.RunnableMs);
     }
 
     /// <summary>The outbox's pending count every 200 ms until cancelled; returns the peak. Prints a line every 10 s.</summary>

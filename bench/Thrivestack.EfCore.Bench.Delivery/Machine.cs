@@ -21,6 +21,58 @@ internal static class Machine
     public static string ResidentParts() =>
         $"anon {Mb(ReadKb("/proc/self/status", "RssAnon:") * 1024)}, file {Mb(ReadKb("/proc/self/status", "RssFile:") * 1024)}, shmem {Mb(ReadKb("/proc/self/status", "RssShmem:") * 1024)}";
 
+    /// <summary>
+    /// The resident anonymous mappings of this process, largest first (/proc/self/smaps): glibc's per-thread malloc arenas
+    /// are the 64 MB-aligned ones, the GC's heap and the runtime's the rest. For finding where native memory goes.
+    /// </summary>
+    public static string AnonymousMappings(int top)
+    {
+        if (!File.Exists("/proc/self/smaps"))
+        {
+            return "n/a";
+        }
+
+        var mappings = new List<(ulong Start, long SizeKb, long RssKb, string Name)>();
+        (ulong Start, long SizeKb, long RssKb, string Name)? current = null;
+        foreach (var line in File.ReadLines("/proc/self/smaps"))
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length >= 5 && fields[0].Contains('-', StringComparison.Ordinal) && !line.EndsWith(" kB", StringComparison.Ordinal))
+            {
+                if (current is { } done)
+                {
+                    mappings.Add(done);
+                }
+
+                var range = fields[0].Split('-');
+                current = (ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture), 0, 0, fields.Length > 5 ? fields[5] : "");
+            }
+            else if (current is { } open && fields.Length >= 2)
+            {
+                if (fields[0] == "Size:")
+                {
+                    current = open with { SizeKb = long.Parse(fields[1], CultureInfo.InvariantCulture) };
+                }
+                else if (fields[0] == "Rss:")
+                {
+                    current = open with { RssKb = long.Parse(fields[1], CultureInfo.InvariantCulture) };
+                }
+            }
+        }
+
+        if (current is { } last)
+        {
+            mappings.Add(last);
+        }
+
+        var anonymous = mappings.Where(m => m.Name is "" or "[heap]" or "[stack]").ToList();
+        const ulong ArenaAlignment = 64UL * 1024 * 1024;
+        var arenas = anonymous.Where(m => m.Start % ArenaAlignment == 0 && m.Name == "" && m.SizeKb <= 65536).ToList();
+        var threads = ReadKb("/proc/self/status", "Threads:");
+        return $"threads {threads}; {arenas.Count} 64 MB-aligned mappings (malloc arenas) holding {Mb(arenas.Sum(a => a.RssKb) * 1024)}; [heap] {Mb(anonymous.Where(m => m.Name == "[heap]").Sum(m => m.RssKb) * 1024)}; largest: "
+            + string.Join(", ", anonymous.OrderByDescending(m => m.RssKb).Take(top).Select(m => $"{m.RssKb / 1024.0:0.0}/{m.SizeKb / 1024.0:0.0} MB{(m.Start % ArenaAlignment == 0 ? " (aligned)" : "")}"));
+    }
+
     public static string Mb(long bytes) => (bytes / 1024.0 / 1024.0).ToString("0.0", CultureInfo.InvariantCulture) + " MB";
 
     private static long ReadKb(string file, string key)
