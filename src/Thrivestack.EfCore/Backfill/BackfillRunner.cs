@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Logging;
+using Thrivestack.EfCore.Dispatch;
 using Thrivestack.EfCore.Interception;
 using Thrivestack.EfCore.Mapping;
 using Thrivestack.EfCore.Outbox;
@@ -32,6 +33,9 @@ internal sealed class BackfillRunner
     private readonly OutboxTable outbox;
     private readonly List<BackfillPhase> phases;
     private readonly OutboxDialect dialect;
+
+    /// <summary>Where the app's saves in progress are counted, on a database with one writer at a time; null elsewhere.</summary>
+    private readonly OutboxSignal? yieldToSaves;
     private readonly string? lockOutbox;
     private readonly string owner;
     private readonly long started;
@@ -67,6 +71,7 @@ internal sealed class BackfillRunner
         logger = context.GetService<ILoggerFactory>().CreateLogger("Thrivestack.EfCore.Backfill");
         metrics = BackfillMetrics.For(context);
         dialect = OutboxDialect.For(context);
+        yieldToSaves = dialect.BlocksOnAsync ? OptionsFacts.Of(context).Signal : null;
         // A lock request that waits also holds up every later writer of the table: give up after about one chunk's time.
         lockOutbox = dialect.LockOutboxSql(outbox, options.TargetChunkDuration, sql);
         owner = OutboxStore.NewOwner();
@@ -302,6 +307,12 @@ internal sealed class BackfillRunner
                 {
                     sequence = await OutboxSequenceAsync(cancellationToken).ConfigureAwait(false);
                     early = await ReadChunkAsync(phase, lastKey, take, now, cancellationToken).ConfigureAwait(false);
+                }
+
+                if (yieldToSaves is { } saves)
+                {
+                    // One writer at a time (SQLite): the app's saves in progress go first, for a bounded wait.
+                    await saves.AppSavesEndedAsync(clock).ConfigureAwait(false);
                 }
 
                 await using var transaction = await (dialect.BackfillIsolation is { } isolation

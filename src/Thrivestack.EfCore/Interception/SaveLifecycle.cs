@@ -25,6 +25,7 @@ internal static class SaveLifecycle
         {
             state.InProgress = true;
             context.SaveChangesFailed += OnSaveFailed;
+            state.CountSave(OptionsFacts.Of(context, state).Signal);
         }
     }
 

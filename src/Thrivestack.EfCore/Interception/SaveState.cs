@@ -19,6 +19,9 @@ internal sealed class SaveState(ICurrentDbContext current) : IResettableService,
 
     public bool InProgress { get; set; }
 
+    /// <summary>Where this save is counted as in progress (see <see cref="Dispatch.OutboxSignal.SaveStarted"/>) until it ends.</summary>
+    private Dispatch.OutboxSignal? countedIn;
+
     /// <summary>This save wrote or tracks outbox rows (else it only keeps change detection off).</summary>
     public bool HasRows { get; set; }
 
@@ -90,7 +93,36 @@ internal sealed class SaveState(ICurrentDbContext current) : IResettableService,
     }
 
     /// <summary>The context is disposed (its scope of EF's internal services ends).</summary>
-    public void Dispose() => NudgeLeftOver();
+    public void Dispose()
+    {
+        EndCountedSave();
+        NudgeLeftOver();
+    }
+
+    /// <summary>
+    /// Counts the save that begins as in progress until <see cref="Reset"/>: its end, a pooled context's return, the next
+    /// save's start (a save EF never reported the end of, such as one another interceptor refused in <c>SavingChanges</c>),
+    /// or the context's end. Until then the library's writes on SQLite wait for it, each for at most
+    /// <see cref="Dispatch.OutboxSignal.SaveYield"/>.
+    /// </summary>
+    public void CountSave(Dispatch.OutboxSignal? signal)
+    {
+        EndCountedSave();
+        if (signal is not null)
+        {
+            signal.SaveStarted();
+            countedIn = signal;
+        }
+    }
+
+    private void EndCountedSave()
+    {
+        if (countedIn is { } signal)
+        {
+            countedIn = null;
+            signal.SaveEnded();
+        }
+    }
 
     /// <summary>
     /// Rows went into a transaction whose end EF never saw: a <c>DbTransaction</c> given with <c>UseTransaction</c> and then
@@ -117,6 +149,7 @@ internal sealed class SaveState(ICurrentDbContext current) : IResettableService,
 
     public void Reset()
     {
+        EndCountedSave();
         InProgress = false;
         HasRows = false;
         RestoreDetectChanges = false;
