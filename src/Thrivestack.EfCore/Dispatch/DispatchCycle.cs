@@ -54,7 +54,6 @@ internal sealed class DispatchCycle(
     Func<bool> allLanesHeld,
     Task previousPage,
     DatabaseThread writes,
-    Func<Task>? yieldToSaves,
     Action? beforeLastSend = null)
 {
     private readonly HashSet<string> blockedUsers = [];
@@ -422,13 +421,6 @@ internal sealed class DispatchCycle(
 
             try
             {
-                if (yieldToSaves is not null)
-                {
-                    // One writer at a time (SQLite): the app's saves in progress go first, for a bounded wait; what is
-                    // delivered meanwhile joins this statement.
-                    await yieldToSaves().ConfigureAwait(false);
-                }
-
                 await writes.RunAsync(() => AcknowledgeAsync(group)).ConfigureAwait(false);
             }
             catch

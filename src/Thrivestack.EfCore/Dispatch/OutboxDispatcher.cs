@@ -58,9 +58,6 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     /// <summary>Where claims (with the housekeeping and the lease they take) and acknowledgements run; see <see cref="DatabaseThread"/>.</summary>
     private DatabaseThread claims = DatabaseThread.Pool;
     private DatabaseThread writes = DatabaseThread.Pool;
-
-    /// <summary>Waits for the app's saves in progress before an acknowledgement, where the database has one writer (SQLite).</summary>
-    private Func<Task>? yieldToSaves;
     private DateTime outboxLeaseEnd = DateTime.MinValue;
     private DateTime outboxLeaseRetryAt = DateTime.MinValue;
     private bool standingBy;
@@ -179,9 +176,6 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             // Claims and acknowledgements apart: a claim reads beside a write (SQLite's WAL) and need not queue behind it.
             claims = DatabaseThread.Dedicated($"Thrivestack claims ({contextName})");
             writes = DatabaseThread.Dedicated($"Thrivestack acknowledgements ({contextName})");
-
-            // One writer at a time: acknowledgements let the app's saves in progress go first (a bounded wait).
-            yieldToSaves = () => signal.AppSavesEndedAsync(time);
         }
 
         try
@@ -435,7 +429,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             Action? claimAhead = fullClaim
                 ? () => next ??= Task.Run(() => ClaimPageAsync(leader, stoppingToken), CancellationToken.None)
                 : null;
-            cycle = new DispatchCycle(page.Store, client, options, time, metrics, logger, contextName, page.LeaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage, writes, yieldToSaves, claimAhead);
+            cycle = new DispatchCycle(page.Store, client, options, time, metrics, logger, contextName, page.LeaseId, evidence, limiter, permit, () => HeldFor() > TimeSpan.Zero, previousPage, writes, claimAhead);
             await cycle.RunAsync(page.Rows, page.LeaseEnd, stoppingToken, abortSends.Token).ConfigureAwait(false);
             var wait = cycle.Result switch
             {

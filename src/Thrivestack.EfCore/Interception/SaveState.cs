@@ -102,7 +102,7 @@ internal sealed class SaveState(ICurrentDbContext current) : IResettableService,
     /// <summary>
     /// Counts the save that begins as in progress until <see cref="Reset"/>: its end, a pooled context's return, the next
     /// save's start (a save EF never reported the end of, such as one another interceptor refused in <c>SavingChanges</c>),
-    /// or the context's end. Until then the library's writes on SQLite wait for it, each for at most
+    /// or the context's end. Until then a backfill's chunks on SQLite wait for it, each for at most
     /// <see cref="Dispatch.OutboxSignal.SaveYield"/>.
     /// </summary>
     public void CountSave(Dispatch.OutboxSignal? signal)

@@ -9,9 +9,9 @@ namespace Thrivestack.EfCore.Tests.Capture;
 
 /// <summary>
 /// A save counts as in progress in the application's <see cref="OutboxSignal"/> from the interceptor's start of it until
-/// it ends, however it ends, so that the library's writes on SQLite let it go first. With EF's automatic change detection
+/// it ends, however it ends, so that a backfill's chunks on SQLite let it go first. With EF's automatic change detection
 /// (the default) that is every save, one that captures nothing included: it takes SQLite's write lock too. The count is
-/// read at the save's own command, as the library's background writes would see it.
+/// read at the save's own command, as a backfill chunk would see it.
 /// </summary>
 public sealed class AppSaveCountTests : IAsyncLifetime
 {

@@ -4,7 +4,7 @@ using Thrivestack.EfCore.Dispatch;
 namespace Thrivestack.EfCore.Tests.Units;
 
 /// <summary>
-/// The library's writes on SQLite let the app's saves in progress go first: <see cref="OutboxSignal.AppSavesEndedAsync"/>
+/// A backfill's chunks on SQLite let the app's saves in progress go first: <see cref="OutboxSignal.AppSavesEndedAsync"/>
 /// completes when no save is in progress, or after <see cref="OutboxSignal.SaveYield"/> on the given clock, and never faults.
 /// The fake clock never moves unless a test advances it, so a wait that completes was ended by the saves.
 /// </summary>
