@@ -96,6 +96,9 @@ internal sealed class BackfillRunner
                 "BackfillThrivestackAsync needs a context that tracks no entities (it reads with tracking and clears the change tracker after each chunk). Use a new context, for example from IDbContextFactory.");
         }
 
+        // A save of this context that EF never reported the end of (another interceptor refused it) would still count as
+        // in progress, and every chunk would wait for it: end it, as the context's next save would.
+        SaveLifecycle.Abandon(context);
         return new BackfillRunner(context, options, progress).RunAsync(cancellationToken);
     }
 
@@ -301,18 +304,20 @@ internal sealed class BackfillRunner
             var take = sizer.Current;
             try
             {
+                if (yieldToSaves is { } saves)
+                {
+                    // One writer at a time (SQLite): the app's saves in progress go first, for a bounded wait of real time
+                    // (an app's fake clock must not hold it), before the early read, so that their events do not force
+                    // the chunk to read again under the lock.
+                    await saves.AppSavesEndedAsync(TimeProvider.System, cancellationToken).ConfigureAwait(false);
+                }
+
                 BackfillChunk? early = null;
                 long sequence = 0;
                 if (readBeforeLock)
                 {
                     sequence = await OutboxSequenceAsync(cancellationToken).ConfigureAwait(false);
                     early = await ReadChunkAsync(phase, lastKey, take, now, cancellationToken).ConfigureAwait(false);
-                }
-
-                if (yieldToSaves is { } saves)
-                {
-                    // One writer at a time (SQLite): the app's saves in progress go first, for a bounded wait.
-                    await saves.AppSavesEndedAsync(clock).ConfigureAwait(false);
                 }
 
                 await using var transaction = await (dialect.BackfillIsolation is { } isolation

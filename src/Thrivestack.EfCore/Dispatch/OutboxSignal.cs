@@ -70,11 +70,13 @@ internal sealed class OutboxSignal
     internal int SavesInProgress => Volatile.Read(ref savesInProgress);
 
     /// <summary>
-    /// Completes once no save of the app is in progress, or after <see cref="SaveYield"/>: a backfill's chunks on a
-    /// database with one writer at a time go after the saves that are already waiting for it, rather than make them
-    /// wait in SQLite's busy handler, whose sleeps grow (1, 2, 5, 10 ms, ...) each time it finds the lock taken again.
+    /// Completes once no save of the app is in progress, after <see cref="SaveYield"/> on <paramref name="time"/>, or once
+    /// <paramref name="cancellationToken"/> is cancelled, whichever comes first; it never faults (nothing is left for
+    /// <c>TaskScheduler.UnobservedTaskException</c>). A backfill's chunks on a database with one writer at a time go after
+    /// the saves that are already waiting for it, rather than make them wait in SQLite's busy handler, whose sleeps grow
+    /// (1, 2, 5, 10 ms, ...) each time it finds the lock taken again.
     /// </summary>
-    public Task AppSavesEndedAsync(TimeProvider time)
+    public Task AppSavesEndedAsync(TimeProvider time, CancellationToken cancellationToken = default)
     {
         if (Volatile.Read(ref savesInProgress) <= 0)
         {
@@ -95,7 +97,8 @@ internal sealed class OutboxSignal
             return Task.CompletedTask;
         }
 
-        return ended.Task.WaitAsync(SaveYield, time).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        // WhenAny completes with whichever task ends first and throws nothing: neither a timeout nor a cancellation faults it.
+        return Task.WhenAny(ended.Task, Task.Delay(SaveYield, time, cancellationToken));
     }
 
     private static TaskCompletionSource NewSource() => new(TaskCreationOptions.RunContinuationsAsynchronously);

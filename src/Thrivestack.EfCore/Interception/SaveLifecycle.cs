@@ -25,7 +25,11 @@ internal static class SaveLifecycle
         {
             state.InProgress = true;
             context.SaveChangesFailed += OnSaveFailed;
-            state.CountSave(OptionsFacts.Of(context, state).Signal);
+            if (OutboxDialect.For(context).BlocksOnAsync)
+            {
+                // One writer at a time (SQLite): a backfill's chunks let this save go first.
+                state.CountSave(OptionsFacts.Of(context, state).Signal);
+            }
         }
     }
 
@@ -53,6 +57,8 @@ internal static class SaveLifecycle
         }
         finally
         {
+            // First: a failure in what follows must not leave the save counted as in progress.
+            state.EndCountedSave();
             context.SaveChangesFailed -= OnSaveFailed;
             ChangeDetectionPolicy.Release(context, state);
             CapturedRowWriter.Forget(context, state);

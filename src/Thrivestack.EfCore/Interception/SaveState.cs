@@ -107,22 +107,18 @@ internal sealed class SaveState(ICurrentDbContext current) : IResettableService,
     /// </summary>
     public void CountSave(Dispatch.OutboxSignal? signal)
     {
-        EndCountedSave();
+        // Exchanges, not plain writes: a context disposed while a save of it runs on another thread (or saved twice at
+        // once by mistake) must neither end a count twice nor lose one.
         if (signal is not null)
         {
             signal.SaveStarted();
-            countedIn = signal;
         }
+
+        Interlocked.Exchange(ref countedIn, signal)?.SaveEnded();
     }
 
-    private void EndCountedSave()
-    {
-        if (countedIn is { } signal)
-        {
-            countedIn = null;
-            signal.SaveEnded();
-        }
-    }
+    /// <summary>Ends the count of the save in progress, if it was counted (see <see cref="CountSave"/>).</summary>
+    public void EndCountedSave() => Interlocked.Exchange(ref countedIn, null)?.SaveEnded();
 
     /// <summary>
     /// Rows went into a transaction whose end EF never saw: a <c>DbTransaction</c> given with <c>UseTransaction</c> and then

@@ -53,11 +53,12 @@ internal static class KillMidDrain
             peakBeforeKill = harness.StandIn.PeakConcurrentRequests;
         }
 
+        // Every request of the dead process arrived before this instant, every one of the test's dispatcher after it. The
+        // stand-in may record a request it was still answering after this (accepted or not): events are sorted into
+        // before and after the kill by their request's arrival once the drain is over, not by what was recorded here.
+        var killed = DateTimeOffset.UtcNow;
         var killedAt = Stopwatch.StartNew();
-        // Requests of the dead process the stand-in was still answering end (accepted or not) before anything is counted.
         await harness.StandIn.WaitUntilAsync(s => s.InFlightRequestCount == 0, TimeSpan.FromSeconds(30));
-        var beforeKill = harness.StandIn.Events.Count;
-        var arrivedBeforeKill = Arrivals(harness.StandIn.Events);
         var acknowledged = await AcknowledgedAsync(harness.Database);
         if (afterKill is not null)
         {
@@ -75,10 +76,14 @@ internal static class KillMidDrain
         await Workload.WaitUntilNothingPendingAsync(harness.Database, TimeSpan.FromSeconds(60));
 
         var (distinct, duplicates) = Workload.Count(harness.StandIn);
+        var arrival = harness.StandIn.Requests.ToDictionary(r => r.Index, r => r.ReceivedAt);
+        var events = harness.StandIn.Events;
+        var arrivedBeforeKill = events.Where(e => arrival[e.RequestIndex] < killed).Select(Key).ToHashSet();
+        var sentAfterKill = events.Where(e => arrival[e.RequestIndex] >= killed).Select(Key).ToList();
         return new Outcome(
             total, arrivedBeforeKill.Count, peakBeforeKill, distinct, duplicates,
             Unacknowledged: arrivedBeforeKill.Count(e => !acknowledged.Contains(e)),
-            AcknowledgedSentAgain: harness.StandIn.Events.Skip(beforeKill).Count(e => acknowledged.Contains(Key(e))),
+            AcknowledgedSentAgain: sentAfterKill.Count(acknowledged.Contains),
             killedAt.Elapsed, Workload.OutOfOrderUsers(harness.StandIn));
     }
 
@@ -98,8 +103,6 @@ internal static class KillMidDrain
 
     /// <summary>The most events a killed process can have had accepted and not yet acknowledged.</summary>
     public static int MostUnacknowledged(int batch) => new ThrivestackOptions().MaxConcurrentRequests * 2 * 4 * batch;
-
-    private static HashSet<(string UserId, int Seq)> Arrivals(IEnumerable<Testing.ReceivedIdentifyEvent> events) => events.Select(Key).ToHashSet();
 
     private static (string UserId, int Seq) Key(Testing.ReceivedIdentifyEvent e) => (e.UserId, Workload.Seq(e));
 

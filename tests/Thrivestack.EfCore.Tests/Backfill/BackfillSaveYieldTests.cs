@@ -71,6 +71,30 @@ public sealed class BackfillSaveYieldTests : IAsyncLifetime
         Assert.All(backfilled, r => Assert.True(r.Id > appRow.Id, $"Backfill row {r.Id} was written before the app's row {appRow.Id}."));
     }
 
+    [Fact]
+    public async Task BackfillThrivestackAsync_OnContextWhoseRefusedSaveStillCounts_DoesNotWaitForIt()
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddThrivestackIdentify<TestDbContext>(o => o.SendingEnabled = false);
+        await using var provider = services.BuildServiceProvider();
+        var signal = provider.GetRequiredService<OutboxSignal>();
+        signal.SaveYield = TimeSpan.FromMinutes(10);
+
+        // An app interceptor refuses the save in SavingChanges: EF reports no end, so the save still counts.
+        await using var context = NewContext(provider, new RefuseEverySave());
+        context.Users.Add(new AppUser { Id = Guid.NewGuid(), Email = "refused@example.com" });
+        await Assert.ThrowsAsync<InvalidOperationException>(() => context.SaveChangesAsync());
+        context.ChangeTracker.Clear();
+        Assert.Equal(1, signal.SavesInProgress);
+
+        var result = await context.BackfillThrivestackAsync().WaitAsync(Deadline);
+
+        Assert.True(result.Completed);
+        Assert.Equal(0, signal.SavesInProgress);
+        Assert.Equal(seeded.Count, (await OutboxReader.RowsAsync(database)).Count);
+    }
+
     private TestDbContext NewContext(IServiceProvider provider, params IInterceptor[] interceptors)
     {
         var builder = new DbContextOptionsBuilder<TestDbContext>().UseApplicationServiceProvider(provider);
@@ -82,5 +106,12 @@ public sealed class BackfillSaveYieldTests : IAsyncLifetime
         }
 
         return new TestDbContext(builder.Options);
+    }
+
+    /// <summary>An application interceptor, after this library's, that refuses every save.</summary>
+    private sealed class RefuseEverySave : SaveChangesInterceptor
+    {
+        public override ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default) =>
+            throw new InvalidOperationException("The application refuses this save.");
     }
 }
