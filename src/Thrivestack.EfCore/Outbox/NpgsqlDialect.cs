@@ -127,13 +127,17 @@ internal sealed class NpgsqlDialect : OutboxDialect
 
     public override IsolationLevel? BackfillIsolation => IsolationLevel.ReadCommitted;
 
+    /// <summary>The shortest lock timeout of a backfill chunk, in milliseconds (see <see cref="LockOutboxSql"/>).</summary>
+    internal const int MinimumChunkLockTimeoutMs = 5;
+
     /// <summary>
     /// The chunk holds the outbox's writer lock (an advisory lock keyed by the outbox table) exclusively; every transaction
     /// that writes outbox rows holds it shared (<see cref="WriterLockSql"/>). So every transaction that already wrote an
     /// event has committed before the chunk reads, and every later one writes its event after the chunk commits. Only the
     /// event writers wait: the dispatcher's claims and acknowledgements, and autovacuum, go on beside the chunk (a
     /// <c>LOCK TABLE</c> conflicted with all of them: a busy dispatcher starved the backfill and autovacuum skipped the
-    /// outbox). A lock request that waits also holds up every later writer: it gives up after <paramref name="timeout"/>.
+    /// outbox). A lock request that waits also holds up every later writer: it gives up after <paramref name="timeout"/>
+    /// (at least <see cref="MinimumChunkLockTimeoutMs"/>).
     /// The chunk's read is then planned as the index walk it is. EF joins table-split owned types to the raw keyset SQL
     /// (the table joined to itself on its key), and PostgreSQL merge-joined or hashed that join: every row before the
     /// chunk's key read again on every chunk, 1.3 s per chunk halfway through 1,000,000 users. A chunk is at most a few
@@ -142,7 +146,9 @@ internal sealed class NpgsqlDialect : OutboxDialect
     /// </summary>
     public override string? LockOutboxSql(OutboxTable table, TimeSpan timeout, ISqlGenerationHelper sql)
     {
-        var lockTimeout = Math.Max(1, (int)Math.Ceiling(timeout.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
+        // At least 5 ms: the app's outbox inserts hold the shared side for a round trip or two, and a chunk that gives up
+        // is deferred (a wait that doubles), so a lock timeout much shorter than that would defer most chunks of a busy app.
+        var lockTimeout = Math.Max(MinimumChunkLockTimeoutMs, (int)Math.Ceiling(timeout.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture);
         return $"SET LOCAL lock_timeout = '{lockTimeout}ms'; SET LOCAL enable_mergejoin = off; SET LOCAL enable_hashjoin = off; "
             + $"SELECT pg_advisory_xact_lock({WriterLockKey(table, sql)})";
     }
