@@ -46,20 +46,18 @@ public sealed class PostgresAppSaveCountTests(PostgresServer server) : IAsyncLif
     }
 
     /// <summary>Reads the saves in progress as the user's INSERT starts.</summary>
-    private sealed class CountAtInsert : DbCommandInterceptor
+    private sealed class CountAtInsert : CommandWatcher
     {
         public OutboxSignal? Signal { get; set; }
 
         public List<int> Seen { get; } = [];
 
-        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+        protected override void Executing(DbCommand command)
         {
             if (command.CommandText.Contains("INSERT INTO \"Users\"", StringComparison.Ordinal))
             {
                 Seen.Add(Signal!.SavesInProgress);
             }
-
-            return ValueTask.FromResult(result);
         }
     }
 }

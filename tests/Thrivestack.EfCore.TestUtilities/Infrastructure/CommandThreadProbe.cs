@@ -14,7 +14,7 @@ namespace Thrivestack.EfCore.Tests.Infrastructure;
 /// <see cref="Stop"/>. On SQLite every statement is seen (<c>sqlite3_trace</c>, called on the thread that runs it), also
 /// those the dispatcher runs straight on the connection past EF's command interceptors (claim, lease, statistics).
 /// </summary>
-internal sealed class CommandThreadProbe : DbCommandInterceptor, IDbConnectionInterceptor
+internal sealed class CommandThreadProbe : CommandWatcher, IDbConnectionInterceptor
 {
     public const string Opened = "(connection opened)";
 
@@ -70,45 +70,6 @@ internal sealed class CommandThreadProbe : DbCommandInterceptor, IDbConnectionIn
 
     public void Stop() => recording = false;
 
-    public override InterceptionResult<int> NonQueryExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<int> result)
-    {
-        Record(command);
-        return result;
-    }
-
-    public override ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
-        DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
-    {
-        Record(command);
-        return ValueTask.FromResult(result);
-    }
-
-    public override InterceptionResult<DbDataReader> ReaderExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result)
-    {
-        Record(command);
-        return result;
-    }
-
-    public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
-        DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
-    {
-        Record(command);
-        return ValueTask.FromResult(result);
-    }
-
-    public override InterceptionResult<object> ScalarExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<object> result)
-    {
-        Record(command);
-        return result;
-    }
-
-    public override ValueTask<InterceptionResult<object>> ScalarExecutingAsync(
-        DbCommand command, CommandEventData eventData, InterceptionResult<object> result, CancellationToken cancellationToken = default)
-    {
-        Record(command);
-        return ValueTask.FromResult(result);
-    }
-
     public InterceptionResult ConnectionOpening(DbConnection connection, ConnectionEventData eventData, InterceptionResult result)
     {
         Record(Opened);
@@ -138,7 +99,7 @@ internal sealed class CommandThreadProbe : DbCommandInterceptor, IDbConnectionIn
         return ValueTask.FromResult(result);
     }
 
-    private void Record(DbCommand command) => Record(command.CommandText.TrimStart());
+    protected override void Executing(DbCommand command) => Record(command.CommandText.TrimStart());
 
     private void Trace(object userData, utf8z statement) => Record(Statement + statement.utf8_to_string().TrimStart());
 

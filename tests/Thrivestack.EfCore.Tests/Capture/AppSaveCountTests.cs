@@ -198,7 +198,7 @@ public sealed class AppSaveCountTests : IAsyncLifetime
     }
 
     /// <summary>Reads the saves in progress as a command containing <c>statement</c> starts (EF's own commands of the save), then does <see cref="Then"/>.</summary>
-    private sealed class CountAtCommand(string statement) : DbCommandInterceptor
+    private sealed class CountAtCommand(string statement) : CommandWatcher
     {
         public OutboxSignal? Signal { get; set; }
 
@@ -206,27 +206,13 @@ public sealed class AppSaveCountTests : IAsyncLifetime
 
         public Action? Then { get; set; }
 
-        public override InterceptionResult<DbDataReader> ReaderExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result) =>
-            Observe(command, result);
-
-        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default) =>
-            ValueTask.FromResult(Observe(command, result));
-
-        public override InterceptionResult<int> NonQueryExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<int> result) =>
-            Observe(command, result);
-
-        public override ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default) =>
-            ValueTask.FromResult(Observe(command, result));
-
-        private T Observe<T>(DbCommand command, T result)
+        protected override void Executing(DbCommand command)
         {
             if (command.CommandText.Contains(statement, StringComparison.Ordinal))
             {
                 Seen.Add(Signal!.SavesInProgress);
                 Then?.Invoke();
             }
-
-            return result;
         }
     }
 

@@ -45,37 +45,11 @@ public sealed class SqliteBusyTimeoutTests : IAsyncLifetime
     /// On each acknowledgement (the dispatcher's DELETE of delivered outbox rows, an EF command), reads the busy timeout of
     /// the connection it runs on, in its transaction if it has one.
     /// </summary>
-    private sealed class BusyTimeoutProbe : DbCommandInterceptor
+    private sealed class BusyTimeoutProbe : CommandWatcher
     {
         public ConcurrentQueue<long> Seen { get; } = new();
 
-        public override InterceptionResult<int> NonQueryExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<int> result)
-        {
-            Probe(command);
-            return result;
-        }
-
-        public override ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
-            DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
-        {
-            Probe(command);
-            return ValueTask.FromResult(result);
-        }
-
-        public override InterceptionResult<DbDataReader> ReaderExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result)
-        {
-            Probe(command);
-            return result;
-        }
-
-        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
-            DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
-        {
-            Probe(command);
-            return ValueTask.FromResult(result);
-        }
-
-        private void Probe(DbCommand command)
+        protected override void Executing(DbCommand command)
         {
             if (!command.CommandText.TrimStart().StartsWith("DELETE FROM", StringComparison.OrdinalIgnoreCase)
                 || !command.CommandText.Contains("thrivestack_outbox", StringComparison.Ordinal))
