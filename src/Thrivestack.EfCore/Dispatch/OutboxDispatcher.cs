@@ -81,6 +81,10 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     private int outboxFailures;
 
+    // Every failure of the outbox recorded since the start: an operation that succeeds ends an outage only if none was
+    // recorded while it ran (see OutboxReachable).
+    private long outboxFailuresEver;
+
     /// <summary>Pages claimed and not yet finished (their users in flight, their rows leased), in all lanes.</summary>
     private int pagesOutstanding;
 
@@ -414,6 +418,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             }
 
             var fullClaim = page.Full;
+            var failuresBeforeSends = OutboxFailuresSoFar();
             if (fullClaim && moreWork.CurrentCount == 0 && limiter.NetworkIsTheWait)
             {
                 // A full page suggests more: wake one more lane now, before this page's sends, which wakes the next if its
@@ -440,7 +445,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             };
 
             // The page's context and its users' places in flight are held until its acknowledgements are written.
-            finishing = FinishPageAsync(cycle.Acknowledged, cycle.Accepted > 0, page.Scope, page.ReadClaim);
+            finishing = FinishPageAsync(cycle.Acknowledged, cycle.Accepted > 0, failuresBeforeSends, page.Scope, page.ReadClaim);
             var step = new LaneStep(wait, fullClaim, finishing);
             if (wait == TimeSpan.Zero && next is not null)
             {
@@ -510,6 +515,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     private async Task<ClaimedPage> ClaimOnAsync(AsyncServiceScope scope, OutboxStore store, bool setUp, CancellationToken stoppingToken)
     {
+        var failuresBefore = OutboxFailuresSoFar();
         if (!setUp)
         {
             await store.SetUpConnectionAsync(stoppingToken).ConfigureAwait(false);
@@ -535,7 +541,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
         // A claim by reading proves reads work, not that an earlier failed write would now go through (a full disk, a
         // lock held past busy_timeout): that outage ends with a successful write, so it is reported once, not per page.
-        OutboxReachable(wrote: !store.ClaimsByReading);
+        OutboxReachable(wrote: !store.ClaimsByReading, failuresBefore);
         return new ClaimedPage(scope, store, leaseId, rows, leaseEnd, rows.Count >= claimSize);
     }
 
@@ -609,7 +615,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     /// failure of the outbox (or logged, when not the database's), and the backoff it returns holds the lane before its
     /// next claim but one (see RunLaneAsync).
     /// </summary>
-    private async Task<TimeSpan> FinishPageAsync(Task acknowledged, bool wrote, AsyncServiceScope scope, List<ClaimedRow> rowsInFlight)
+    private async Task<TimeSpan> FinishPageAsync(Task acknowledged, bool wrote, long failuresBefore, AsyncServiceScope scope, List<ClaimedRow> rowsInFlight)
     {
         var backoff = TimeSpan.Zero;
         try
@@ -617,7 +623,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
             await acknowledged.ConfigureAwait(false);
             if (wrote)
             {
-                OutboxReachable(wrote: true);
+                OutboxReachable(wrote: true, failuresBefore);
             }
         }
         catch (Exception ex) when (IsDatabaseFailure(ex))
@@ -1097,11 +1103,23 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
     }
 
-    /// <summary>The outbox answered: <paramref name="wrote"/> when a write went through, else a read only.</summary>
-    private void OutboxReachable(bool wrote)
+    private long OutboxFailuresSoFar() => Interlocked.Read(ref outboxFailuresEver);
+
+    /// <summary>
+    /// The outbox answered: <paramref name="wrote"/> when a write went through, else a read only. An operation that began
+    /// before a failure another lane met (<paramref name="failuresBefore"/> is behind) describes the database as it was
+    /// then: a write already under way when the server went down may still commit after a claim failed, and taking that for
+    /// a recovery would log the one outage twice (and reset its backoff). The next operation begun since tells.
+    /// </summary>
+    private void OutboxReachable(bool wrote, long failuresBefore)
     {
         lock (stateGate)
         {
+            if (failuresBefore != outboxFailuresEver)
+            {
+                return;
+            }
+
             if (wrote)
             {
                 writeFailing = false;
@@ -1145,6 +1163,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
         status.OutboxError = exception.GetType().Name;
         outboxFailures++;
+        Interlocked.Increment(ref outboxFailuresEver);
         return RetrySchedule.Delay(outboxFailures, TimeSpan.FromMilliseconds(250), options.PollInterval * 5);
     }
 

@@ -162,6 +162,48 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         Assert.Single(harness.Logs.Lines, l => l.Is(10));
     }
 
+    [Fact]
+    public async Task Dispatcher_AcknowledgementUnderWayWhenTheOutboxFailedGoesThroughLater_IsNoRecovery()
+    {
+        // Two lanes (answers take 50 ms, so the network is the wait). One lane's first acknowledgement is held; meanwhile the
+        // database goes away for new connections, so the other lane's next claim fails: the outage begins. The held write,
+        // on a connection opened before, then goes through: it began before the failure and says nothing of the database
+        // now. Taking it for a recovery would log "recovered" and, at the next failed claim, a second outage.
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(50);
+        await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"u{i:000}", (IReadOnlyDictionary<string, object?>?)null)));
+        var gate = new AcknowledgementGate();
+        var host = BuildHost(gate, maxConcurrentRequests: 2);
+        await host.StartAsync();
+
+        await gate.FirstHeld.WaitAsync(Deadline);
+        gate.FailOpens = true;
+        await harness.Logs.WaitForAsync(l => l.Is(9), Deadline);
+        gate.Release();
+        await gate.HeldWritten.WaitAsync(Deadline);
+
+        // The lanes claim again (after 250 ms, then 500 ms of backoff) and fail again: the same outage.
+        var failedAtRelease = gate.FailedOpens;
+        await WaitUntilAsync(() => gate.FailedOpens >= failedAtRelease + 2);
+        Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(10));
+        gate.FailOpens = false;
+
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
+        await harness.Logs.WaitForAsync(l => l.Is(10), Deadline);
+        Assert.Single(harness.Logs.Lines, l => l.Is(9));
+        Assert.Single(harness.Logs.Lines, l => l.Is(10));
+        Assert.Equal(200, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Deadline;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the condition was not met before the deadline");
+            await Task.Delay(10);
+        }
+    }
+
     private IHost BuildHost(AcknowledgementGate gate, int maxConcurrentRequests = 1) =>
         harness.BuildHost(
             o =>
@@ -182,8 +224,12 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         private readonly TaskCompletionSource held = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource closedAfterPageSent = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource heldWritten = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbConnection, object> ranCommand = [];
+        private DbCommand? heldCommand;
         private int statements;
+        private int failedOpens;
+        private volatile bool failOpens;
 
         /// <summary>The first acknowledgement, once released, fails as a locked database would.</summary>
         public bool FailFirst { get; init; }
@@ -198,6 +244,51 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         public Func<bool> PageSent { get; init; } = () => false;
 
         public Task FirstHeld => held.Task;
+
+        /// <summary>The held acknowledgement, released, went through.</summary>
+        public Task HeldWritten => heldWritten.Task;
+
+        /// <summary>While set, every new connection fails to open, as a database that went away would.</summary>
+        public bool FailOpens
+        {
+            get => failOpens;
+            set => failOpens = value;
+        }
+
+        public int FailedOpens => Volatile.Read(ref failedOpens);
+
+        public InterceptionResult ConnectionOpening(DbConnection connection, ConnectionEventData eventData, InterceptionResult result)
+        {
+            FailOpenIfSet();
+            return result;
+        }
+
+        public ValueTask<InterceptionResult> ConnectionOpeningAsync(
+            DbConnection connection, ConnectionEventData eventData, InterceptionResult result, CancellationToken cancellationToken = default)
+        {
+            FailOpenIfSet();
+            return ValueTask.FromResult(result);
+        }
+
+        private void FailOpenIfSet()
+        {
+            if (failOpens)
+            {
+                Interlocked.Increment(ref failedOpens);
+                throw new Microsoft.Data.Sqlite.SqliteException("unable to open database file", 14);
+            }
+        }
+
+        public override ValueTask<int> NonQueryExecutedAsync(
+            DbCommand command, CommandExecutedEventData eventData, int result, CancellationToken cancellationToken = default)
+        {
+            if (ReferenceEquals(command, Volatile.Read(ref heldCommand)))
+            {
+                heldWritten.TrySetResult();
+            }
+
+            return ValueTask.FromResult(result);
+        }
 
         public Task ClosedAfterPageSent => closedAfterPageSent.Task;
 
@@ -261,6 +352,7 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
             ranCommand.AddOrUpdate(command.Connection!, this);
             if (!held.Task.IsCompleted && Holds(IdsOf(command)))
             {
+                Volatile.Write(ref heldCommand, command);
                 held.TrySetResult();
                 await released.Task.WaitAsync(Deadline);
                 if (FailFirst)
