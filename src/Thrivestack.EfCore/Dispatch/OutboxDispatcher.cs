@@ -458,7 +458,13 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
         }
         catch (Exception ex) when (IsDatabaseFailure(ex) && !stoppingToken.IsCancellationRequested)
         {
-            return new LaneStep(OutboxFailed(ex), false);
+            lock (stateGate)
+            {
+                // During the cycle the database is only written (acknowledgements, releases, dead letters): on SQLite a read
+                // claim that goes through then does not end the outage, a write does (see OutboxReachable).
+                writeFailing |= cycle is not null;
+                return new LaneStep(OutboxFailedLocked(ex), false);
+            }
         }
         finally
         {
@@ -506,8 +512,15 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
             return await claims.RunAsync(() => ClaimOnAsync(scope, store, setUp, stoppingToken)).ConfigureAwait(false);
         }
-        catch
+        catch (Exception ex)
         {
+            if (IsDatabaseFailure(ex))
+            {
+                // Counted now, so no success begun before it ends the outage, though a claim made ahead is reported (or,
+                // abandoned, not at all) only when its lane gets to it.
+                Interlocked.Increment(ref outboxFailuresEver);
+            }
+
             await scope.DisposeAsync().ConfigureAwait(false);
             throw;
         }
@@ -1115,7 +1128,7 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     {
         lock (stateGate)
         {
-            if (failuresBefore != outboxFailuresEver)
+            if (failuresBefore != Interlocked.Read(ref outboxFailuresEver))
             {
                 return;
             }
@@ -1145,14 +1158,6 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
     }
 
     // One error per outage: logged when the outbox becomes unreachable, then quiet until it recovers.
-    private TimeSpan OutboxFailed(Exception exception)
-    {
-        lock (stateGate)
-        {
-            return OutboxFailedLocked(exception);
-        }
-    }
-
     private TimeSpan OutboxFailedLocked(Exception exception)
     {
         if (status.OutboxUnavailableSince is null)

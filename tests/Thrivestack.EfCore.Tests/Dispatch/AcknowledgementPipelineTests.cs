@@ -165,33 +165,53 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
     [Fact]
     public async Task Dispatcher_AcknowledgementUnderWayWhenTheOutboxFailedGoesThroughLater_IsNoRecovery()
     {
-        // Two lanes (answers take 50 ms, so the network is the wait). One lane's first acknowledgement is held; meanwhile the
-        // database goes away for new connections, so the other lane's next claim fails: the outage begins. The held write,
-        // on a connection opened before, then goes through: it began before the failure and says nothing of the database
-        // now. Taking it for a recovery would log "recovered" and, at the next failed claim, a second outage.
+        // Two lanes (answers take 50 ms, so the network is the wait). One lane's first acknowledgement is held, and from then
+        // on the database refuses everything else: new connections and every other statement, as a server that went down
+        // would (the other lane's next claim, or a write of a page claimed ahead, fails: the outage begins). The held write,
+        // and the rest of its page's on its connection, then go through: they began before the failure and say nothing
+        // of the database now. Taken for a recovery, they would log "recovered" and, at the next failure, a second outage.
         harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(50);
         await harness.EnqueueAsync(Enumerable.Range(0, 200).Select(i => ($"u{i:000}", (IReadOnlyDictionary<string, object?>?)null)));
-        var gate = new AcknowledgementGate();
+        var gate = new AcknowledgementGate { FailOnHold = true };
         var host = BuildHost(gate, maxConcurrentRequests: 2);
         await host.StartAsync();
 
         await gate.FirstHeld.WaitAsync(Deadline);
-        gate.FailOpens = true;
         await harness.Logs.WaitForAsync(l => l.Is(9), Deadline);
         gate.Release();
         await gate.HeldWritten.WaitAsync(Deadline);
 
-        // The lanes claim again (after 250 ms, then 500 ms of backoff) and fail again: the same outage.
-        var failedAtRelease = gate.FailedOpens;
-        await WaitUntilAsync(() => gate.FailedOpens >= failedAtRelease + 2);
+        // The lanes try again after their backoff and are refused again: the same outage.
+        var refusedAtRelease = gate.Refused;
+        await WaitUntilAsync(() => gate.Refused >= refusedAtRelease + 2);
         Assert.DoesNotContain(harness.Logs.Lines, l => l.Is(10));
-        gate.FailOpens = false;
+        gate.StopFailing();
 
         await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
         await harness.Logs.WaitForAsync(l => l.Is(10), Deadline);
         Assert.Single(harness.Logs.Lines, l => l.Is(9));
         Assert.Single(harness.Logs.Lines, l => l.Is(10));
         Assert.Equal(200, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Dispatcher_AcknowledgementFailureSeenMidPage_IsAWriteOutageThatAReadDoesNotEnd()
+    {
+        // Answers take 200 ms, so the first acknowledgement's failure (at once) is seen when the page's next batch is
+        // delivered, in the middle of the cycle. It is a write that failed: the next claim, a read on SQLite, is no
+        // recovery, and the next page's acknowledgement failing too is the same outage. One error, one recovery.
+        harness.StandIn.Faults.Latency = TimeSpan.FromMilliseconds(200);
+        await harness.EnqueueAsync(Enumerable.Range(0, 20).Select(i => ($"u{i:00}", (IReadOnlyDictionary<string, object?>?)null)));
+        var gate = new AcknowledgementGate { FailingWrites = 2, Holds = _ => false };
+        var host = BuildHost(gate);
+        await host.StartAsync();
+
+        await harness.WaitForOutboxAsync(rows => rows.Count == 0, Deadline);
+        await harness.Logs.WaitForAsync(l => l.Is(10), Deadline);
+        Assert.True(gate.Statements >= 3, $"{gate.Statements} acknowledgements");
+        Assert.Single(harness.Logs.Lines, l => l.Is(9));
+        Assert.Single(harness.Logs.Lines, l => l.Is(10));
+        Assert.Equal(20, harness.StandIn.Events.Select(e => e.UserId).Distinct().Count());
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)
@@ -227,9 +247,10 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         private readonly TaskCompletionSource heldWritten = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbConnection, object> ranCommand = [];
         private DbCommand? heldCommand;
+        private DbConnection? heldConnection;
         private int statements;
-        private int failedOpens;
-        private volatile bool failOpens;
+        private int refused;
+        private volatile bool failing;
 
         /// <summary>The first acknowledgement, once released, fails as a locked database would.</summary>
         public bool FailFirst { get; init; }
@@ -248,33 +269,60 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         /// <summary>The held acknowledgement, released, went through.</summary>
         public Task HeldWritten => heldWritten.Task;
 
-        /// <summary>While set, every new connection fails to open, as a database that went away would.</summary>
-        public bool FailOpens
-        {
-            get => failOpens;
-            set => failOpens = value;
-        }
+        /// <summary>
+        /// From the first hold on, until <see cref="StopFailing"/>, the database refuses every new connection and every
+        /// statement but those on the held acknowledgement's connection, as a server that went down would.
+        /// </summary>
+        public bool FailOnHold { get; init; }
 
-        public int FailedOpens => Volatile.Read(ref failedOpens);
+        /// <summary>Connections and statements refused so far.</summary>
+        public int Refused => Volatile.Read(ref refused);
+
+        public void StopFailing() => failing = false;
 
         public InterceptionResult ConnectionOpening(DbConnection connection, ConnectionEventData eventData, InterceptionResult result)
         {
-            FailOpenIfSet();
+            RefuseIfFailing(connection);
             return result;
         }
 
         public ValueTask<InterceptionResult> ConnectionOpeningAsync(
             DbConnection connection, ConnectionEventData eventData, InterceptionResult result, CancellationToken cancellationToken = default)
         {
-            FailOpenIfSet();
+            RefuseIfFailing(connection);
             return ValueTask.FromResult(result);
         }
 
-        private void FailOpenIfSet()
+        public override InterceptionResult<int> NonQueryExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<int> result)
         {
-            if (failOpens)
+            RefuseIfFailing(command.Connection);
+            return result;
+        }
+
+        public override InterceptionResult<DbDataReader> ReaderExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result)
+        {
+            RefuseIfFailing(command.Connection);
+            return result;
+        }
+
+        public override InterceptionResult<object> ScalarExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<object> result)
+        {
+            RefuseIfFailing(command.Connection);
+            return result;
+        }
+
+        public override ValueTask<InterceptionResult<object>> ScalarExecutingAsync(
+            DbCommand command, CommandEventData eventData, InterceptionResult<object> result, CancellationToken cancellationToken = default)
+        {
+            RefuseIfFailing(command.Connection);
+            return ValueTask.FromResult(result);
+        }
+
+        private void RefuseIfFailing(DbConnection? connection)
+        {
+            if (failing && !ReferenceEquals(connection, Volatile.Read(ref heldConnection)))
             {
-                Interlocked.Increment(ref failedOpens);
+                Interlocked.Increment(ref refused);
                 throw new Microsoft.Data.Sqlite.SqliteException("unable to open database file", 14);
             }
         }
@@ -324,6 +372,7 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
             DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
         {
+            RefuseIfFailing(command.Connection);
             await HoldAsync(command);
             return result;
         }
@@ -331,6 +380,7 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
         public override async ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
             DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
         {
+            RefuseIfFailing(command.Connection);
             await HoldAsync(command);
             return result;
         }
@@ -353,6 +403,12 @@ public sealed class AcknowledgementPipelineTests : IAsyncLifetime
             if (!held.Task.IsCompleted && Holds(IdsOf(command)))
             {
                 Volatile.Write(ref heldCommand, command);
+                if (FailOnHold)
+                {
+                    Volatile.Write(ref heldConnection, command.Connection);
+                    failing = true;
+                }
+
                 held.TrySetResult();
                 await released.Task.WaitAsync(Deadline);
                 if (FailFirst)
