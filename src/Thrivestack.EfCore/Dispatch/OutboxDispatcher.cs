@@ -81,8 +81,8 @@ internal sealed class OutboxDispatcher<TContext> : BackgroundService
 
     private int outboxFailures;
 
-    // Every failure of the outbox recorded since the start: an operation that succeeds ends an outage only if none was
-    // recorded while it ran (see OutboxReachable).
+    // Moves on every failure of the outbox (a failed claim may move it twice: where it fails and where its lane reports
+    // it): an operation that succeeds ends an outage only if it did not move while the operation ran (OutboxReachable).
     private long outboxFailuresEver;
 
     /// <summary>Pages claimed and not yet finished (their users in flight, their rows leased), in all lanes.</summary>
